@@ -1,0 +1,42 @@
+//! `sparsedisk info DIR [--json]`.
+
+use crate::cli::InfoArgs;
+use crate::output::{emit, emit_json};
+use sparsedisk::units::format_bytes;
+use sparsedisk::{Matrix, Result};
+
+pub fn run(args: InfoArgs) -> Result<()> {
+    let m = Matrix::open(&args.dir)?;
+    let info = m.info();
+    if args.json {
+        return emit_json(&serde_json::to_value(&info).expect("MatrixInfo serialises"));
+    }
+    let text = format!(
+        "matrix      {}\n\
+         shape       {} x {}\n\
+         nnz         {} (density {:.3e})\n\
+         values      {}\n\
+         layout      {} ({} indices, u64 row pointers)\n\
+         segments    {} (nnz per segment {}..{}, largest payload {})\n\
+         on disk     {} ({} of arrays, {:.2} bytes per nonzero)\n\
+         format      version {}, generation {}",
+        info.path,
+        info.rows,
+        info.cols,
+        info.nnz,
+        info.density,
+        info.value_type,
+        info.layout,
+        info.index_type,
+        info.segments,
+        info.segment_nnz_min,
+        info.segment_nnz_max,
+        format_bytes(info.segment_payload_max),
+        format_bytes(info.bytes_on_disk),
+        format_bytes(info.payload_bytes),
+        info.bytes_per_nonzero,
+        info.format_version,
+        info.generation,
+    );
+    emit(&text)
+}

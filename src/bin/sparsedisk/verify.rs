@@ -1,0 +1,35 @@
+//! `sparsedisk verify DIR [--json]`: exit 0 when sound, 1 with the first problem when not.
+
+use crate::cli::VerifyArgs;
+use crate::output::{emit, emit_json};
+use sparsedisk::units::format_bytes;
+use sparsedisk::{Matrix, Result};
+use std::time::Instant;
+
+pub fn run(args: VerifyArgs, _quiet: bool) -> Result<()> {
+    let start = Instant::now();
+    let m = Matrix::open(&args.dir)?;
+    let report = m.verify()?;
+    let seconds = start.elapsed().as_secs_f64();
+    if args.json {
+        return emit_json(&serde_json::json!({
+            "ok": true,
+            "path": args.dir.display().to_string(),
+            "segments": report.segments,
+            "files": report.files,
+            "bytes": report.bytes,
+            "nnz": report.nnz,
+            "seconds": seconds,
+            "gb_per_s": report.bytes as f64 / seconds.max(1e-9) / 1e9,
+        }));
+    }
+    emit(&format!(
+        "ok: {} segments, {} files, {} checked, {} entries, in {:.2} s ({:.2} GB/s)",
+        report.segments,
+        report.files,
+        format_bytes(report.bytes),
+        report.nnz,
+        seconds,
+        report.bytes as f64 / seconds.max(1e-9) / 1e9
+    ))
+}

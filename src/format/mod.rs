@@ -1,0 +1,317 @@
+//! The on-disk format: a matrix is a directory.
+//!
+//! This module is the specification. Everything a reader needs to open a sparsedisk matrix, in any
+//! language, is written here; the Rust types below are its executable form. Version 1.
+//!
+//! # Overview
+//!
+//! ```text
+//! MATRIX_DIR/
+//! ├── manifest.json                  the single commit point: what the matrix is and which files make it
+//! ├── zarr.json                      Zarr v3 group metadata of the directory itself (constant content)
+//! ├── seg_1_000000/                  segment 0 of generation 1: a Binsparse CSR (or CSC) Zarr v3 group
+//! │   ├── zarr.json                  group metadata: {"binsparse": descriptor, "sparsedisk": placement}
+//! │   ├── pointers_to_1/zarr.json    Zarr array metadata (uint64, one chunk)
+//! │   ├── pointers_to_1/c/0          the chunk: raw little-endian u64 row pointers, offset 0
+//! │   ├── indices_1/zarr.json        Zarr array metadata (uint32 or uint64, one chunk)
+//! │   ├── indices_1/c/0              raw little-endian column (CSR) or row (CSC) indices
+//! │   ├── values/zarr.json           Zarr array metadata (float64, float32, int64; bool for pattern)
+//! │   └── values/c/0                 raw little-endian values (pattern: a single byte 0x01, see below)
+//! ├── seg_1_000001/ ...
+//! └── (anything else: ignored by readers, e.g. a crashed build's leftovers)
+//! ```
+//!
+//! A **segment** holds a contiguous band of *outer* indices: rows of a CSR matrix, columns of a CSC
+//! matrix. The *inner* index is the other one (columns for CSR, rows for CSC). Every segment is a
+//! standard, self-describing sparse matrix: Python's `binsparse` and `zarr` packages open it as the
+//! band it is (`BinsparseTensor.parse(ZarrBinsparseContainer(zarr.open_group(SEGMENT_DIR)))`, or
+//! `binsparse.load_binsparse` through a path ending in `.zarr`), and `numpy.memmap` maps each chunk file
+//! directly, since each holds exactly the raw little-endian array from offset 0.
+//!
+//! # Byte order, integer widths
+//!
+//! All arrays are little-endian. No `usize` is ever written. Row pointers (`indptr`) are always u64.
+//! Inner indices are u32 when the inner dimension is at most 2^32 (every index fits), otherwise
+//! u64; the manifest's `index_type` says which, for the whole matrix. Values are IEEE-754 binary64
+//! (`float64`), binary32 (`float32`), two's-complement `int64`, or absent (`pattern`).
+//!
+//! # The manifest (`manifest.json`)
+//!
+//! A UTF-8 JSON object. Unknown members are ignored (forward compatibility within a format version).
+//!
+//! | member | type | meaning |
+//! |---|---|---|
+//! | `format` | string | always `"sparsedisk"` |
+//! | `format_version` | integer | `1`; a reader refuses versions it does not know |
+//! | `generation` | integer ≥ 1 | increases each time the directory is rewritten; segment names carry it |
+//! | `shape` | `[rows, cols]` | the matrix shape, each < 2^63 |
+//! | `nnz` | integer | number of stored entries (explicit zeros count) |
+//! | `layout` | `"csr"` or `"csc"` | CSR: segments are row bands; CSC: column bands |
+//! | `value_type` | string | `"float64"`, `"float32"`, `"int64"` or `"pattern"` |
+//! | `index_type` | string | `"uint32"` or `"uint64"`: the type of the inner indices |
+//! | `segments` | array | the segments in order, see below |
+//! | `checksum` | string | xxh3-64 of the manifest's canonical form, 16 lower-case hex digits |
+//!
+//! Each element of `segments`:
+//!
+//! | member | type | meaning |
+//! |---|---|---|
+//! | `name` | string | the segment's directory, `seg_{generation}_{index:06}` |
+//! | `start`, `end` | integers | the band of outer indices `start..end` (end exclusive, `start < end`) |
+//! | `nnz` | integer | entries in the segment |
+//! | `indptr` | file | the `pointers_to_1` chunk: `end - start + 1` u64, the first 0, the last `nnz` |
+//! | `indices` | file | the `indices_1` chunk: `nnz` inner indices of `index_type` |
+//! | `values` | file or `null` | the `values` chunk: `nnz` values of `value_type`; `null` for pattern |
+//! | `metadata` | array of files | every other file of the segment (the `zarr.json` files, the pattern value byte) |
+//!
+//! A *file* is `{"path": P, "bytes": B, "xxh3": H}`: `P` relative to the matrix directory, made of
+//! plain components (no `..`, not absolute); `B` its exact size in bytes; `H` the xxh3-64 (seed 0) of
+//! its bytes as 16 lower-case hex digits. A chunk of zero bytes (an empty segment's indices and values)
+//! is not written, as Zarr prescribes for a chunk outside an empty array; its entry has `bytes: 0`.
+//!
+//! The segments tile the outer dimension exactly: the first starts at 0, each starts where the previous
+//! ended, the last ends at the outer dimension, and their `nnz` add up to the manifest's `nnz`. A matrix
+//! whose outer dimension is 0 has no segments.
+//!
+//! **Canonical form and checksum.** The checksum is the xxh3-64 of the manifest object *without* its
+//! `checksum` member, serialised as compact JSON (no whitespace) with the members of every object
+//! sorted by key (byte order) and numbers written as integers. Python:
+//! `xxhash.xxh3_64_hexdigest(json.dumps(body, sort_keys=True, separators=(",", ":")))`. It catches any
+//! change to a value in the manifest, which its own size and parse could not.
+//!
+//! # Segment groups (Binsparse in Zarr v3)
+//!
+//! Each segment directory is a Zarr v3 group. Its attributes hold the Binsparse JSON descriptor under
+//! the attribute `binsparse` (the descriptor is itself an object whose one member is `binsparse`, as the
+//! Binsparse specification writes it and as the reference Python package reads it), and the segment's
+//! place in the whole matrix under `sparsedisk`:
+//!
+//! ```json
+//! {
+//!   "binsparse": {
+//!     "binsparse": {
+//!       "version": "0.1.0", "format": "CSR", "shape": [band_rows, cols],
+//!       "number_of_stored_values": nnz,
+//!       "data_types": {"pointers_to_1": "uint64", "indices_1": "uint32", "values": "float64"}
+//!     }
+//!   },
+//!   "sparsedisk": {"row_offset": start, "global_shape": [rows, cols]}
+//! }
+//! ```
+//!
+//! For a CSC segment: `"format": "CSC"`, `"shape": [rows, band_cols]`, and `"col_offset"` instead of
+//! `"row_offset"`. For a pattern matrix the values are Binsparse's iso form, `"values": "iso[bint8]"`:
+//! a one-element `bool` array holding `true` (every stored entry is 1). Each array is a Zarr v3 array
+//! with one chunk the size of the array (`chunk_shape` 1 for an empty array), the `bytes` codec with
+//! little endian, no compression, and the default chunk key encoding (`c/0`).
+//!
+//! The matrix directory's own `zarr.json` is a Zarr v3 group with attributes
+//! `{"sparsedisk": {"format_version": 1, "manifest": "manifest.json"}}`. Zarr tools list the segment
+//! groups from it, but only the manifest says which of them are live.
+//!
+//! # Commit protocol and immutability
+//!
+//! A writer creates the segment files of a new generation beside whatever is there, writes them
+//! sequentially (never through a writable map, so a full disk is an error and not a SIGBUS), fsyncs each
+//! file and directory, and then publishes by writing `manifest.json` atomically: a temporary file in
+//! the same directory, fsync, rename over `manifest.json`, fsync of the directory. Until that rename
+//! nothing new is visible; after it, the previous generation's segments are deleted. A reader trusts
+//! only the manifest: files it does not list are ignored. Published files are never modified or
+//! reopened for writing; a rewrite (`--force`) makes a new generation with new file names.
+//!
+//! # What readers check
+//!
+//! [`Matrix::open`](crate::Matrix::open) is cheap: it parses the manifest, checks its checksum and every
+//! invariant above that needs no array data, and checks that each listed file exists with its listed
+//! size. [`Matrix::verify`](crate::Matrix::verify) is the full O(nnz) check: every file's checksum, and
+//! every segment's structure (the indptr starts at 0, never decreases, ends at `nnz`; the indices of each
+//! row are strictly increasing and below the inner dimension).
+
+mod canonical;
+mod manifest;
+mod zarr;
+
+pub use manifest::{FileEntry, Manifest, SegmentEntry, MANIFEST_FILE};
+pub(crate) use zarr::{array_metadata, root_group_metadata, segment_group_metadata};
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The newest format version this build writes and reads.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// Name of the Binsparse descriptor's version written into every segment.
+pub const BINSPARSE_VERSION: &str = "0.1.0";
+
+/// Compute the xxh3-64 checksum of `bytes` as 16 lower-case hex digits, as the manifest records it.
+pub fn checksum_hex(bytes: &[u8]) -> String {
+    format_checksum(xxhash_rust::xxh3::xxh3_64(bytes))
+}
+
+/// Format a 64-bit checksum as the manifest records it.
+pub fn format_checksum(hash: u64) -> String {
+    format!("{hash:016x}")
+}
+
+/// How the matrix is cut into segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// Compressed sparse rows: segments are bands of rows, indices are columns.
+    Csr,
+    /// Compressed sparse columns: segments are bands of columns, indices are rows.
+    Csc,
+}
+
+impl Layout {
+    /// `(outer, inner)` dimensions of a matrix of `shape` in this layout.
+    pub fn outer_inner(self, shape: (u64, u64)) -> (u64, u64) {
+        match self {
+            Layout::Csr => (shape.0, shape.1),
+            Layout::Csc => (shape.1, shape.0),
+        }
+    }
+
+    /// `(row, col)` of the entry at `(outer, inner)`.
+    pub fn row_col(self, outer: u64, inner: u64) -> (u64, u64) {
+        match self {
+            Layout::Csr => (outer, inner),
+            Layout::Csc => (inner, outer),
+        }
+    }
+
+    /// The Binsparse format name of a segment in this layout.
+    pub fn binsparse_format(self) -> &'static str {
+        match self {
+            Layout::Csr => "CSR",
+            Layout::Csc => "CSC",
+        }
+    }
+
+    /// Lower-case name, as in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Csr => "csr",
+            Layout::Csc => "csc",
+        }
+    }
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The type of the stored values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueType {
+    /// IEEE-754 binary64.
+    Float64,
+    /// IEEE-754 binary32.
+    Float32,
+    /// Signed 64-bit integers.
+    Int64,
+    /// No values: every stored entry is 1 (a graph's adjacency structure).
+    Pattern,
+}
+
+impl ValueType {
+    /// Bytes per stored value (0 for pattern).
+    pub fn bytes(self) -> u64 {
+        match self {
+            ValueType::Float64 | ValueType::Int64 => 8,
+            ValueType::Float32 => 4,
+            ValueType::Pattern => 0,
+        }
+    }
+
+    /// The name used in the manifest, in Binsparse and in Zarr (`pattern` is Binsparse `iso[bint8]`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueType::Float64 => "float64",
+            ValueType::Float32 => "float32",
+            ValueType::Int64 => "int64",
+            ValueType::Pattern => "pattern",
+        }
+    }
+}
+
+impl fmt::Display for ValueType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Width of the stored inner indices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexType {
+    /// Unsigned 32-bit indices: inner dimension at most 2^32.
+    Uint32,
+    /// Unsigned 64-bit indices.
+    Uint64,
+}
+
+impl IndexType {
+    /// The narrowest type that holds every index below `inner_dim`.
+    pub fn for_inner_dim(inner_dim: u64) -> IndexType {
+        if inner_dim <= 1 << 32 {
+            IndexType::Uint32
+        } else {
+            IndexType::Uint64
+        }
+    }
+
+    /// Bytes per index.
+    pub fn bytes(self) -> u64 {
+        match self {
+            IndexType::Uint32 => 4,
+            IndexType::Uint64 => 8,
+        }
+    }
+
+    /// The name used in the manifest, Binsparse and Zarr.
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexType::Uint32 => "uint32",
+            IndexType::Uint64 => "uint64",
+        }
+    }
+}
+
+impl fmt::Display for IndexType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Name of the directory of segment `index` of `generation`.
+pub fn segment_name(generation: u64, index: usize) -> String {
+    format!("seg_{generation}_{index:06}")
+}
+
+/// The generation a segment directory name belongs to, if `name` is one.
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    let rest = name.strip_prefix("seg_")?;
+    let (generation, index) = rest.split_once('_')?;
+    if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    generation.parse().ok()
+}
+
+/// Relative paths of a segment's array chunks and metadata files, as the writer lays them out.
+pub(crate) mod paths {
+    /// The row-pointer array's name in Binsparse.
+    pub const INDPTR: &str = "pointers_to_1";
+    /// The inner-index array's name in Binsparse.
+    pub const INDICES: &str = "indices_1";
+    /// The value array's name in Binsparse.
+    pub const VALUES: &str = "values";
+    /// Zarr v3 metadata file name.
+    pub const ZARR_JSON: &str = "zarr.json";
+    /// The single chunk of a one-chunk 1-D array under the default chunk key encoding.
+    pub const CHUNK: &str = "c/0";
+}

@@ -1,0 +1,52 @@
+//! # sparsedisk
+//!
+//! Sparse matrices larger than memory. A matrix lives on disk as a directory of CSR (row bands) or CSC
+//! (column bands) **segments**, each a standard Binsparse sparse matrix in a Zarr v3 group whose
+//! `indptr`, `indices` and `values` arrays are raw little-endian files, memory-mapped on demand. A
+//! manifest, replaced atomically, is the single commit point: a matrix is never seen half-written.
+//!
+//! * [`format`]: the on-disk format, fully specified.
+//! * [`Matrix`]: open (cheap), [`verify`](Matrix::verify) (full), inspect, map segments, convert to
+//!   sprs.
+//! * [`MatrixWriter`]: the one streaming writer every producer of matrices uses.
+//! * [`gen`]: deterministic generators (Laplacians, banded matrices) that stream into the writer.
+//! * [`io`]: Matrix Market export.
+//!
+//! ```
+//! use sparsedisk::{gen::{generate, Generator}, io::mtx::write_matrix_market, Layout, Matrix, WriterOptions};
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let dir = tmp.path().join("lap");
+//! // A 2-D Laplacian on a 3 x 3 grid: 9 rows, 33 nonzeros.
+//! let m = generate::<f64>(&Generator::Laplace2d { n: 3 }, &dir, Layout::Csr, WriterOptions::default())?;
+//! assert_eq!((m.shape(), m.nnz()), ((9, 9), 33));
+//! let reopened = Matrix::open(&dir)?;
+//! reopened.verify()?;
+//! let csr = reopened.to_sprs()?; // an in-memory sprs::CsMat<f64>
+//! assert_eq!(csr.get(4, 4), Some(&4.0));
+//! let mut text = Vec::new();
+//! write_matrix_market(&reopened, &mut text, "out.mtx".as_ref(), &mut |_| {})?;
+//! assert!(text.starts_with(b"%%MatrixMarket matrix coordinate real general"));
+//! # Ok::<(), sparsedisk::Error>(())
+//! ```
+//!
+//! Parallel work runs on the ambient rayon pool; the library never builds a global pool.
+
+#![warn(missing_docs)]
+
+pub mod element;
+pub mod error;
+pub mod format;
+pub mod gen;
+pub mod io;
+pub mod matrix;
+pub mod segment;
+pub mod storage;
+pub mod units;
+pub mod writer;
+
+pub use element::{Element, Indices, Values};
+pub use error::{Error, Result};
+pub use format::{IndexType, Layout, ValueType};
+pub use matrix::{Matrix, MatrixInfo, VerifyReport};
+pub use segment::{MappedSegment, StoredIndex};
+pub use writer::{MatrixWriter, WriterOptions, DEFAULT_SEGMENT_BYTES};

@@ -1,0 +1,314 @@
+//! Storage: the one place that maps files, typed views of mapped bytes, and durable writes.
+//!
+//! * [`MappedFile`] wraps the crate's only `unsafe` block that creates a memory map. Published files are
+//!   never modified (see the [format](crate::format) docs), which is what makes the map sound to read.
+//!   What sparsedisk cannot prevent is another program truncating or rewriting a mapped file; that is
+//!   outside its guarantees (reading a truncated map raises SIGBUS).
+//! * [`cast_slice`] turns mapped bytes into `&[u64]`, `&[f64]`, ... through `bytemuck`, which checks
+//!   size and alignment; no hand-written pointer casts.
+//! * [`HashingWriter`] writes a file sequentially through a buffer while computing its xxh3 checksum
+//!   and size, so a segment's checksums cost no second pass.
+//! * [`write_file_atomic`] and [`sync_dir`] implement the commit protocol's durable publish.
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("sparsedisk maps little-endian files directly and supports little-endian targets only");
+
+use crate::error::{Error, Result};
+use memmap2::{Advice, Mmap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use xxhash_rust::xxh3::Xxh3;
+
+/// A read-only memory map of a whole file (or nothing, for an empty file).
+#[derive(Debug)]
+pub struct MappedFile {
+    map: Option<Mmap>,
+}
+
+impl MappedFile {
+    /// Maps `path`, checking that it holds exactly `expected_len` bytes.
+    ///
+    /// A zero-length file (or, when `expected_len` is 0, a missing one, as the format allows for empty
+    /// chunks) maps to an empty slice without a system call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be opened or mapped; [`Error::Corrupt`] when its length
+    /// differs from `expected_len`.
+    pub fn open(path: &Path, expected_len: u64) -> Result<MappedFile> {
+        if expected_len == 0 {
+            return match fs::metadata(path) {
+                Ok(m) if m.len() != 0 => Err(Error::corrupt(path, format!("file has {} bytes, expected 0", m.len()))),
+                _ => Ok(MappedFile { map: None }),
+            };
+        }
+        let file = File::open(path).map_err(|e| Error::io(path, "opening a segment file", e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, "reading file metadata", e))?.len();
+        if len != expected_len {
+            return Err(Error::corrupt(path, format!("file has {len} bytes, the manifest lists {expected_len}")));
+        }
+        // SAFETY: the file is part of a published matrix, and published files are never written,
+        // truncated or reopened for writing by sparsedisk (format module: "Commit protocol and
+        // immutability"), so the mapped bytes do not change while the map lives. The length was checked
+        // just above, so every byte of the map is backed by the file.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, "memory-mapping a segment file", e))?;
+        Ok(MappedFile { map: Some(map) })
+    }
+
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// Tells the kernel how the map will be read (sequential scan, random access, will need, ...).
+    /// Advice is a hint: failures are ignored.
+    pub fn advise(&self, advice: Advice) {
+        if let Some(map) = &self.map {
+            let _ = map.advise(advice);
+        }
+    }
+}
+
+/// Views `bytes` as a slice of `T`, checking length and alignment.
+///
+/// # Errors
+///
+/// [`Error::Corrupt`] naming `path` when the length is not a multiple of `T`'s size or the bytes are
+/// not aligned for `T` (a mapped file always is).
+pub fn cast_slice<'a, T: bytemuck::Pod>(bytes: &'a [u8], path: &Path) -> Result<&'a [T]> {
+    bytemuck::try_cast_slice(bytes).map_err(|e| {
+        Error::corrupt(path, format!("cannot view {} bytes as {}: {e:?}", bytes.len(), std::any::type_name::<T>()))
+    })
+}
+
+/// A buffered sequential file writer that computes the xxh3 checksum and size of what it writes.
+///
+/// It buffers in its own `Vec` and hashes whole buffers at once, so that pushing one 4- or 8-byte
+/// index at a time costs a copy, not a hash-state update.
+pub struct HashingWriter {
+    path: PathBuf,
+    file: File,
+    buf: Vec<u8>,
+    hasher: Xxh3,
+    bytes: u64,
+}
+
+/// Buffer size of [`HashingWriter`]: large enough for sequential disk throughput, small enough that
+/// three open writers per segment cost little memory.
+const WRITE_BUFFER: usize = 1 << 20;
+
+impl HashingWriter {
+    /// Creates (or truncates) `path` for writing; parent directories must exist.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be created.
+    pub fn create(path: &Path) -> Result<HashingWriter> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| Error::io(path, "creating a file", e))?;
+        Ok(HashingWriter {
+            path: path.to_path_buf(),
+            file,
+            buf: Vec::with_capacity(WRITE_BUFFER),
+            hasher: Xxh3::new(),
+            bytes: 0,
+        })
+    }
+
+    /// Appends `data`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] on a write failure (including a full disk).
+    #[inline]
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        if self.buf.len() + data.len() > WRITE_BUFFER {
+            self.flush_buffer()?;
+            if data.len() >= WRITE_BUFFER {
+                self.hasher.update(data);
+                self.bytes += data.len() as u64;
+                return self.file.write_all(data).map_err(|e| Error::io(&self.path, "writing", e));
+            }
+        }
+        self.buf.extend_from_slice(data);
+        self.bytes += data.len() as u64;
+        Ok(())
+    }
+
+    /// Appends one little-endian u64.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write).
+    #[inline]
+    pub fn write_u64(&mut self, value: u64) -> Result<()> {
+        self.write(&value.to_le_bytes())
+    }
+
+    /// Appends one little-endian u32.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write).
+    #[inline]
+    pub fn write_u32(&mut self, value: u32) -> Result<()> {
+        self.write(&value.to_le_bytes())
+    }
+
+    fn flush_buffer(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            self.hasher.update(&self.buf);
+            self.file.write_all(&self.buf).map_err(|e| Error::io(&self.path, "writing", e))?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.bytes
+    }
+
+    /// True when nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.bytes == 0
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes, optionally fsyncs, and returns `(bytes, xxh3 hex)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when flushing or syncing fails.
+    pub fn finish(mut self, durable: bool) -> Result<(u64, String)> {
+        self.flush_buffer()?;
+        if durable {
+            self.file.sync_all().map_err(|e| Error::io(&self.path, "syncing to disk", e))?;
+        }
+        Ok((self.bytes, crate::format::format_checksum(self.hasher.digest())))
+    }
+}
+
+/// A file written under a temporary name in its final directory and renamed into place by
+/// [`commit`](AtomicFile::commit): readers see the old file or the complete new one, never a part.
+/// Dropped without `commit`, it removes the temporary file: no partial output.
+pub struct AtomicFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    out: Option<BufWriter<File>>,
+}
+
+impl AtomicFile {
+    /// Starts writing what will become `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the temporary file cannot be created.
+    pub fn create(path: &Path) -> Result<AtomicFile> {
+        let dir = parent_dir(path);
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        // Unique per process and per call, so concurrent writers never share a temporary file.
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.tmp-{}-{unique}", std::process::id()));
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, "creating a temporary file", e))?;
+        Ok(AtomicFile { tmp, path: path.to_path_buf(), out: Some(BufWriter::with_capacity(WRITE_BUFFER, file)) })
+    }
+
+    /// The buffered writer of the temporary file.
+    pub fn writer(&mut self) -> &mut BufWriter<File> {
+        self.out.as_mut().expect("an uncommitted AtomicFile has a writer")
+    }
+
+    /// The final path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes, optionally fsyncs, and renames the file into place (then fsyncs the directory).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] on failure; the temporary file is removed and `path` is untouched.
+    pub fn commit(mut self, durable: bool) -> Result<()> {
+        let out = self.out.take().expect("an uncommitted AtomicFile has a writer");
+        let file = out.into_inner().map_err(|e| Error::io(&self.tmp, "writing", e.into_error()))?;
+        if durable {
+            file.sync_all().map_err(|e| Error::io(&self.tmp, "syncing to disk", e))?;
+        }
+        drop(file);
+        fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, "renaming into place", e))?;
+        if durable {
+            sync_dir(&parent_dir(&self.path))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        // Committed files were renamed away; anything left is partial output.
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+/// Writes `contents` to `path` atomically and durably (see [`AtomicFile`]).
+///
+/// # Errors
+///
+/// [`Error::Io`] on any failure; the temporary file is removed.
+pub fn write_file_atomic(path: &Path, contents: &[u8], durable: bool) -> Result<()> {
+    let mut file = AtomicFile::create(path)?;
+    file.writer().write_all(contents).map_err(|e| Error::io(path, "writing", e))?;
+    file.commit(durable)
+}
+
+/// Fsyncs a directory, making the creation, rename or removal of its entries durable.
+///
+/// # Errors
+///
+/// [`Error::Io`] when the directory cannot be opened or synced.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let d = File::open(dir).map_err(|e| Error::io(dir, "opening a directory to sync it", e))?;
+    d.sync_all().map_err(|e| Error::io(dir, "syncing a directory", e))
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub(crate) fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Drops the page cache of a file, or of every file below a directory, so that the next read comes
+/// from the disk: the cold start of an out-of-core measurement. Dirty pages are written first.
+///
+/// # Errors
+///
+/// [`Error::Io`] when a file cannot be opened or advised.
+pub fn evict_page_cache(path: &Path) -> Result<()> {
+    let meta = fs::metadata(path).map_err(|e| Error::io(path, "reading metadata", e))?;
+    if meta.is_dir() {
+        let entries = fs::read_dir(path).map_err(|e| Error::io(path, "listing a directory", e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(path, "listing a directory", e))?;
+            evict_page_cache(&entry.path())?;
+        }
+        return Ok(());
+    }
+    let file = File::open(path).map_err(|e| Error::io(path, "opening to evict its cache", e))?;
+    file.sync_data().map_err(|e| Error::io(path, "syncing before eviction", e))?;
+    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed)
+        .map_err(|e| Error::io(path, "dropping the page cache", io::Error::from(e)))
+}

@@ -1,0 +1,502 @@
+//! The one streaming writer every producer of matrices uses.
+//!
+//! Contract:
+//!
+//! * Outer indices (rows of a CSR matrix, columns of a CSC matrix) go in in increasing order, each
+//!   with its inner indices strictly increasing. [`push_row`](MatrixWriter::push_row) writes a whole
+//!   outer index at once; [`push_entry`](MatrixWriter::push_entry) takes a sorted stream of entries
+//!   (what a k-way merge produces). Outer indices never pushed are empty.
+//! * Entries stream straight to the segment's chunk files through fixed buffers: memory is a few MiB
+//!   whatever the size of the matrix, of a segment, or of a single row.
+//! * A segment is closed at the first outer boundary at which its payload (indptr + indices + values)
+//!   reaches [`WriterOptions::segment_bytes`]; so a segment exceeds the bound by at most one row.
+//! * Nothing is visible to readers until [`finish`](MatrixWriter::finish) publishes the manifest. A
+//!   writer dropped without `finish` (an error, a panic, a cancelled job) removes every file it wrote,
+//!   and the directory itself if it created it.
+
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::format::{
+    array_metadata, checksum_hex, parse_segment_name, paths, root_group_metadata, segment_group_metadata, segment_name,
+    FileEntry, IndexType, Layout, Manifest, SegmentEntry, ValueType, FORMAT_VERSION, MANIFEST_FILE,
+};
+use crate::matrix::Matrix;
+use crate::storage::{sync_dir, write_file_atomic, HashingWriter};
+use std::fs;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+/// Default bound on a segment's payload: 64 MiB. Large enough that per-segment costs (seven small
+/// files, a map and unmap) vanish beside the data, small enough that a few mapped segments sit well
+/// inside any memory budget and that a matrix of a few hundred MiB spreads over both cores.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+
+/// Options of a [`MatrixWriter`].
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// Close a segment once its payload reaches this many bytes (at least one row per segment).
+    pub segment_bytes: u64,
+    /// Replace a matrix already in the directory. The old one stays readable until the new manifest
+    /// is published; its segments are deleted afterwards.
+    pub overwrite: bool,
+    /// Fsync files and directories before publishing (the default). Turning it off trades crash
+    /// safety for speed, for scratch matrices and tests.
+    pub durable: bool,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions { segment_bytes: DEFAULT_SEGMENT_BYTES, overwrite: false, durable: true }
+    }
+}
+
+/// The segment currently being written.
+struct OpenSegment {
+    name: String,
+    dir: PathBuf,
+    start: u64,
+    nnz: u64,
+    indptr: HashingWriter,
+    indices: HashingWriter,
+    values: Option<HashingWriter>,
+}
+
+impl OpenSegment {
+    fn payload(&self) -> u64 {
+        self.indptr.len() + self.indices.len() + self.values.as_ref().map_or(0, |v| v.len())
+    }
+}
+
+/// Streams a matrix into a directory, segment by segment. See the [module docs](self) for the contract.
+///
+/// # Examples
+///
+/// ```
+/// use sparsedisk::{Layout, MatrixWriter, WriterOptions};
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path().join("m");
+/// let mut w = MatrixWriter::<f64>::create(&dir, (3, 4), Layout::Csr, WriterOptions::default())?;
+/// w.push_row(&[0, 3], &[1.0, 2.0])?; // row 0
+/// w.push_row(&[], &[])?; // row 1 is empty
+/// w.push_entry(2, 1, 5.0)?; // row 2
+/// let m = w.finish()?;
+/// assert_eq!((m.shape(), m.nnz()), ((3, 4), 3));
+/// # Ok::<(), sparsedisk::Error>(())
+/// ```
+pub struct MatrixWriter<V: Element> {
+    dir: PathBuf,
+    created_dir: bool,
+    shape: (u64, u64),
+    layout: Layout,
+    index_type: IndexType,
+    outer_dim: u64,
+    inner_dim: u64,
+    generation: u64,
+    options: WriterOptions,
+    /// Segment directories present before this writer started (a previous generation, or a crashed
+    /// build's leftovers): removed once the new manifest is published.
+    stale_segment_dirs: Vec<PathBuf>,
+    /// Segment directories this writer created: removed if it is dropped unfinished.
+    created_segment_dirs: Vec<PathBuf>,
+    segments: Vec<SegmentEntry>,
+    open: Option<OpenSegment>,
+    /// The outer index now receiving entries; every smaller one is complete.
+    cur_outer: u64,
+    /// Last inner index pushed into `cur_outer`.
+    cur_last_inner: Option<u64>,
+    total_nnz: u64,
+    scratch: Vec<u8>,
+    published: bool,
+    _values: PhantomData<V>,
+}
+
+impl<V: Element> MatrixWriter<V> {
+    /// Prepares to write a `shape` matrix in `layout` into `dir`.
+    ///
+    /// `dir` may be absent (it is created), empty, hold a crashed build's leftovers, or (with
+    /// `options.overwrite`) hold a matrix to replace.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] when `dir` holds a matrix and `overwrite` is off, holds files that are
+    /// not sparsedisk's, or a dimension exceeds 2^63 - 1; [`Error::Io`] when it cannot be created.
+    pub fn create(dir: impl AsRef<Path>, shape: (u64, u64), layout: Layout, options: WriterOptions) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        if shape.0 > i64::MAX as u64 || shape.1 > i64::MAX as u64 {
+            return Err(Error::invalid(format!(
+                "shape {} x {} exceeds the largest supported dimension 2^63 - 1",
+                shape.0, shape.1
+            )));
+        }
+        let (outer_dim, inner_dim) = layout.outer_inner(shape);
+        let (created_dir, generation, stale_segment_dirs) = prepare_dir(&dir, options.overwrite)?;
+        let writer = MatrixWriter {
+            dir,
+            created_dir,
+            shape,
+            layout,
+            index_type: IndexType::for_inner_dim(inner_dim),
+            outer_dim,
+            inner_dim,
+            generation,
+            options,
+            stale_segment_dirs,
+            created_segment_dirs: Vec::new(),
+            segments: Vec::new(),
+            open: None,
+            cur_outer: 0,
+            cur_last_inner: None,
+            total_nnz: 0,
+            scratch: Vec::new(),
+            published: false,
+            _values: PhantomData,
+        };
+        write_file_atomic(
+            &writer.dir.join(paths::ZARR_JSON),
+            root_group_metadata().as_bytes(),
+            writer.options.durable,
+        )?;
+        Ok(writer)
+    }
+
+    /// The matrix shape.
+    pub fn shape(&self) -> (u64, u64) {
+        self.shape
+    }
+
+    /// The outer index now receiving entries (all smaller ones are complete).
+    pub fn current_outer(&self) -> u64 {
+        self.cur_outer
+    }
+
+    /// Entries written so far.
+    pub fn nnz(&self) -> u64 {
+        self.total_nnz
+    }
+
+    /// Appends the entries of the next outer index (row for CSR, column for CSC) and completes it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] when the lengths differ, the indices are not strictly increasing, or
+    /// all outer indices are already complete; [`Error::OutOfBounds`] for an index past the inner
+    /// dimension; [`Error::Io`] on write failures.
+    pub fn push_row(&mut self, indices: &[u64], values: &[V]) -> Result<()> {
+        if indices.len() != values.len() {
+            return Err(Error::invalid(format!("push_row got {} indices and {} values", indices.len(), values.len())));
+        }
+        if self.cur_last_inner.is_some() {
+            return Err(Error::invalid("push_row after push_entry on the same outer index"));
+        }
+        if self.cur_outer >= self.outer_dim {
+            return Err(Error::invalid(format!("all {} outer indices are already complete", self.outer_dim)));
+        }
+        if !indices.is_empty() {
+            self.check_sorted_in_range(indices)?;
+            self.ensure_segment()?;
+            self.scratch.clear();
+            match self.index_type {
+                IndexType::Uint32 => {
+                    for &i in indices {
+                        self.scratch.extend_from_slice(&(i as u32).to_le_bytes());
+                    }
+                }
+                IndexType::Uint64 => {
+                    for &i in indices {
+                        self.scratch.extend_from_slice(&i.to_le_bytes());
+                    }
+                }
+            }
+            let seg = self.open.as_mut().expect("ensure_segment opened a segment");
+            seg.indices.write(&self.scratch)?;
+            if let Some(vw) = seg.values.as_mut() {
+                self.scratch.clear();
+                V::extend_le_bytes(values, &mut self.scratch);
+                vw.write(&self.scratch)?;
+            }
+            seg.nnz += indices.len() as u64;
+            self.total_nnz += indices.len() as u64;
+        }
+        self.close_outer()
+    }
+
+    /// Appends one entry. Entries must come in increasing `(outer, inner)` order without duplicates;
+    /// outer indices skipped over are empty. (For unsorted input, use the triplet builder.)
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for an entry out of order or repeated; [`Error::OutOfBounds`] outside
+    /// the matrix; [`Error::Io`] on write failures.
+    #[inline]
+    pub fn push_entry(&mut self, outer: u64, inner: u64, value: V) -> Result<()> {
+        if outer >= self.outer_dim || inner >= self.inner_dim {
+            let (row, col) = self.layout.row_col(outer, inner);
+            return Err(Error::OutOfBounds { row, col, shape: self.shape });
+        }
+        if outer < self.cur_outer || (outer == self.cur_outer && self.cur_last_inner.is_some_and(|l| l >= inner)) {
+            let (row, col) = self.layout.row_col(outer, inner);
+            return Err(Error::invalid(format!(
+                "entry ({row}, {col}) arrives out of order or repeated: the writer needs entries sorted by {} without duplicates",
+                if self.layout == Layout::Csr { "(row, column)" } else { "(column, row)" }
+            )));
+        }
+        self.advance_to(outer)?;
+        self.ensure_segment()?;
+        let seg = self.open.as_mut().expect("ensure_segment opened a segment");
+        match self.index_type {
+            IndexType::Uint32 => seg.indices.write_u32(inner as u32)?,
+            IndexType::Uint64 => seg.indices.write_u64(inner)?,
+        }
+        if let Some(vw) = seg.values.as_mut() {
+            self.scratch.clear();
+            V::extend_le_bytes(std::slice::from_ref(&value), &mut self.scratch);
+            vw.write(&self.scratch)?;
+        }
+        seg.nnz += 1;
+        self.total_nnz += 1;
+        self.cur_last_inner = Some(inner);
+        Ok(())
+    }
+
+    /// Completes every outer index below `outer` (those not pushed stay empty).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] when `outer` exceeds the outer dimension; [`Error::Io`] on write
+    /// failures.
+    pub fn advance_to(&mut self, outer: u64) -> Result<()> {
+        if outer > self.outer_dim {
+            return Err(Error::invalid(format!("cannot advance to outer index {outer} of {}", self.outer_dim)));
+        }
+        while self.cur_outer < outer {
+            self.close_outer()?;
+        }
+        Ok(())
+    }
+
+    /// Completes the remaining outer indices, closes the last segment and publishes the manifest
+    /// atomically; then removes the previous generation's segments. Returns the opened matrix.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] on write failures, in which case nothing is published and every file this
+    /// writer made is removed.
+    pub fn finish(mut self) -> Result<Matrix> {
+        self.advance_to(self.outer_dim)?;
+        self.close_segment()?;
+        if self.options.durable {
+            sync_dir(&self.dir)?;
+        }
+        let manifest = Manifest {
+            format: "sparsedisk".to_string(),
+            format_version: FORMAT_VERSION,
+            generation: self.generation,
+            shape: [self.shape.0, self.shape.1],
+            nnz: self.total_nnz,
+            layout: self.layout,
+            value_type: V::VALUE_TYPE,
+            index_type: self.index_type,
+            segments: std::mem::take(&mut self.segments),
+        };
+        write_file_atomic(&self.dir.join(MANIFEST_FILE), &manifest.to_json_bytes(), self.options.durable)?;
+        self.published = true;
+        // The new generation is live; what the old one held is garbage. Removal failures leave
+        // unlisted files that readers ignore, so they are not errors.
+        for stale in std::mem::take(&mut self.stale_segment_dirs) {
+            let _ = fs::remove_dir_all(stale);
+        }
+        Matrix::open(&self.dir)
+    }
+
+    fn check_sorted_in_range(&self, indices: &[u64]) -> Result<()> {
+        let mut prev: Option<u64> = None;
+        for &i in indices {
+            if i >= self.inner_dim {
+                let (row, col) = self.layout.row_col(self.cur_outer, i);
+                return Err(Error::OutOfBounds { row, col, shape: self.shape });
+            }
+            if prev.is_some_and(|p| p >= i) {
+                return Err(Error::invalid(format!(
+                    "indices of outer index {} are not strictly increasing ({} then {i})",
+                    self.cur_outer,
+                    prev.unwrap_or(0)
+                )));
+            }
+            prev = Some(i);
+        }
+        Ok(())
+    }
+
+    /// Writes the row pointer that completes `cur_outer`, and closes the segment at the size bound.
+    fn close_outer(&mut self) -> Result<()> {
+        self.ensure_segment()?;
+        let seg = self.open.as_mut().expect("ensure_segment opened a segment");
+        seg.indptr.write_u64(seg.nnz)?;
+        self.cur_outer += 1;
+        self.cur_last_inner = None;
+        if seg.payload() >= self.options.segment_bytes {
+            self.close_segment()?;
+        }
+        Ok(())
+    }
+
+    fn ensure_segment(&mut self) -> Result<()> {
+        if self.open.is_some() {
+            return Ok(());
+        }
+        let name = segment_name(self.generation, self.segments.len());
+        let seg_dir = self.dir.join(&name);
+        fs::create_dir(&seg_dir).map_err(|e| Error::io(&seg_dir, "creating a segment directory", e))?;
+        self.created_segment_dirs.push(seg_dir.clone());
+        let chunk = |array: &str| -> Result<HashingWriter> {
+            let array_dir = seg_dir.join(array).join("c");
+            fs::create_dir_all(&array_dir).map_err(|e| Error::io(&array_dir, "creating a segment directory", e))?;
+            HashingWriter::create(&seg_dir.join(array).join(paths::CHUNK))
+        };
+        let mut indptr = chunk(paths::INDPTR)?;
+        indptr.write_u64(0)?;
+        let indices = chunk(paths::INDICES)?;
+        let values = if V::VALUE_TYPE == ValueType::Pattern { None } else { Some(chunk(paths::VALUES)?) };
+        self.open = Some(OpenSegment { name, dir: seg_dir, start: self.cur_outer, nnz: 0, indptr, indices, values });
+        Ok(())
+    }
+
+    /// Finishes the open segment's chunks, writes its Zarr/Binsparse metadata, and records it.
+    fn close_segment(&mut self) -> Result<()> {
+        let Some(seg) = self.open.take() else { return Ok(()) };
+        let durable = self.options.durable;
+        let end = self.cur_outer;
+        let rel = |p: &Path| -> String { p.strip_prefix(&self.dir).unwrap_or(p).to_string_lossy().replace('\\', "/") };
+        let finish_chunk = |w: HashingWriter| -> Result<FileEntry> {
+            let path = w.path().to_path_buf();
+            let (bytes, xxh3) = w.finish(durable)?;
+            if bytes == 0 {
+                // Zarr: an empty array has no chunk.
+                fs::remove_file(&path).map_err(|e| Error::io(&path, "removing an empty chunk", e))?;
+            }
+            Ok(FileEntry { path: rel(&path), bytes, xxh3 })
+        };
+        let indptr = finish_chunk(seg.indptr)?;
+        let indices = finish_chunk(seg.indices)?;
+        let values = seg.values.map(finish_chunk).transpose()?;
+
+        let mut metadata = Vec::new();
+        let mut put = |relative: &str, contents: &[u8]| -> Result<()> {
+            let path = seg.dir.join(relative);
+            fs::write(&path, contents).map_err(|e| Error::io(&path, "writing segment metadata", e))?;
+            if durable {
+                fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| Error::io(&path, "syncing to disk", e))?;
+            }
+            metadata.push(FileEntry { path: rel(&path), bytes: contents.len() as u64, xxh3: checksum_hex(contents) });
+            Ok(())
+        };
+        let band = end - seg.start;
+        put(&format!("{}/{}", paths::INDPTR, paths::ZARR_JSON), array_metadata(band + 1, "uint64").as_bytes())?;
+        put(
+            &format!("{}/{}", paths::INDICES, paths::ZARR_JSON),
+            array_metadata(seg.nnz, self.index_type.name()).as_bytes(),
+        )?;
+        if V::VALUE_TYPE == ValueType::Pattern {
+            // Binsparse iso[bint8]: one `true` stands for every stored entry.
+            fs::create_dir_all(seg.dir.join(paths::VALUES).join("c"))
+                .map_err(|e| Error::io(&seg.dir, "creating a segment directory", e))?;
+            put(&format!("{}/{}", paths::VALUES, paths::ZARR_JSON), array_metadata(1, "bool").as_bytes())?;
+            put(&format!("{}/{}", paths::VALUES, paths::CHUNK), &[1u8])?;
+        } else {
+            put(
+                &format!("{}/{}", paths::VALUES, paths::ZARR_JSON),
+                array_metadata(seg.nnz, V::VALUE_TYPE.name()).as_bytes(),
+            )?;
+        }
+        let group =
+            segment_group_metadata(self.layout, self.shape, seg.start, end, seg.nnz, self.index_type, V::VALUE_TYPE);
+        put(paths::ZARR_JSON, group.as_bytes())?;
+        if durable {
+            for array in [paths::INDPTR, paths::INDICES, paths::VALUES] {
+                sync_dir(&seg.dir.join(array).join("c"))?;
+                sync_dir(&seg.dir.join(array))?;
+            }
+            sync_dir(&seg.dir)?;
+        }
+        self.segments.push(SegmentEntry {
+            name: seg.name,
+            start: seg.start,
+            end,
+            nnz: seg.nnz,
+            indptr,
+            indices,
+            values,
+            metadata,
+        });
+        Ok(())
+    }
+}
+
+impl<V: Element> Drop for MatrixWriter<V> {
+    fn drop(&mut self) {
+        if self.published {
+            return;
+        }
+        // Unfinished: leave nothing behind. Close file handles first.
+        self.open = None;
+        if self.created_dir {
+            let _ = fs::remove_dir_all(&self.dir);
+        } else {
+            for dir in &self.created_segment_dirs {
+                let _ = fs::remove_dir_all(dir);
+            }
+        }
+    }
+}
+
+/// Checks what `dir` holds and decides the new generation. Returns `(created_dir, generation,
+/// stale segment directories)`.
+fn prepare_dir(dir: &Path, overwrite: bool) -> Result<(bool, u64, Vec<PathBuf>)> {
+    match fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, "creating the matrix directory", e))?;
+            return Ok((true, 1, Vec::new()));
+        }
+        Err(e) => return Err(Error::io(dir, "reading the output directory", e)),
+        Ok(m) if !m.is_dir() => {
+            return Err(Error::invalid(format!("{} exists and is not a directory", dir.display())));
+        }
+        Ok(_) => {}
+    }
+    let mut generation = 0u64;
+    let mut stale = Vec::new();
+    let mut has_manifest = false;
+    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, "listing the output directory", e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, "listing the output directory", e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == MANIFEST_FILE {
+            has_manifest = true;
+            if let Ok(bytes) = fs::read(entry.path()) {
+                if let Ok(m) = Manifest::from_json_bytes(&bytes, &entry.path()) {
+                    generation = generation.max(m.generation);
+                }
+            }
+        } else if let Some(g) = parse_segment_name(&name) {
+            generation = generation.max(g);
+            stale.push(entry.path());
+        } else if name == paths::ZARR_JSON
+            || name.starts_with(".manifest.json.tmp")
+            || name.starts_with(".zarr.json.tmp")
+        {
+            // Ours: the root group metadata or an interrupted atomic write.
+        } else {
+            return Err(Error::invalid(format!(
+                "{} exists and holds {name:?}, which is not part of a sparsedisk matrix; choose an empty or new directory",
+                dir.display()
+            )));
+        }
+    }
+    if has_manifest && !overwrite {
+        return Err(Error::invalid(format!(
+            "{} already holds a matrix; pass --force (WriterOptions::overwrite) to replace it",
+            dir.display()
+        )));
+    }
+    Ok((false, generation + 1, stale))
+}

@@ -1,0 +1,103 @@
+//! Helpers shared by the integration tests: random sparse matrices as sorted triplets, and writing
+//! them through the library's writer.
+
+#![allow(dead_code)]
+
+use sparsedisk::{Element, Layout, Matrix, MatrixWriter, Result, WriterOptions};
+use std::path::Path;
+
+/// A matrix as the oracle knows it: shape and sorted, duplicate-free `(row, col, value)` triplets with
+/// small integer values (exact in every value type, whatever the summation order).
+#[derive(Debug, Clone)]
+pub struct Triplets {
+    pub shape: (u64, u64),
+    pub entries: Vec<(u64, u64, i64)>,
+}
+
+impl Triplets {
+    /// Entries sorted by `(outer, inner)` for `layout`.
+    pub fn sorted_for(&self, layout: Layout) -> Vec<(u64, u64, i64)> {
+        let mut e = self.entries.clone();
+        match layout {
+            Layout::Csr => e.sort_by_key(|&(r, c, _)| (r, c)),
+            Layout::Csc => e.sort_by_key(|&(r, c, _)| (c, r)),
+        }
+        e
+    }
+}
+
+/// Writes `t` with value type `V` either row by row (`by_rows`) or entry by entry.
+pub fn write<V: Element>(
+    t: &Triplets,
+    dir: &Path,
+    layout: Layout,
+    segment_bytes: u64,
+    by_rows: bool,
+) -> Result<Matrix> {
+    let options = WriterOptions { segment_bytes, durable: false, ..WriterOptions::default() };
+    let mut w = MatrixWriter::<V>::create(dir, t.shape, layout, options)?;
+    let sorted = t.sorted_for(layout);
+    let outer_of = |&(r, c, _): &(u64, u64, i64)| if layout == Layout::Csr { (r, c) } else { (c, r) };
+    if by_rows {
+        let (outer_dim, _) = layout.outer_inner(t.shape);
+        let mut k = 0;
+        for outer in 0..outer_dim {
+            let mut indices = Vec::new();
+            let mut values = Vec::new();
+            while k < sorted.len() && outer_of(&sorted[k]).0 == outer {
+                indices.push(outer_of(&sorted[k]).1);
+                values.push(V::from_f64(sorted[k].2 as f64));
+                k += 1;
+            }
+            w.push_row(&indices, &values)?;
+        }
+    } else {
+        for e in &sorted {
+            let (o, i) = outer_of(e);
+            w.push_entry(o, i, V::from_f64(e.2 as f64))?;
+        }
+    }
+    w.finish()
+}
+
+/// Every stored entry of `m` as `(row, col, value)`, sorted by `(row, col)`, read through `to_sprs`.
+pub fn entries_of(m: &Matrix) -> Vec<(u64, u64, f64)> {
+    let s = m.to_sprs().expect("to_sprs");
+    let mut out: Vec<(u64, u64, f64)> = s.iter().map(|(&v, (r, c))| (r as u64, c as u64, v)).collect();
+    out.sort_by_key(|&(r, c, _)| (r, c));
+    out
+}
+
+/// A small deterministic pseudo-random generator (splitmix64) for tests that need no proptest.
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+}
+
+/// A random matrix with about `density` of its cells stored, values in -3..=3 (zeros kept).
+pub fn random_triplets(rng: &mut SplitMix, rows: u64, cols: u64, density: f64) -> Triplets {
+    let mut entries = Vec::new();
+    for r in 0..rows {
+        for c in 0..cols {
+            if (rng.next_u64() as f64 / u64::MAX as f64) < density {
+                entries.push((r, c, rng.below(7) as i64 - 3));
+            }
+        }
+    }
+    Triplets { shape: (rows, cols), entries }
+}

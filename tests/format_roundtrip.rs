@@ -1,0 +1,292 @@
+//! Property tests: random matrices written through the writer, reopened, and compared exactly with
+//! the in-memory oracle; plus the writer's contract (ordering, bounds, cleanup, overwrite).
+
+mod common;
+
+use common::{entries_of, write, Triplets};
+use proptest::prelude::*;
+use sparsedisk::format::MANIFEST_FILE;
+use sparsedisk::{Error, IndexType, Layout, Matrix, MatrixWriter, ValueType, WriterOptions};
+use std::collections::BTreeMap;
+
+/// Random shapes from 0x0 up to 14x14 (so 0xN, Nx0, 1xN, Nx1 all occur), with entries whose density
+/// ranges from empty to full, values in -3..=3 (explicit zeros included).
+fn triplets() -> impl Strategy<Value = Triplets> {
+    (0u64..15, 0u64..15).prop_flat_map(|(rows, cols)| {
+        let cells = (rows * cols) as usize;
+        let max = cells.min(60);
+        prop::collection::vec((0..rows.max(1), 0..cols.max(1), -3i64..=3), 0..=max).prop_map(move |raw| {
+            // Deduplicate positions (the writer takes unique sorted entries; the builder sums).
+            let mut map = BTreeMap::new();
+            if rows > 0 && cols > 0 {
+                for (r, c, v) in raw {
+                    map.insert((r, c), v);
+                }
+            }
+            Triplets { shape: (rows, cols), entries: map.into_iter().map(|((r, c), v)| (r, c, v)).collect() }
+        })
+    })
+}
+
+fn layout() -> impl Strategy<Value = Layout> {
+    prop_oneof![Just(Layout::Csr), Just(Layout::Csc)]
+}
+
+fn check_equal(t: &Triplets, m: &Matrix, pattern: bool) -> Result<(), TestCaseError> {
+    prop_assert_eq!(m.shape(), t.shape);
+    prop_assert_eq!(m.nnz(), t.entries.len() as u64);
+    let got = entries_of(m);
+    let mut want: Vec<(u64, u64, f64)> =
+        t.entries.iter().map(|&(r, c, v)| (r, c, if pattern { 1.0 } else { v as f64 })).collect();
+    want.sort_by_key(|&(r, c, _)| (r, c));
+    prop_assert_eq!(got, want);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn written_matrices_reopen_equal(
+        t in triplets(),
+        layout in layout(),
+        segment_bytes in prop_oneof![1u64..64, Just(1u64 << 20)],
+        by_rows in any::<bool>(),
+        value_kind in 0u8..4,
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("m");
+        let m = match value_kind {
+            0 => write::<f64>(&t, &dir, layout, segment_bytes, by_rows),
+            1 => write::<f32>(&t, &dir, layout, segment_bytes, by_rows),
+            2 => write::<i64>(&t, &dir, layout, segment_bytes, by_rows),
+            _ => write::<()>(&t, &dir, layout, segment_bytes, by_rows),
+        }.unwrap();
+        let reopened = Matrix::open(&dir).unwrap();
+        prop_assert_eq!(reopened.manifest(), m.manifest());
+        let report = reopened.verify().unwrap();
+        prop_assert_eq!(report.segments, reopened.segments().len());
+        check_equal(&t, &reopened, value_kind == 3)?;
+        prop_assert_eq!(reopened.layout(), layout);
+        prop_assert_eq!(reopened.index_type(), IndexType::Uint32);
+
+        // The segments tile the outer dimension, and no segment is far beyond the bound: at most one
+        // outer index past it.
+        let (outer, inner) = layout.outer_inner(t.shape);
+        let mut next = 0;
+        for seg in reopened.segments() {
+            prop_assert_eq!(seg.start, next);
+            next = seg.end;
+        }
+        prop_assert_eq!(next, outer);
+        let per_outer_max = 8 + inner * (4 + reopened.value_type().bytes());
+        for i in 0..reopened.segments().len() {
+            let s = reopened.map_segment(i).unwrap();
+            prop_assert!(s.payload_bytes() < segment_bytes.max(16) + per_outer_max + 8);
+        }
+    }
+
+    #[test]
+    fn segments_are_valid_sprs_views(t in triplets(), layout in layout(), segment_bytes in 1u64..200) {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = write::<f64>(&t, &tmp.path().join("m"), layout, segment_bytes, true).unwrap();
+        let mut seen = 0;
+        for i in 0..m.segments().len() {
+            let seg = m.map_segment(i).unwrap();
+            let view = seg.sprs_view::<f64, u32>().unwrap();
+            for (&v, (a, b)) in view.iter() {
+                // Band-local coordinates back to global ones.
+                let (r, c) = match layout {
+                    Layout::Csr => (a as u64 + seg.start(), b as u64),
+                    Layout::Csc => (a as u64, b as u64 + seg.start()),
+                };
+                prop_assert!(t.entries.contains(&(r, c, v as i64)));
+                seen += 1;
+            }
+            // The wrong type is refused, not reinterpreted.
+            prop_assert!(seg.sprs_view::<f32, u32>().is_err());
+            prop_assert!(seg.sprs_view::<f64, u64>().is_err());
+        }
+        prop_assert_eq!(seen, t.entries.len());
+    }
+}
+
+#[test]
+fn pattern_segments_give_structure_views() {
+    let t = Triplets { shape: (3, 5), entries: vec![(0, 1, 1), (0, 4, 1), (2, 0, 1)] };
+    let tmp = tempfile::tempdir().unwrap();
+    let m = write::<()>(&t, &tmp.path().join("p"), Layout::Csr, 1 << 20, true).unwrap();
+    assert_eq!(m.value_type(), ValueType::Pattern);
+    let seg = m.map_segment(0).unwrap();
+    let view = seg.sprs_view::<(), u32>().unwrap();
+    assert_eq!(view.nnz(), 3);
+    assert_eq!(view.indices(), &[1, 4, 0]);
+    assert!(m.segments()[0].values.is_none());
+}
+
+fn opts() -> WriterOptions {
+    WriterOptions { segment_bytes: 32, durable: false, ..WriterOptions::default() }
+}
+
+#[test]
+fn writer_rejects_out_of_order_duplicate_and_out_of_range_entries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut w = MatrixWriter::<f64>::create(tmp.path().join("m"), (3, 3), Layout::Csr, opts()).unwrap();
+    w.push_entry(1, 1, 1.0).unwrap();
+    assert!(matches!(w.push_entry(1, 1, 1.0), Err(Error::InvalidInput(_))), "duplicate");
+    assert!(matches!(w.push_entry(1, 0, 1.0), Err(Error::InvalidInput(_))), "inner out of order");
+    assert!(matches!(w.push_entry(0, 2, 1.0), Err(Error::InvalidInput(_))), "outer out of order");
+    assert!(matches!(w.push_entry(1, 3, 1.0), Err(Error::OutOfBounds { row: 1, col: 3, .. })));
+    assert!(matches!(w.push_entry(3, 0, 1.0), Err(Error::OutOfBounds { row: 3, col: 0, .. })));
+    let mut w2 = MatrixWriter::<f64>::create(tmp.path().join("m2"), (2, 4), Layout::Csc, opts()).unwrap();
+    assert!(matches!(w2.push_row(&[1, 1], &[1.0, 2.0]), Err(Error::InvalidInput(_))));
+    assert!(matches!(w2.push_row(&[0, 2], &[1.0, 2.0]), Err(Error::OutOfBounds { row: 2, col: 0, .. })));
+    assert!(matches!(w2.push_row(&[0], &[1.0, 2.0]), Err(Error::InvalidInput(_))));
+}
+
+#[test]
+fn dropped_writer_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    {
+        let mut w = MatrixWriter::<f64>::create(&dir, (100, 10), Layout::Csr, opts()).unwrap();
+        for r in 0..50 {
+            w.push_row(&[r % 10], &[1.0]).unwrap();
+        }
+        assert!(dir.join("seg_1_000000").exists());
+    }
+    assert!(!dir.exists(), "a writer that created the directory removes it");
+
+    // In an existing empty directory, the directory stays but is empty again.
+    std::fs::create_dir(&dir).unwrap();
+    {
+        let mut w = MatrixWriter::<f64>::create(&dir, (100, 10), Layout::Csr, opts()).unwrap();
+        w.push_row(&[1], &[1.0]).unwrap();
+        w.advance_to(60).unwrap();
+    }
+    let left: Vec<_> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(left.iter().all(|n| n == "zarr.json"), "left behind: {left:?}");
+    assert!(matches!(Matrix::open(&dir), Err(Error::Corrupt { .. })), "no manifest, no matrix");
+}
+
+#[test]
+fn existing_matrix_needs_overwrite_and_stays_readable_until_publish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    let old = Triplets { shape: (4, 4), entries: vec![(0, 0, 1), (3, 3, 2)] };
+    write::<f64>(&old, &dir, Layout::Csr, 8, true).unwrap();
+    let err = MatrixWriter::<f64>::create(&dir, (2, 2), Layout::Csr, opts()).err().unwrap();
+    assert!(err.to_string().contains("already holds a matrix"), "{err}");
+
+    let mut w =
+        MatrixWriter::<f64>::create(&dir, (2, 2), Layout::Csr, WriterOptions { overwrite: true, ..opts() }).unwrap();
+    w.push_row(&[1], &[5.0]).unwrap();
+    // Before finish, readers still see the old matrix, whole.
+    let before = Matrix::open(&dir).unwrap();
+    before.verify().unwrap();
+    assert_eq!(before.shape(), (4, 4));
+    let new = w.finish().unwrap();
+    assert_eq!(new.manifest().generation, 2);
+    assert_eq!(entries_of(&Matrix::open(&dir).unwrap()), vec![(0, 1, 5.0)]);
+    // The old generation's segments are gone.
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        assert!(!name.starts_with("seg_1_"), "stale segment {name} left");
+    }
+
+    // An abandoned overwrite leaves the published matrix untouched.
+    {
+        let mut w = MatrixWriter::<f64>::create(&dir, (9, 9), Layout::Csr, WriterOptions { overwrite: true, ..opts() })
+            .unwrap();
+        w.push_row(&[0, 1, 2], &[1.0, 1.0, 1.0]).unwrap();
+    }
+    let after = Matrix::open(&dir).unwrap();
+    after.verify().unwrap();
+    assert_eq!(entries_of(&after), vec![(0, 1, 5.0)]);
+}
+
+#[test]
+fn readers_ignore_leftovers_and_writers_reuse_a_crashed_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    let t = Triplets { shape: (3, 3), entries: vec![(0, 0, 1), (1, 2, 2)] };
+    write::<f64>(&t, &dir, Layout::Csr, 8, true).unwrap();
+    // Debris of a crashed build: an unlisted segment and an interrupted manifest write.
+    std::fs::create_dir_all(dir.join("seg_7_000000/indices_1/c")).unwrap();
+    std::fs::write(dir.join("seg_7_000000/indices_1/c/0"), b"garbage").unwrap();
+    std::fs::write(dir.join(".manifest.json.tmp-1-0"), b"{half").unwrap();
+    let m = Matrix::open(&dir).unwrap();
+    m.verify().unwrap();
+    assert_eq!(entries_of(&m).len(), 2);
+
+    // A crash before the first manifest: the directory has debris but no manifest.
+    std::fs::remove_file(dir.join(MANIFEST_FILE)).unwrap();
+    let m2 = write::<f64>(&t, &dir, Layout::Csr, 8, true).unwrap();
+    assert_eq!(m2.manifest().generation, 8, "the new generation is above every name present");
+    assert!(!dir.join("seg_7_000000").exists(), "debris is removed once the new matrix is published");
+
+    // A directory holding foreign files is refused.
+    let foreign = tmp.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), b"mine").unwrap();
+    let err = MatrixWriter::<f64>::create(&foreign, (1, 1), Layout::Csr, opts()).err().unwrap();
+    assert!(err.to_string().contains("notes.txt"), "{err}");
+    assert!(foreign.join("notes.txt").exists());
+}
+
+#[test]
+fn wide_matrices_use_u64_indices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cols = (1u64 << 32) + 5;
+    let mut w = MatrixWriter::<f64>::create(tmp.path().join("w"), (2, cols), Layout::Csr, opts()).unwrap();
+    w.push_row(&[0, cols - 1], &[1.0, 2.0]).unwrap();
+    let m = w.finish().unwrap();
+    assert_eq!(m.index_type(), IndexType::Uint64);
+    m.verify().unwrap();
+    let seg = m.map_segment(0).unwrap();
+    assert_eq!(seg.indices().get(1), cols - 1);
+    // Exactly 2^32 columns still fits u32 indices (the largest index is 2^32 - 1).
+    let mut w = MatrixWriter::<f64>::create(tmp.path().join("n"), (1, 1 << 32), Layout::Csr, opts()).unwrap();
+    w.push_row(&[(1 << 32) - 1], &[1.0]).unwrap();
+    assert_eq!(w.finish().unwrap().index_type(), IndexType::Uint32);
+}
+
+#[test]
+fn laplacians_match_their_definition() {
+    use sparsedisk::gen::{generate, Generator};
+    let tmp = tempfile::tempdir().unwrap();
+    for (g, dense_check) in [
+        (Generator::Laplace2d { n: 4 }, 4.0),
+        (Generator::Laplace3d { n: 3 }, 6.0),
+        (Generator::Banded { n: 7, lower: 2, upper: 1 }, 16.0),
+    ] {
+        for layout in [Layout::Csr, Layout::Csc] {
+            let dir = tmp.path().join(format!("{g:?}-{layout}"));
+            let m = generate::<f64>(&g, &dir, layout, opts()).unwrap();
+            m.verify().unwrap();
+            assert_eq!(m.nnz(), g.nnz().unwrap(), "{g:?}");
+            let e = entries_of(&m);
+            let n = m.rows();
+            let mut dense = vec![vec![0.0; n as usize]; n as usize];
+            for &(r, c, v) in &e {
+                dense[r as usize][c as usize] = v;
+            }
+            for (i, row) in dense.iter().enumerate() {
+                assert_eq!(row[i], dense_check, "{g:?} diagonal");
+                if let Generator::Banded { lower, upper, .. } = g {
+                    for (j, &v) in row.iter().enumerate() {
+                        let in_band = j + lower as usize >= i && j <= i + upper as usize;
+                        assert_eq!(v != 0.0, in_band, "{g:?} ({i},{j})");
+                    }
+                } else {
+                    // Laplacians: symmetric, zero row sums in the interior, -1 off the diagonal.
+                    for (j, &v) in row.iter().enumerate() {
+                        assert_eq!(v, dense[j][i]);
+                        assert!(i == j || v == 0.0 || v == -1.0);
+                    }
+                }
+            }
+        }
+    }
+}
