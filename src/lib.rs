@@ -5,7 +5,7 @@
 //! `indptr`, `indices` and `values` arrays are raw little-endian files, memory-mapped on demand. A
 //! manifest, replaced atomically, is the single commit point: a matrix is never seen half-written.
 //!
-//! * [`format`]: the on-disk format, fully specified.
+//! * [`format`](mod@format): the on-disk format, fully specified.
 //! * [`Matrix`]: open (cheap), [`verify`](Matrix::verify) (full), inspect, map segments, convert to
 //!   sprs.
 //! * [`MatrixWriter`]: the one streaming writer every producer of matrices uses.
