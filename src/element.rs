@@ -186,3 +186,15 @@ impl<'a> Values<'a> {
         }
     }
 }
+
+/// One entry of a matrix in coordinate form, as parsers produce and the triplet builder consumes.
+/// Indices are 0-based.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Triplet<V> {
+    /// Row index.
+    pub row: u64,
+    /// Column index.
+    pub col: u64,
+    /// The value (`()` for pattern).
+    pub value: V,
+}

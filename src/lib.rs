@@ -44,7 +44,7 @@ pub mod storage;
 pub mod units;
 pub mod writer;
 
-pub use element::{Element, Indices, Values};
+pub use element::{Element, Indices, Triplet, Values};
 pub use error::{Error, Result};
 pub use format::{IndexType, Layout, ValueType};
 pub use matrix::{Matrix, MatrixInfo, VerifyReport};
