@@ -28,9 +28,55 @@ pub trait Element: Copy + Send + Sync + PartialEq + std::fmt::Debug + sealed::Se
 
     /// The stored values as `&[Self]` when `values` holds this type; for pattern (`()`), `units`.
     fn stored_slice<'a>(values: Values<'a>, units: &'a [()]) -> Option<&'a [Self]>;
+
+    /// Bytes of one value on disk (0 for pattern).
+    const BYTES: usize;
+
+    /// Reads one value from its first [`BYTES`](Self::BYTES) little-endian bytes.
+    ///
+    /// # Panics
+    ///
+    /// When `bytes` is shorter than [`BYTES`](Self::BYTES).
+    fn from_le_slice(bytes: &[u8]) -> Self;
+
+    /// `self + other` (integers wrap, as NumPy's do; pattern: 1 + 1 is still a stored 1).
+    fn sum(self, other: Self) -> Self;
+
+    /// The smaller of the two; `self` when they are equal or unordered (NaN).
+    fn minimum(self, other: Self) -> Self;
+
+    /// The larger of the two; `self` when they are equal or unordered (NaN).
+    fn maximum(self, other: Self) -> Self;
+
+    /// True for a zero value (pattern entries are never zero).
+    fn is_zero(self) -> bool;
 }
 
 impl Element for f64 {
+    const BYTES: usize = 8;
+    fn from_le_slice(bytes: &[u8]) -> Self {
+        f64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
+    }
+    fn sum(self, other: Self) -> Self {
+        self + other
+    }
+    fn minimum(self, other: Self) -> Self {
+        if other < self {
+            other
+        } else {
+            self
+        }
+    }
+    fn maximum(self, other: Self) -> Self {
+        if other > self {
+            other
+        } else {
+            self
+        }
+    }
+    fn is_zero(self) -> bool {
+        self == 0.0
+    }
     const VALUE_TYPE: ValueType = ValueType::Float64;
     fn extend_le_bytes(values: &[Self], out: &mut Vec<u8>) {
         out.extend_from_slice(bytemuck::cast_slice(values));
@@ -50,6 +96,30 @@ impl Element for f64 {
 }
 
 impl Element for f32 {
+    const BYTES: usize = 4;
+    fn from_le_slice(bytes: &[u8]) -> Self {
+        f32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"))
+    }
+    fn sum(self, other: Self) -> Self {
+        self + other
+    }
+    fn minimum(self, other: Self) -> Self {
+        if other < self {
+            other
+        } else {
+            self
+        }
+    }
+    fn maximum(self, other: Self) -> Self {
+        if other > self {
+            other
+        } else {
+            self
+        }
+    }
+    fn is_zero(self) -> bool {
+        self == 0.0
+    }
     const VALUE_TYPE: ValueType = ValueType::Float32;
     fn extend_le_bytes(values: &[Self], out: &mut Vec<u8>) {
         out.extend_from_slice(bytemuck::cast_slice(values));
@@ -69,6 +139,22 @@ impl Element for f32 {
 }
 
 impl Element for i64 {
+    const BYTES: usize = 8;
+    fn from_le_slice(bytes: &[u8]) -> Self {
+        i64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
+    }
+    fn sum(self, other: Self) -> Self {
+        self.wrapping_add(other)
+    }
+    fn minimum(self, other: Self) -> Self {
+        self.min(other)
+    }
+    fn maximum(self, other: Self) -> Self {
+        self.max(other)
+    }
+    fn is_zero(self) -> bool {
+        self == 0
+    }
     const VALUE_TYPE: ValueType = ValueType::Int64;
     fn extend_le_bytes(values: &[Self], out: &mut Vec<u8>) {
         out.extend_from_slice(bytemuck::cast_slice(values));
@@ -88,6 +174,14 @@ impl Element for i64 {
 }
 
 impl Element for () {
+    const BYTES: usize = 0;
+    fn from_le_slice(_bytes: &[u8]) -> Self {}
+    fn sum(self, _other: Self) -> Self {}
+    fn minimum(self, _other: Self) -> Self {}
+    fn maximum(self, _other: Self) -> Self {}
+    fn is_zero(self) -> bool {
+        false
+    }
     const VALUE_TYPE: ValueType = ValueType::Pattern;
     fn extend_le_bytes(_values: &[Self], _out: &mut Vec<u8>) {}
     fn from_f64(_value: f64) -> Self {}

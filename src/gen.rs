@@ -7,7 +7,8 @@
 //! (scipy's `kron` keeps some explicit zeros for grids of 5 or fewer points per side; sparsedisk stores
 //! none).
 
-use crate::element::Element;
+use crate::build::{BuildOptions, BuildStats, TripletBuilder};
+use crate::element::{Element, Triplet};
 use crate::error::{Error, Result};
 use crate::format::Layout;
 use crate::matrix::Matrix;
@@ -198,4 +199,167 @@ pub fn generate<V: Element>(
     options: WriterOptions,
 ) -> Result<Matrix> {
     generate_with_progress::<V>(generator, dir, layout, options, &mut |_| {})
+}
+
+/// SplitMix64 (Steele, Lea and Flood 2014): a tiny, well-studied generator whose output is fixed by
+/// its definition, so generated matrices are identical across versions and platforms.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    /// The next 64 random bits.
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform float in `[0, 1)` with 53 random bits.
+    #[inline]
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// A uniform integer in `[0, n)` (Lemire's multiply-shift; `n > 0`).
+    #[inline]
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+}
+
+/// Random graphs and matrices built through the triplet builder (their entries come in random order
+/// and may repeat; repeats are combined by the build options' duplicate policy, summed by default).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RandomMatrix {
+    /// R-MAT power-law graph (Chakrabarti, Zhan and Faloutsos 2004) with the Graph500 parameters
+    /// a = 0.57, b = 0.19, c = 0.19 (quantised to 1/65536): `2^scale` vertices, `edge_factor * 2^scale` edges, each edge's
+    /// weight uniform in `[0, 1)`.
+    Rmat {
+        /// log2 of the number of vertices.
+        scale: u32,
+        /// Edges per vertex.
+        edge_factor: u64,
+        /// Seed.
+        seed: u64,
+    },
+    /// `rows x cols` with `nnz_per_row` uniformly random columns in every row, values uniform in `[0, 1)`.
+    Uniform {
+        /// Rows.
+        rows: u64,
+        /// Columns.
+        cols: u64,
+        /// Entries drawn per row.
+        nnz_per_row: u64,
+        /// Seed.
+        seed: u64,
+    },
+}
+
+/// Triplets generated per parallel block: each block has its own seed, so the output depends on the
+/// seed only, not on the number of threads.
+const RANDOM_BLOCK: u64 = 1 << 16;
+
+impl RandomMatrix {
+    /// `(rows, cols)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a scale above 62 or empty dimensions.
+    pub fn shape(&self) -> Result<(u64, u64)> {
+        match *self {
+            RandomMatrix::Rmat { scale, .. } if scale <= 62 => Ok((1 << scale, 1 << scale)),
+            RandomMatrix::Rmat { scale, .. } => Err(Error::invalid(format!("R-MAT scale {scale} is above 62"))),
+            RandomMatrix::Uniform { rows, cols, .. } if cols > 0 || rows == 0 => Ok((rows, cols)),
+            RandomMatrix::Uniform { .. } => Err(Error::invalid("a uniform matrix with rows needs at least one column")),
+        }
+    }
+
+    /// Triplets generated (before duplicates are combined).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] when the count overflows.
+    pub fn triplets(&self) -> Result<u64> {
+        let n = match *self {
+            RandomMatrix::Rmat { edge_factor, .. } => self.shape()?.0.checked_mul(edge_factor),
+            RandomMatrix::Uniform { rows, nnz_per_row, .. } => rows.checked_mul(nnz_per_row),
+        };
+        n.ok_or_else(|| Error::invalid(format!("{self:?} has too many entries")))
+    }
+
+    /// Fills `out` with the triplets of block `block` (of [`RANDOM_BLOCK`] triplets).
+    fn block(&self, block: u64, out: &mut Vec<Triplet<f64>>) {
+        out.clear();
+        let total = self.triplets().unwrap_or(0);
+        let first = block * RANDOM_BLOCK;
+        let last = (first + RANDOM_BLOCK).min(total);
+        match *self {
+            RandomMatrix::Rmat { scale, seed, .. } => {
+                let mut rng = SplitMix64(seed ^ block.wrapping_mul(0xD1B5_4A32_D192_ED03));
+                for _ in first..last {
+                    let (mut r, mut c) = (0u64, 0u64);
+                    let mut bits = 0u64;
+                    for level in 0..scale {
+                        // 16 random bits per level, four levels per draw: quadrant probabilities are
+                        // quantised to 1/65536 (a: 37356, b: 12452, c: 12452, d: 3276).
+                        if level % 4 == 0 {
+                            bits = rng.next_u64();
+                        }
+                        let u = bits & 0xFFFF;
+                        bits >>= 16;
+                        // Branch-free: a quadrant choice is a coin flip the predictor cannot learn.
+                        let dr = (u >= 49808) as u64;
+                        let dc = (37356..49808).contains(&u) as u64 | (u >= 62260) as u64;
+                        r |= dr << level;
+                        c |= dc << level;
+                    }
+                    out.push(Triplet { row: r, col: c, value: rng.next_f64() });
+                }
+            }
+            RandomMatrix::Uniform { cols, nnz_per_row, seed, .. } => {
+                let mut rng = SplitMix64(seed ^ block.wrapping_mul(0xD1B5_4A32_D192_ED03));
+                for k in first..last {
+                    out.push(Triplet { row: k / nnz_per_row.max(1), col: rng.below(cols), value: rng.next_f64() });
+                }
+            }
+        }
+    }
+}
+
+/// Generates `matrix` into `dir` through the triplet builder (generation runs in parallel blocks;
+/// building sorts out of core within `options.memory_budget`). `progress` gets the triplets generated.
+///
+/// # Errors
+///
+/// As [`TripletBuilder::new`] and [`TripletBuilder::finish`].
+pub fn generate_random<V: Element>(
+    matrix: &RandomMatrix,
+    dir: &Path,
+    mut options: BuildOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Matrix, BuildStats)> {
+    use rayon::prelude::*;
+    options.shape = Some(matrix.shape()?);
+    let total = matrix.triplets()?;
+    let blocks = total.div_ceil(RANDOM_BLOCK);
+    let mut builder = TripletBuilder::<V>::new(dir, options)?;
+    let batch = 4 * rayon::current_num_threads() as u64;
+    let mut buffers: Vec<Vec<Triplet<f64>>> = Vec::new();
+    let mut start = 0;
+    while start < blocks {
+        let end = (start + batch).min(blocks);
+        buffers.resize_with((end - start) as usize, Vec::new);
+        buffers.par_iter_mut().enumerate().for_each(|(i, buf)| matrix.block(start + i as u64, buf));
+        for buf in &buffers {
+            for t in buf {
+                builder.push(t.row, t.col, V::from_f64(t.value))?;
+            }
+        }
+        start = end;
+        progress((end * RANDOM_BLOCK).min(total));
+    }
+    builder.finish()
 }

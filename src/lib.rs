@@ -33,10 +33,12 @@
 
 #![warn(missing_docs)]
 
+pub mod build;
 pub mod element;
 pub mod error;
 pub mod format;
 pub mod gen;
+pub mod import;
 pub mod io;
 pub mod matrix;
 pub mod segment;
@@ -49,4 +51,4 @@ pub use error::{Error, Result};
 pub use format::{IndexType, Layout, ValueType};
 pub use matrix::{Matrix, MatrixInfo, VerifyReport};
 pub use segment::{MappedSegment, StoredIndex};
-pub use writer::{MatrixWriter, WriterOptions, DEFAULT_SEGMENT_BYTES};
+pub use writer::{check_output_dir, MatrixWriter, WriterOptions, DEFAULT_SEGMENT_BYTES};

@@ -21,7 +21,7 @@ use crate::format::{
     FileEntry, IndexType, Layout, Manifest, SegmentEntry, ValueType, FORMAT_VERSION, MANIFEST_FILE,
 };
 use crate::matrix::Matrix;
-use crate::storage::{sync_dir, write_file_atomic, HashingWriter};
+use crate::storage::{sync_dir, write_file_atomic, HashingWriter, Syncer};
 use std::fs;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -107,6 +107,8 @@ pub struct MatrixWriter<V: Element> {
     total_nnz: u64,
     scratch: Vec<u8>,
     published: bool,
+    /// Background fsyncs of closed segments (durable writers only).
+    syncer: Option<Syncer>,
     _values: PhantomData<V>,
 }
 
@@ -130,7 +132,7 @@ impl<V: Element> MatrixWriter<V> {
         }
         let (outer_dim, inner_dim) = layout.outer_inner(shape);
         let (created_dir, generation, stale_segment_dirs) = prepare_dir(&dir, options.overwrite)?;
-        let writer = MatrixWriter {
+        let mut writer = MatrixWriter {
             dir,
             created_dir,
             shape,
@@ -149,6 +151,7 @@ impl<V: Element> MatrixWriter<V> {
             total_nnz: 0,
             scratch: Vec::new(),
             published: false,
+            syncer: None,
             _values: PhantomData,
         };
         write_file_atomic(
@@ -156,6 +159,9 @@ impl<V: Element> MatrixWriter<V> {
             root_group_metadata().as_bytes(),
             writer.options.durable,
         )?;
+        if writer.options.durable {
+            writer.syncer = Some(Syncer::new());
+        }
         Ok(writer)
     }
 
@@ -284,6 +290,11 @@ impl<V: Element> MatrixWriter<V> {
     pub fn finish(mut self) -> Result<Matrix> {
         self.advance_to(self.outer_dim)?;
         self.close_segment()?;
+        if let Some(s) = self.syncer.take() {
+            // Every chunk, metadata file and directory of the new generation is durable before the
+            // manifest that makes them visible.
+            s.wait()?;
+        }
         if self.options.durable {
             sync_dir(&self.dir)?;
         }
@@ -304,6 +315,9 @@ impl<V: Element> MatrixWriter<V> {
         // unlisted files that readers ignore, so they are not errors.
         for stale in std::mem::take(&mut self.stale_segment_dirs) {
             let _ = fs::remove_dir_all(stale);
+        }
+        if self.options.durable {
+            let _ = sync_dir(&self.dir);
         }
         Matrix::open(&self.dir)
     }
@@ -367,12 +381,16 @@ impl<V: Element> MatrixWriter<V> {
         let durable = self.options.durable;
         let end = self.cur_outer;
         let rel = |p: &Path| -> String { p.strip_prefix(&self.dir).unwrap_or(p).to_string_lossy().replace('\\', "/") };
+        let syncer = &self.syncer;
         let finish_chunk = |w: HashingWriter| -> Result<FileEntry> {
             let path = w.path().to_path_buf();
-            let (bytes, xxh3) = w.finish(durable)?;
+            let (bytes, xxh3, file) = w.finish()?;
             if bytes == 0 {
                 // Zarr: an empty array has no chunk.
+                drop(file);
                 fs::remove_file(&path).map_err(|e| Error::io(&path, "removing an empty chunk", e))?;
+            } else if let (true, Some(s)) = (durable, syncer) {
+                s.sync_file(&path, file);
             }
             Ok(FileEntry { path: rel(&path), bytes, xxh3 })
         };
@@ -411,12 +429,12 @@ impl<V: Element> MatrixWriter<V> {
         let group =
             segment_group_metadata(self.layout, self.shape, seg.start, end, seg.nnz, self.index_type, V::VALUE_TYPE);
         put(paths::ZARR_JSON, group.as_bytes())?;
-        if durable {
+        if let (true, Some(s)) = (durable, syncer) {
             for array in [paths::INDPTR, paths::INDICES, paths::VALUES] {
-                sync_dir(&seg.dir.join(array).join("c"))?;
-                sync_dir(&seg.dir.join(array))?;
+                s.sync_path(&seg.dir.join(array).join("c"));
+                s.sync_path(&seg.dir.join(array));
             }
-            sync_dir(&seg.dir)?;
+            s.sync_path(&seg.dir);
         }
         self.segments.push(SegmentEntry {
             name: seg.name,
@@ -449,13 +467,34 @@ impl<V: Element> Drop for MatrixWriter<V> {
     }
 }
 
-/// Checks what `dir` holds and decides the new generation. Returns `(created_dir, generation,
-/// stale segment directories)`.
-fn prepare_dir(dir: &Path, overwrite: bool) -> Result<(bool, u64, Vec<PathBuf>)> {
+/// Prefix of the triplet builder's staging directories inside an output directory.
+pub(crate) const STAGING_PREFIX: &str = ".staging-";
+
+/// What an output directory holds.
+struct DirScan {
+    exists: bool,
+    /// Highest generation seen in a manifest or a segment name.
+    generation: u64,
+    /// Segment and staging directories present now: garbage once a new manifest is published.
+    stale: Vec<PathBuf>,
+}
+
+/// Checks that `dir` can receive a new matrix: absent, empty, holding only sparsedisk's own files
+/// (crash debris), or holding a matrix when `overwrite` is set. Used by producers to fail before doing
+/// any work (an import of a 4 GB file should not parse it all to then refuse the output).
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] when `dir` holds a matrix and `overwrite` is off, or holds foreign files;
+/// [`Error::Io`] when it cannot be listed.
+pub fn check_output_dir(dir: &Path, overwrite: bool) -> Result<()> {
+    scan_output_dir(dir, overwrite).map(|_| ())
+}
+
+fn scan_output_dir(dir: &Path, overwrite: bool) -> Result<DirScan> {
     match fs::metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir, "creating the matrix directory", e))?;
-            return Ok((true, 1, Vec::new()));
+            return Ok(DirScan { exists: false, generation: 0, stale: Vec::new() })
         }
         Err(e) => return Err(Error::io(dir, "reading the output directory", e)),
         Ok(m) if !m.is_dir() => {
@@ -480,6 +519,8 @@ fn prepare_dir(dir: &Path, overwrite: bool) -> Result<(bool, u64, Vec<PathBuf>)>
         } else if let Some(g) = parse_segment_name(&name) {
             generation = generation.max(g);
             stale.push(entry.path());
+        } else if name.starts_with(STAGING_PREFIX) {
+            stale.push(entry.path());
         } else if name == paths::ZARR_JSON
             || name.starts_with(".manifest.json.tmp")
             || name.starts_with(".zarr.json.tmp")
@@ -498,5 +539,16 @@ fn prepare_dir(dir: &Path, overwrite: bool) -> Result<(bool, u64, Vec<PathBuf>)>
             dir.display()
         )));
     }
-    Ok((false, generation + 1, stale))
+    Ok(DirScan { exists: true, generation, stale })
+}
+
+/// Checks what `dir` holds and decides the new generation. Returns `(created_dir, generation,
+/// stale segment directories)`.
+fn prepare_dir(dir: &Path, overwrite: bool) -> Result<(bool, u64, Vec<PathBuf>)> {
+    let scan = scan_output_dir(dir, overwrite)?;
+    if !scan.exists {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, "creating the matrix directory", e))?;
+        return Ok((true, 1, Vec::new()));
+    }
+    Ok((false, scan.generation + 1, scan.stale))
 }

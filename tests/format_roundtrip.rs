@@ -5,6 +5,7 @@ mod common;
 
 use common::{entries_of, write, Triplets};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use sparsedisk::format::MANIFEST_FILE;
 use sparsedisk::{Error, IndexType, Layout, Matrix, MatrixWriter, ValueType, WriterOptions};
 use std::collections::BTreeMap;
@@ -44,7 +45,11 @@ fn check_equal(t: &Triplets, m: &Matrix, pattern: bool) -> Result<(), TestCaseEr
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 200,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn written_matrices_reopen_equal(

@@ -25,6 +25,8 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Generate a matrix from a formula (PDE Laplacians, banded matrices) straight to disk.
     Generate(crate::generate::GenerateArgs),
+    /// Import triplets (Matrix Market, edge list, CSV; any order, any size) into a matrix on disk.
+    Import(crate::import::ImportArgs),
     /// Print a matrix's shape, nnz, types, segments and bytes on disk.
     Info(InfoArgs),
     /// Check every checksum and every structural invariant of a matrix (O(nnz)).
@@ -120,6 +122,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(args) => crate::demo::run(args, quiet),
         Command::Generate(args) => crate::generate::run(args, quiet),
+        Command::Import(args) => crate::import::run(args, quiet),
         Command::Info(args) => crate::info::run(args),
         Command::Verify(args) => crate::verify::run(args, quiet),
         Command::Export(args) => crate::export::run(args, quiet),

@@ -3,7 +3,9 @@
 use crate::cli::{parse_size_arg, LayoutArg, ValueTypeArg};
 use crate::output::{emit, emit_json, progress_bar};
 use clap::{Args, Subcommand};
-use sparsedisk::gen::{generate_with_progress, Generator};
+use indicatif::ProgressBar;
+use sparsedisk::build::{default_memory_budget, BuildOptions};
+use sparsedisk::gen::{generate_random, generate_with_progress, Generator, RandomMatrix};
 use sparsedisk::units::{format_bytes, peak_rss_bytes};
 use sparsedisk::{Layout, Matrix, Result, WriterOptions};
 use std::path::PathBuf;
@@ -32,6 +34,44 @@ pub enum Kind {
         /// Grid points per side.
         #[arg(long)]
         n: u64,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// R-MAT power-law graph (Graph500 parameters): 2^SCALE vertices, EDGE_FACTOR * 2^SCALE edges,
+    /// weights uniform in [0, 1), duplicates summed. Built out of core within --memory.
+    Rmat {
+        /// log2 of the number of vertices.
+        #[arg(long)]
+        scale: u32,
+        /// Edges per vertex.
+        #[arg(long, default_value_t = 16)]
+        edge_factor: u64,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Memory budget of the out-of-core sort (e.g. 2G; default: a quarter of RAM).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+        memory: Option<u64>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// ROWS x COLS with NNZ_PER_ROW uniformly random columns per row, values uniform in [0, 1).
+    Uniform {
+        /// Rows.
+        #[arg(long)]
+        rows: u64,
+        /// Columns.
+        #[arg(long)]
+        cols: u64,
+        /// Entries drawn per row (repeats are summed).
+        #[arg(long)]
+        nnz_per_row: u64,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Memory budget of the out-of-core sort (e.g. 2G; default: a quarter of RAM).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+        memory: Option<u64>,
         #[command(flatten)]
         out: OutputArgs,
     },
@@ -75,18 +115,33 @@ pub struct OutputArgs {
 }
 
 pub fn run(args: GenerateArgs, quiet: bool) -> Result<()> {
-    let (generator, out) = match args.kind {
-        Kind::Laplace2d { n, out } => (Generator::Laplace2d { n }, out),
-        Kind::Laplace3d { n, out } => (Generator::Laplace3d { n }, out),
-        Kind::Banded { n, lower, upper, out } => (Generator::Banded { n, lower, upper }, out),
+    let start = Instant::now();
+    let (m, out, bar) = match args.kind {
+        Kind::Rmat { scale, edge_factor, seed, memory, out } => {
+            random(RandomMatrix::Rmat { scale, edge_factor, seed }, memory, out, quiet)?
+        }
+        Kind::Uniform { rows, cols, nnz_per_row, seed, memory, out } => {
+            random(RandomMatrix::Uniform { rows, cols, nnz_per_row, seed }, memory, out, quiet)?
+        }
+        Kind::Laplace2d { n, out } => formula(Generator::Laplace2d { n }, out, quiet)?,
+        Kind::Laplace3d { n, out } => formula(Generator::Laplace3d { n }, out, quiet)?,
+        Kind::Banded { n, lower, upper, out } => formula(Generator::Banded { n, lower, upper }, out, quiet)?,
     };
+    bar.finish_and_clear();
+    let dir = &out.output;
+    report(&m, &out, dir, start)
+}
+
+fn writer_options(out: &OutputArgs) -> WriterOptions {
+    WriterOptions { segment_bytes: out.segment_size.max(1), overwrite: out.force, ..WriterOptions::default() }
+}
+
+fn formula(generator: Generator, out: OutputArgs, quiet: bool) -> Result<(Matrix, OutputArgs, ProgressBar)> {
     let layout: Layout = out.layout.into();
-    let options =
-        WriterOptions { segment_bytes: out.segment_size.max(1), overwrite: out.force, ..WriterOptions::default() };
+    let options = writer_options(&out);
     let (outer, _) = layout.outer_inner(generator.shape()?);
     let bar = progress_bar(outer, if layout == Layout::Csr { "rows" } else { "cols" }, quiet);
     bar.set_message("generate");
-    let start = Instant::now();
     let mut progress = |done: u64| bar.set_position(done);
     let dir = &out.output;
     let m: Matrix = match out.value_type {
@@ -95,7 +150,45 @@ pub fn run(args: GenerateArgs, quiet: bool) -> Result<()> {
         ValueTypeArg::I64 => generate_with_progress::<i64>(&generator, dir, layout, options, &mut progress)?,
         ValueTypeArg::Pattern => generate_with_progress::<()>(&generator, dir, layout, options, &mut progress)?,
     };
-    bar.finish_and_clear();
+    Ok((m, out, bar))
+}
+
+fn random(
+    matrix: RandomMatrix,
+    memory: Option<u64>,
+    out: OutputArgs,
+    quiet: bool,
+) -> Result<(Matrix, OutputArgs, ProgressBar)> {
+    let options = BuildOptions {
+        memory_budget: memory.unwrap_or_else(default_memory_budget),
+        layout: out.layout.into(),
+        writer: writer_options(&out),
+        ..BuildOptions::default()
+    };
+    let bar = progress_bar(matrix.triplets()?, "triplets", quiet);
+    bar.set_message("generate");
+    let mut progress = |done: u64| bar.set_position(done);
+    let dir = &out.output;
+    let (m, stats) = match out.value_type {
+        ValueTypeArg::F64 => generate_random::<f64>(&matrix, dir, options, &mut progress)?,
+        ValueTypeArg::F32 => generate_random::<f32>(&matrix, dir, options, &mut progress)?,
+        ValueTypeArg::I64 => {
+            return Err(sparsedisk::Error::invalid(
+                "random matrices have fractional weights: use --value-type f64, f32 or pattern",
+            ))
+        }
+        ValueTypeArg::Pattern => generate_random::<()>(&matrix, dir, options, &mut progress)?,
+    };
+    if !quiet && !out.json {
+        eprintln!(
+            "build: {} triplets, {} runs, sort {:.2} s, spill {:.2} s, write {:.2} s",
+            stats.triplets, stats.runs, stats.sort_seconds, stats.spill_seconds, stats.write_seconds
+        );
+    }
+    Ok((m, out, bar))
+}
+
+fn report(m: &Matrix, out: &OutputArgs, dir: &std::path::Path, start: Instant) -> Result<()> {
     let seconds = start.elapsed().as_secs_f64();
     let info = m.info();
     if out.json {

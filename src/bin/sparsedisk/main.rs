@@ -4,6 +4,7 @@ mod cli;
 mod demo;
 mod export;
 mod generate;
+mod import;
 mod info;
 mod output;
 mod verify;

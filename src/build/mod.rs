@@ -1,0 +1,566 @@
+//! The triplet builder: entries in any order in, a matrix on disk out, in bounded memory.
+//!
+//! An external sort (after webgraph-rs's `par_sort_pairs` and every database's sort operator):
+//!
+//! 1. **Chunks.** Triplets accumulate in a buffer sized from the memory budget.
+//! 2. **Sort.** A full buffer is sorted by `(outer, inner)` in parallel and stably (a counting sort by
+//!    outer index, then each outer index's entries by inner index; see `sort`), and duplicates inside it
+//!    are combined by the policy.
+//! 3. **Spill.** If more input follows, the sorted chunk is written as a *run* to a staging directory
+//!    inside the output directory (so it is on the same filesystem and is cleaned with it).
+//! 4. **Merge.** At [`finish`](TripletBuilder::finish) the runs and the last chunk (kept in memory) are
+//!    k-way merged straight into the [`MatrixWriter`], combining duplicates across runs. When everything
+//!    fits in one chunk, nothing touches the staging area: sort, then write.
+//!
+//! Memory is the budget whatever the input size: the buffer and its sort workspace take what the budget
+//! allows, the merge reads each run through a buffer of `budget / (2 * runs)` (at most 8 MiB), and the
+//! writer streams. Disk use is the runs (`16 + value bytes` per entry) plus the output.
+//!
+//! **Duplicates** are combined in input order (the sort is stable and runs merge in input order), so
+//! `sum` adds them in the order they were read, exactly like scipy's `sum_duplicates`, and `first` /
+//! `last` mean first and last in the input. Explicit zeros are kept unless `drop_zeros` is set, which
+//! drops entries whose *combined* value is zero.
+//!
+//! **Atomicity.** Nothing is published before the manifest at the end. A builder dropped without
+//! `finish` (a parse error, an interrupted import) removes its staging area, and the output directory if
+//! it created it; an existing matrix being replaced (`overwrite`) stays readable throughout.
+
+mod run;
+mod sort;
+
+use crate::element::{Element, Triplet};
+use crate::error::{Error, Result};
+use crate::format::Layout;
+use crate::matrix::Matrix;
+use crate::writer::{check_output_dir, MatrixWriter, WriterOptions, STAGING_PREFIX};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// An entry in layout order: `(outer, inner)` is `(row, col)` for CSR, `(col, row)` for CSC.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Entry<V> {
+    pub(crate) outer: u64,
+    pub(crate) inner: u64,
+    pub(crate) value: V,
+}
+
+/// What to do with entries that share a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Duplicates {
+    /// Add them, in input order (scipy, GraphBLAS and Matrix Market convention).
+    #[default]
+    Sum,
+    /// Keep the first in input order.
+    First,
+    /// Keep the last in input order.
+    Last,
+    /// Keep the smallest.
+    Min,
+    /// Keep the largest.
+    Max,
+    /// Refuse the input.
+    Error,
+}
+
+impl std::str::FromStr for Duplicates {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Duplicates> {
+        Ok(match s {
+            "sum" => Duplicates::Sum,
+            "first" => Duplicates::First,
+            "last" => Duplicates::Last,
+            "min" => Duplicates::Min,
+            "max" => Duplicates::Max,
+            "error" => Duplicates::Error,
+            other => {
+                return Err(Error::invalid(format!(
+                    "unknown duplicate policy {other:?}: expected sum, first, last, min, max or error"
+                )))
+            }
+        })
+    }
+}
+
+/// Default memory budget of the builder: a quarter of physical memory, at least 256 MiB (1 GiB when
+/// the platform does not say).
+pub fn default_memory_budget() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("MemTotal:"))?.to_string();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map(|kib| kib * 1024);
+    match total {
+        Some(t) => (t / 4).max(256 << 20),
+        None => 1 << 30,
+    }
+}
+
+/// Options of a [`TripletBuilder`].
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Bytes the builder may use for its buffers (sort chunk, workspace, merge buffers).
+    pub memory_budget: u64,
+    /// Duplicate policy.
+    pub duplicates: Duplicates,
+    /// Drop entries whose combined value is zero.
+    pub drop_zeros: bool,
+    /// Layout of the output.
+    pub layout: Layout,
+    /// Shape of the matrix; `None` infers it as `(max row + 1, max col + 1)`.
+    pub shape: Option<(u64, u64)>,
+    /// Options of the writer (segment size, overwrite, durability).
+    pub writer: WriterOptions,
+    /// Caps the triplets per in-memory chunk below what the budget allows: for tests that must
+    /// exercise spilling and merging on small inputs, and for tuning. `None`: the budget decides.
+    pub max_chunk_triplets: Option<usize>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            memory_budget: default_memory_budget(),
+            duplicates: Duplicates::Sum,
+            drop_zeros: false,
+            layout: Layout::Csr,
+            shape: None,
+            writer: WriterOptions::default(),
+            max_chunk_triplets: None,
+        }
+    }
+}
+
+/// The phase a build is in, for progress reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildPhase {
+    /// Accepting triplets.
+    Ingest,
+    /// Sorting a full chunk.
+    Sort,
+    /// Writing a sorted run to the staging area.
+    Spill,
+    /// Merging runs into the matrix.
+    Merge,
+    /// Writing the matrix (single-chunk builds).
+    Write,
+}
+
+impl BuildPhase {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            BuildPhase::Ingest => "parse",
+            BuildPhase::Sort => "sort",
+            BuildPhase::Spill => "spill",
+            BuildPhase::Merge => "merge",
+            BuildPhase::Write => "write",
+        }
+    }
+}
+
+/// A progress report.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildProgress {
+    /// Current phase.
+    pub phase: BuildPhase,
+    /// Triplets accepted so far.
+    pub triplets: u64,
+    /// Runs spilled so far.
+    pub runs: usize,
+    /// Entries written to the matrix so far.
+    pub written: u64,
+}
+
+/// What a finished build did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BuildStats {
+    /// Triplets accepted.
+    pub triplets: u64,
+    /// Sorted runs spilled to disk (0: the build fit in memory).
+    pub runs: usize,
+    /// Bytes written to runs.
+    pub spilled_bytes: u64,
+    /// Entries in the matrix (after combining duplicates and dropping zeros).
+    pub nnz: u64,
+    /// Entries removed as duplicates.
+    pub duplicates_combined: u64,
+    /// Entries dropped as zeros.
+    pub zeros_dropped: u64,
+    /// Triplets per in-memory chunk the budget allowed.
+    pub chunk_capacity: usize,
+    /// Seconds spent sorting the last chunk and writing it (single-chunk builds), or sorting it and
+    /// merging every run into the matrix.
+    pub sort_seconds: f64,
+    /// Seconds spent sorting chunks and writing them as runs to the staging area.
+    pub spill_seconds: f64,
+    /// Seconds spent closing the matrix: the last segment, fsyncs, and publishing the manifest.
+    pub write_seconds: f64,
+}
+
+type ProgressFn = Box<dyn FnMut(&BuildProgress) + Send>;
+
+/// Builds a matrix from triplets in any order. See the [module docs](self).
+///
+/// # Examples
+///
+/// ```
+/// use sparsedisk::build::{BuildOptions, TripletBuilder};
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path().join("m");
+/// let mut b = TripletBuilder::<f64>::new(&dir, BuildOptions::default())?;
+/// b.push(2, 0, 1.0)?;
+/// b.push(0, 1, 2.0)?;
+/// b.push(2, 0, 0.5)?; // a duplicate: summed
+/// let (m, stats) = b.finish()?;
+/// assert_eq!((m.shape(), m.nnz(), stats.duplicates_combined), ((3, 2), 2, 1));
+/// # Ok::<(), sparsedisk::Error>(())
+/// ```
+pub struct TripletBuilder<V: Element> {
+    dir: PathBuf,
+    created_dir: bool,
+    options: BuildOptions,
+    staging: Option<PathBuf>,
+    chunk: sort::Chunk<V>,
+    capacity: usize,
+    runs: Vec<PathBuf>,
+    spilled_bytes: u64,
+    triplets: u64,
+    max_row: Option<u64>,
+    max_col: Option<u64>,
+    combined: u64,
+    zeros_dropped: u64,
+    progress: Option<ProgressFn>,
+    finished: bool,
+    sort_seconds: f64,
+    spill_seconds: f64,
+}
+
+/// Bytes kept out of the chunk for merge buffers, writer buffers and bookkeeping.
+const RESERVED: u64 = 32 << 20;
+
+impl<V: Element> TripletBuilder<V> {
+    /// Prepares a build into `dir`. Fails at once (before any input is read) when `dir` holds a matrix
+    /// and `options.writer.overwrite` is off, or holds foreign files.
+    ///
+    /// # Errors
+    ///
+    /// As [`check_output_dir`]; [`Error::InvalidInput`] for a budget too small to work in (< 16 MiB).
+    pub fn new(dir: impl AsRef<Path>, options: BuildOptions) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        if options.memory_budget < 16 << 20 {
+            return Err(Error::invalid(format!(
+                "a memory budget of {} bytes is too small: the builder needs at least 16 MiB",
+                options.memory_budget
+            )));
+        }
+        if let Some((r, c)) = options.shape {
+            if r > i64::MAX as u64 || c > i64::MAX as u64 {
+                return Err(Error::invalid(format!(
+                    "shape {r} x {c} exceeds the largest supported dimension 2^63 - 1"
+                )));
+            }
+        }
+        check_output_dir(&dir, options.writer.overwrite)?;
+        // An entry in its bucket block, plus a third of an entry for partly filled blocks, the
+        // per-worker scratch and the sorted window in flight (see sort.rs).
+        let per_entry = std::mem::size_of::<Entry<V>>() as u64 * 4 / 3 + 8;
+        let from_budget = ((options.memory_budget.saturating_sub(RESERVED)) / per_entry).max(1024) as usize;
+        let capacity = options.max_chunk_triplets.map_or(from_budget, |cap| cap.clamp(1, from_budget));
+        let outer_dim = options.shape.map(|sh| options.layout.outer_inner(sh).0);
+        Ok(TripletBuilder {
+            dir,
+            created_dir: false,
+            options,
+            staging: None,
+            chunk: sort::Chunk::new(capacity, outer_dim),
+            capacity,
+            runs: Vec::new(),
+            spilled_bytes: 0,
+            triplets: 0,
+            max_row: None,
+            max_col: None,
+            combined: 0,
+            zeros_dropped: 0,
+            progress: None,
+            finished: false,
+            sort_seconds: 0.0,
+            spill_seconds: 0.0,
+        })
+    }
+
+    /// Calls `f` with a progress report at every phase change and now and then while merging.
+    pub fn on_progress(&mut self, f: impl FnMut(&BuildProgress) + Send + 'static) {
+        self.progress = Some(Box::new(f));
+    }
+
+    /// Triplets the budget lets one in-memory chunk hold.
+    pub fn chunk_capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Triplets accepted so far.
+    pub fn triplets(&self) -> u64 {
+        self.triplets
+    }
+
+    /// Adds one entry.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfBounds`] outside a declared shape; I/O errors of a spill.
+    #[inline]
+    pub fn push(&mut self, row: u64, col: u64, value: V) -> Result<()> {
+        if let Some((r, c)) = self.options.shape {
+            if row >= r || col >= c {
+                return Err(Error::OutOfBounds { row, col, shape: (r, c) });
+            }
+        } else if row > i64::MAX as u64 - 1 || col > i64::MAX as u64 - 1 {
+            return Err(Error::invalid(format!("entry ({row}, {col}): indices must be below 2^63 - 1")));
+        }
+        self.max_row = Some(self.max_row.map_or(row, |m| m.max(row)));
+        self.max_col = Some(self.max_col.map_or(col, |m| m.max(col)));
+        let (outer, inner) = match self.options.layout {
+            Layout::Csr => (row, col),
+            Layout::Csc => (col, row),
+        };
+        self.chunk.push(Entry { outer, inner, value });
+        self.triplets += 1;
+        if self.chunk.len() >= self.capacity {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// Adds a chunk of entries, in order.
+    ///
+    /// # Errors
+    ///
+    /// As [`push`](Self::push).
+    pub fn push_triplets(&mut self, triplets: &[Triplet<V>]) -> Result<()> {
+        for t in triplets {
+            self.push(t.row, t.col, t.value)?;
+        }
+        Ok(())
+    }
+
+    fn report(&mut self, phase: BuildPhase, written: u64) {
+        let p = BuildProgress { phase, triplets: self.triplets, runs: self.runs.len(), written };
+        if let Some(f) = self.progress.as_mut() {
+            f(&p);
+        }
+    }
+
+    fn combine(&self, drop_zeros: bool) -> Combine {
+        Combine { policy: self.options.duplicates, drop_zeros, layout: self.options.layout }
+    }
+
+    /// Sorts the buffer and writes it as a run.
+    fn spill(&mut self) -> Result<()> {
+        self.report(BuildPhase::Sort, 0);
+        let staging = self.staging_dir()?;
+        let path = staging.join(format!("run-{:06}", self.runs.len()));
+        let mut writer = run::RunWriter::create(&path)?;
+        let t = Instant::now();
+        let mut combined = 0;
+        // Zeros are dropped only after combining across runs: a zero here may meet a later entry.
+        let combine = self.combine(false);
+        sort::sort_chunk(&mut self.chunk, combine, &mut |bucket| {
+            combined += bucket.combined;
+            bucket.entries().try_for_each(|e| writer.push(e))
+        })?;
+        self.combined += combined;
+        self.spilled_bytes += writer.entries * run::record_bytes::<V>() as u64;
+        self.runs.push(writer.finish()?);
+        // Sorting and writing the run are interleaved; attribute the time to both phases' sum.
+        self.spill_seconds += t.elapsed().as_secs_f64();
+        self.report(BuildPhase::Ingest, 0);
+        Ok(())
+    }
+
+    fn staging_dir(&mut self) -> Result<PathBuf> {
+        if let Some(s) = &self.staging {
+            return Ok(s.clone());
+        }
+        if !self.dir.exists() {
+            fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, "creating the output directory", e))?;
+            self.created_dir = true;
+        }
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let name = format!("{STAGING_PREFIX}{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let staging = self.dir.join(name);
+        fs::create_dir(&staging).map_err(|e| Error::io(&staging, "creating the staging area", e))?;
+        self.staging = Some(staging.clone());
+        Ok(staging)
+    }
+
+    /// Sorts what remains, merges it with the spilled runs into the matrix, and publishes it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a duplicate under the `error` policy; I/O errors. On error nothing
+    /// is published and the staging area is removed.
+    pub fn finish(mut self) -> Result<(Matrix, BuildStats)> {
+        let shape =
+            self.options.shape.unwrap_or((self.max_row.map_or(0, |r| r + 1), self.max_col.map_or(0, |c| c + 1)));
+        if !self.runs.is_empty() && self.chunk.len() > 0 {
+            // Out of core: the last chunk becomes a run too, so the merge holds no chunk in memory.
+            self.spill()?;
+        }
+        let mut writer = MatrixWriter::<V>::create(&self.dir, shape, self.options.layout, self.options.writer.clone())?;
+        let t = Instant::now();
+        let mut zeros_dropped = 0;
+        let mut combined = 0;
+        if self.runs.is_empty() {
+            // Everything fits in one chunk: sort and write, bucket by bucket, rows in bulk.
+            self.report(BuildPhase::Write, 0);
+            let combine = self.combine(self.options.drop_zeros);
+            sort::sort_chunk(&mut self.chunk, combine, &mut |bucket| {
+                combined += bucket.combined;
+                zeros_dropped += bucket.zeros_dropped;
+                let mut k = 0;
+                for (&outer, &count) in bucket.outers.iter().zip(&bucket.counts) {
+                    writer.advance_to(outer)?;
+                    writer.push_row(&bucket.inners[k..k + count], &bucket.values[k..k + count])?;
+                    k += count;
+                }
+                Ok(())
+            })?;
+            self.sort_seconds += t.elapsed().as_secs_f64();
+        } else {
+            self.report(BuildPhase::Merge, 0);
+            let buffer = (self.options.memory_budget / (2 * (self.runs.len() as u64 + 1))).clamp(64 << 10, 8 << 20);
+            let runs = self.runs.clone();
+            let mut progress = self.progress.take();
+            let (triplets, nruns) = (self.triplets, self.runs.len());
+            let mut combiner = Combiner::new(self.combine(self.options.drop_zeros));
+            let mut written = 0u64;
+            let mut put = |e: Entry<V>| {
+                written += 1;
+                if written % (1 << 22) == 0 {
+                    if let Some(f) = progress.as_mut() {
+                        f(&BuildProgress { phase: BuildPhase::Merge, triplets, runs: nruns, written });
+                    }
+                }
+                writer.push_entry(e.outer, e.inner, e.value)
+            };
+            run::merge(&runs, Vec::new(), buffer as usize, &mut |e| combiner.push(e, &mut put))?;
+            combiner.flush(&mut put)?;
+            combined += combiner.combined;
+            zeros_dropped += combiner.zeros_dropped;
+            self.progress = progress;
+            self.sort_seconds += t.elapsed().as_secs_f64();
+        }
+        self.combined += combined;
+        self.zeros_dropped += zeros_dropped;
+        self.remove_staging();
+        let write_start = Instant::now();
+        let matrix = writer.finish()?;
+        self.finished = true;
+        let stats = BuildStats {
+            triplets: self.triplets,
+            runs: self.runs.len(),
+            spilled_bytes: self.spilled_bytes,
+            nnz: matrix.nnz(),
+            duplicates_combined: self.combined,
+            zeros_dropped: self.zeros_dropped,
+            chunk_capacity: self.capacity,
+            sort_seconds: self.sort_seconds,
+            spill_seconds: self.spill_seconds,
+            write_seconds: write_start.elapsed().as_secs_f64(),
+        };
+        self.report(BuildPhase::Write, matrix.nnz());
+        Ok((matrix, stats))
+    }
+
+    fn remove_staging(&mut self) {
+        if let Some(s) = self.staging.take() {
+            let _ = fs::remove_dir_all(s);
+        }
+    }
+}
+
+impl<V: Element> Drop for TripletBuilder<V> {
+    fn drop(&mut self) {
+        self.remove_staging();
+        if !self.finished && self.created_dir {
+            // This builder created the directory (for its staging area) and published nothing there.
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// How entries at the same position are combined, and whether zero results are dropped.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Combine {
+    pub(crate) policy: Duplicates,
+    pub(crate) drop_zeros: bool,
+    pub(crate) layout: Layout,
+}
+
+impl Combine {
+    /// Combines `earlier` with `later` (in input order) at `(outer, inner)`.
+    #[inline]
+    pub(crate) fn apply<V: Element>(&self, earlier: V, later: V, outer: u64, inner: u64) -> Result<V> {
+        Ok(match self.policy {
+            Duplicates::Sum => earlier.sum(later),
+            Duplicates::First => earlier,
+            Duplicates::Last => later,
+            Duplicates::Min => earlier.minimum(later),
+            Duplicates::Max => earlier.maximum(later),
+            Duplicates::Error => {
+                let (row, col) = self.layout.row_col(outer, inner);
+                return Err(Error::invalid(format!(
+                    "entry ({row}, {col}) (0-based) appears more than once and the duplicate policy is \"error\"; \
+                     choose --duplicates sum|first|last|min|max to combine duplicates"
+                )));
+            }
+        })
+    }
+}
+
+/// Combines equal neighbours of a sorted entry stream (the merge of runs) by a [`Combine`].
+struct Combiner<V> {
+    combine: Combine,
+    pending: Option<Entry<V>>,
+    combined: u64,
+    zeros_dropped: u64,
+}
+
+impl<V: Element> Combiner<V> {
+    fn new(combine: Combine) -> Self {
+        Combiner { combine, pending: None, combined: 0, zeros_dropped: 0 }
+    }
+
+    #[inline]
+    fn push(&mut self, e: Entry<V>, out: &mut dyn FnMut(Entry<V>) -> Result<()>) -> Result<()> {
+        match &mut self.pending {
+            Some(p) if p.outer == e.outer && p.inner == e.inner => {
+                self.combined += 1;
+                p.value = self.combine.apply(p.value, e.value, e.outer, e.inner)?;
+                Ok(())
+            }
+            _ => match self.pending.replace(e) {
+                Some(p) => self.emit(p, out),
+                None => Ok(()),
+            },
+        }
+    }
+
+    fn emit(&mut self, e: Entry<V>, out: &mut dyn FnMut(Entry<V>) -> Result<()>) -> Result<()> {
+        if self.combine.drop_zeros && e.value.is_zero() {
+            self.zeros_dropped += 1;
+            return Ok(());
+        }
+        out(e)
+    }
+
+    fn flush(&mut self, out: &mut dyn FnMut(Entry<V>) -> Result<()>) -> Result<()> {
+        match self.pending.take() {
+            Some(p) => self.emit(p, out),
+            None => Ok(()),
+        }
+    }
+}

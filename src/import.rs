@@ -1,0 +1,243 @@
+//! Import: a triplet file (Matrix Market, edge list, CSV; plain, gzipped or on standard input) to a
+//! matrix on disk, out of core, in one pass over the input.
+//!
+//! The parser ([`io::read`](crate::io::read)) reads blocks in parallel and hands triplets, in file
+//! order, to the [`TripletBuilder`], which sorts them in chunks sized by the memory budget, spills
+//! sorted runs when the input outgrows it, and merges them into the writer. Memory: the budget, of
+//! which [`PARSER_RESERVE`] goes to the parser's blocks in flight.
+
+use crate::build::{BuildOptions, BuildPhase, BuildProgress, BuildStats, Duplicates, TripletBuilder};
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::format::{Layout, ValueType};
+use crate::io::read::{Field, ParseValue, ReadOptions, TripletReader};
+use crate::matrix::Matrix;
+use crate::writer::WriterOptions;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Memory set aside from the budget for the parser: blocks being read, parsed and handed over.
+pub const PARSER_RESERVE: u64 = 128 << 20;
+
+/// Which layouts to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutChoice {
+    /// One CSR matrix in the output directory.
+    Csr,
+    /// One CSC matrix in the output directory.
+    Csc,
+    /// Both: `DIR/csr` and `DIR/csc`, each a matrix (the CSC one built from the CSR one, so the input
+    /// is parsed once).
+    Both,
+}
+
+/// What the import stores as values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValueChoice {
+    /// From the input: pattern files and edge lists without weights as `pattern`, integer Matrix
+    /// Market files as `int64`, everything else `float64`.
+    #[default]
+    Auto,
+    /// A fixed type.
+    Fixed(ValueType),
+}
+
+/// Options of [`import`].
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Parser options (format, index base, symmetrize, CSV columns, ...).
+    pub read: ReadOptions,
+    /// Total memory budget (parser + builder).
+    pub memory_budget: u64,
+    /// Duplicate policy.
+    pub duplicates: Duplicates,
+    /// Drop entries whose combined value is zero.
+    pub drop_zeros: bool,
+    /// Shape to use instead of the input's (edge lists: otherwise max index + 1).
+    pub shape: Option<(u64, u64)>,
+    /// Value type.
+    pub values: ValueChoice,
+    /// Layouts to build.
+    pub layout: LayoutChoice,
+    /// Writer options (segment size, overwrite, durability).
+    pub writer: WriterOptions,
+}
+
+/// A progress report of an import.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportProgress {
+    /// Input bytes consumed.
+    pub bytes: u64,
+    /// The builder's report.
+    pub build: BuildProgress,
+}
+
+/// What an import did.
+#[derive(Debug, Clone)]
+pub struct ImportSummary {
+    /// The matrices written (one, or CSR then CSC for [`LayoutChoice::Both`]).
+    pub outputs: Vec<PathBuf>,
+    /// Shape of the matrix.
+    pub shape: (u64, u64),
+    /// Stored entries.
+    pub nnz: u64,
+    /// Value type stored.
+    pub value_type: ValueType,
+    /// Input bytes read (after decompression).
+    pub bytes: u64,
+    /// Lines of input.
+    pub lines: u64,
+    /// Triplets produced (after symmetric expansion).
+    pub triplets: u64,
+    /// The builder's statistics (of the first layout built).
+    pub build: BuildStats,
+    /// Seconds from start to end.
+    pub seconds: f64,
+    /// Seconds spent reading and parsing (overlapping with chunk sorts and spills).
+    pub parse_seconds: f64,
+}
+
+/// Imports `input` (`-` for standard input) into `dir`.
+///
+/// # Errors
+///
+/// Parse errors with file and line ([`Error::Parse`]); [`Error::InvalidInput`] for bad options, an
+/// output directory that holds a matrix without `overwrite`, or duplicates under the `error` policy;
+/// I/O errors. On any error nothing is published and no staging file is left.
+pub fn import(
+    input: &Path,
+    dir: &Path,
+    options: &ImportOptions,
+    progress: impl FnMut(&ImportProgress) + Send + Clone + 'static,
+) -> Result<ImportSummary> {
+    let start = Instant::now();
+    let reader = TripletReader::open(input, options.read.clone())?;
+    let header = reader.header().clone();
+    let value_type = match options.values {
+        ValueChoice::Fixed(t) => t,
+        ValueChoice::Auto => match header.field {
+            Field::Pattern => ValueType::Pattern,
+            Field::Integer => ValueType::Int64,
+            Field::Real => ValueType::Float64,
+        },
+    };
+    if value_type != ValueType::Pattern && header.field == Field::Pattern && options.values != ValueChoice::Auto {
+        // Pattern input into a valued type: every entry is 1. Allowed; nothing to check.
+    }
+    match value_type {
+        ValueType::Float64 => run::<f64>(reader, input, dir, options, value_type, start, progress),
+        ValueType::Float32 => run::<f32>(reader, input, dir, options, value_type, start, progress),
+        ValueType::Int64 => run::<i64>(reader, input, dir, options, value_type, start, progress),
+        ValueType::Pattern => run::<()>(reader, input, dir, options, value_type, start, progress),
+    }
+}
+
+fn run<V: ParseValue>(
+    reader: TripletReader,
+    input: &Path,
+    dir: &Path,
+    options: &ImportOptions,
+    value_type: ValueType,
+    start: Instant,
+    progress: impl FnMut(&ImportProgress) + Send + Clone + 'static,
+) -> Result<ImportSummary> {
+    let shape = options.shape.or(reader.header().shape);
+    if let (Some(given), Some(declared)) = (options.shape, reader.header().shape) {
+        if given != declared {
+            return Err(Error::invalid(format!(
+                "--shape {}x{} differs from the {}x{} that {} declares",
+                given.0,
+                given.1,
+                declared.0,
+                declared.1,
+                input.display()
+            )));
+        }
+    }
+    let (first_dir, first_layout) = match options.layout {
+        LayoutChoice::Csr => (dir.to_path_buf(), Layout::Csr),
+        LayoutChoice::Csc => (dir.to_path_buf(), Layout::Csc),
+        LayoutChoice::Both => {
+            crate::writer::check_output_dir(dir, options.writer.overwrite)?;
+            (dir.join("csr"), Layout::Csr)
+        }
+    };
+    let build_options = BuildOptions {
+        memory_budget: options.memory_budget.saturating_sub(PARSER_RESERVE).max(16 << 20),
+        duplicates: options.duplicates,
+        drop_zeros: options.drop_zeros,
+        layout: first_layout,
+        shape,
+        writer: options.writer.clone(),
+        max_chunk_triplets: None,
+    };
+    let mut builder = TripletBuilder::<V>::new(&first_dir, build_options.clone())?;
+    let bytes_seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    {
+        let bytes_seen = bytes_seen.clone();
+        let mut p = progress.clone();
+        builder.on_progress(move |b| {
+            p(&ImportProgress { bytes: bytes_seen.load(std::sync::atomic::Ordering::Relaxed), build: *b })
+        });
+    }
+    let mut p = progress.clone();
+    let parse_start = Instant::now();
+    let triplets = std::cell::Cell::new(0u64);
+    let summary = reader.read_all::<V>(
+        &mut |chunk| {
+            triplets.set(triplets.get() + chunk.len() as u64);
+            builder.push_triplets(&chunk)
+        },
+        &mut |bytes| {
+            bytes_seen.store(bytes, std::sync::atomic::Ordering::Relaxed);
+            let build = BuildProgress { phase: BuildPhase::Ingest, triplets: triplets.get(), runs: 0, written: 0 };
+            p(&ImportProgress { bytes, build });
+        },
+    )?;
+    let parse_seconds = parse_start.elapsed().as_secs_f64();
+    let (matrix, stats) = builder.finish()?;
+    let mut outputs = vec![first_dir.clone()];
+    if options.layout == LayoutChoice::Both {
+        let csc_dir = dir.join("csc");
+        let csc_options = BuildOptions { layout: Layout::Csc, shape: Some(matrix.shape()), ..build_options };
+        rebuild::<V>(&matrix, &csc_dir, csc_options)?;
+        outputs.push(csc_dir);
+    }
+    Ok(ImportSummary {
+        outputs,
+        shape: matrix.shape(),
+        nnz: matrix.nnz(),
+        value_type,
+        bytes: summary.bytes,
+        lines: summary.lines,
+        triplets: summary.triplets,
+        build: stats,
+        seconds: start.elapsed().as_secs_f64(),
+        parse_seconds,
+    })
+}
+
+/// Streams every entry of `matrix` (of value type `V`) into a new build: a layout conversion in
+/// bounded memory.
+fn rebuild<V: Element>(matrix: &Matrix, dir: &Path, options: BuildOptions) -> Result<(Matrix, BuildStats)> {
+    let mut builder = TripletBuilder::<V>::new(dir, options)?;
+    let layout = matrix.layout();
+    for seg in matrix.segments_mapped() {
+        let seg = seg?;
+        seg.check_structure()?;
+        let indptr = seg.indptr();
+        let indices = seg.indices();
+        let units = vec![(); seg.nnz() as usize];
+        let values = V::stored_slice(seg.values(), &units)
+            .ok_or_else(|| Error::invalid("the matrix's value type changed while converting"))?;
+        for local in 0..indptr.len() - 1 {
+            let outer = seg.start() + local as u64;
+            let (a, b) = (indptr[local] as usize, indptr[local + 1] as usize);
+            for (k, &value) in (a..b).zip(&values[a..b]) {
+                let (row, col) = layout.row_col(outer, indices.get(k));
+                builder.push(row, col, value)?;
+            }
+        }
+    }
+    builder.finish()
+}

@@ -1,0 +1,187 @@
+//! Edge lists: `src dst [weight]` separated by spaces or tabs, `#` and `%` comments.
+
+use super::lex::{self, After, IntError};
+use super::pipeline::Parsed;
+use super::source::Prefix;
+use super::{Dialect, Field, InputFormat, InputHeader, ParseValue, ReadOptions, Symmetry};
+use crate::error::Result;
+
+/// What the header (the first data line) fixed about the data lines.
+#[derive(Debug, Clone)]
+pub(crate) struct EdgeLayout {
+    pub base: u64,
+    pub has_value: bool,
+    pub symmetrize: bool,
+    /// Line number of the first data line (0 when there is none), named in "mixed lines" errors.
+    pub first_data_line: u64,
+}
+
+#[inline(always)]
+fn is_comment(c: u8) -> bool {
+    c == b'#' || c == b'%'
+}
+
+/// Skips leading comment and blank lines and looks at the first data line: three or more columns mean
+/// a weighted file.
+pub(crate) fn read_header(prefix: &mut Prefix, options: &ReadOptions) -> Result<(InputHeader, Dialect)> {
+    let mut first_data_line = 0;
+    let mut has_value = false;
+    while let Some(line) = prefix.peek_line()? {
+        let text = lex::trim(prefix.slice(line));
+        if text.is_empty() || is_comment(text[0]) {
+            prefix.consume(line);
+            continue;
+        }
+        first_data_line = line.number;
+        has_value = text.split(|&c| lex::is_blank(c)).filter(|w| !w.is_empty()).count() >= 3;
+        break;
+    }
+    let field = if has_value { Field::Real } else { Field::Pattern };
+    let header = InputHeader {
+        format: InputFormat::EdgeList,
+        shape: None,
+        declared_entries: None,
+        field,
+        symmetry: Symmetry::General,
+        array: false,
+        header_line: 0,
+        column_names: None,
+        file_size: None,
+    };
+    let layout = EdgeLayout {
+        base: options.index_base.unwrap_or(0),
+        has_value,
+        symmetrize: options.symmetrize,
+        first_data_line,
+    };
+    Ok((header, Dialect::Edge(layout)))
+}
+
+/// Parses a node id at `p` and checks it against the index base; returns it 0-based and what follows.
+#[inline(always)]
+fn node(b: &[u8], p: usize, what: &str, base: u64) -> std::result::Result<(u64, After), String> {
+    match lex::parse_u64(b, p) {
+        Ok((v, q)) => {
+            let after = lex::after_token(b, q);
+            if matches!(after, After::Junk) {
+                return Err(node_error(b, p, what, base, Err(IntError::NotANumber)));
+            }
+            if v < base {
+                return Err(node_error(b, p, what, base, Ok(v)));
+            }
+            Ok((v - base, after))
+        }
+        Err(e) => Err(node_error(b, p, what, base, Err(e))),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn node_error(b: &[u8], p: usize, what: &str, base: u64, parsed: std::result::Result<u64, IntError>) -> String {
+    let token = lex::quote(lex::token_at(b, p));
+    match parsed {
+        Ok(v) => format!("{what} id {v} is below the index base {base} (ids start at {base}; see --index-base)"),
+        Err(IntError::Overflow) => format!("{what} id {token} does not fit in 64 bits"),
+        Err(IntError::NotANumber) => {
+            format!("expected a {what} id (a non-negative integer), found {token}")
+        }
+    }
+}
+
+macro_rules! bail {
+    ($out:ident, $line:expr, $msg:expr) => {{
+        $out.fail($line, $msg);
+        return $out;
+    }};
+}
+
+/// Parses a block of edge-list lines.
+pub(crate) fn parse_block<V: ParseValue>(b: &[u8], lay: &EdgeLayout, capacity: usize) -> Parsed<V> {
+    let mut out = Parsed::with_capacity(capacity, 0);
+    let n = b.len();
+    let mut p = 0;
+    let mut line = 0u64;
+    while p < n {
+        let s = lex::skip_blanks(b, p);
+        if let Some((next, newline)) = lex::line_end(b, s) {
+            p = next;
+            line += newline as u64;
+            continue;
+        }
+        if is_comment(b[s]) {
+            let (next, newline) = lex::skip_line(b, s);
+            p = next;
+            line += newline as u64;
+            continue;
+        }
+        let (row, after) = match node(b, s, "source", lay.base) {
+            Ok(x) => x,
+            Err(msg) => bail!(out, line, msg),
+        };
+        let After::Token(t) = after else {
+            bail!(out, line, "expected a target id after the source id, found the end of the line".into())
+        };
+        let (col, after) = match node(b, t, "target", lay.base) {
+            Ok(x) => x,
+            Err(msg) => bail!(out, line, msg),
+        };
+        let value = if lay.has_value {
+            let After::Token(t) = after else {
+                bail!(
+                    out,
+                    line,
+                    format!(
+                        "expected a weight in the third column, as on the first data line (line {}), found the end of the line",
+                        lay.first_data_line
+                    )
+                )
+            };
+            let v = match V::parse_prefix(&b[t..]) {
+                Some((v, k)) => match lex::after_token(b, t + k) {
+                    After::Junk => bail!(out, line, V::value_error(lex::token_at(b, t))),
+                    After::End(next, newline) => {
+                        p = next;
+                        line += newline as u64;
+                        v
+                    }
+                    After::Token(rest) => {
+                        // Columns past the third (SNAP timestamps) are ignored.
+                        let (next, newline) = lex::skip_line(b, rest);
+                        p = next;
+                        line += newline as u64;
+                        v
+                    }
+                },
+                None => bail!(out, line, V::value_error(lex::token_at(b, t))),
+            };
+            v
+        } else {
+            match after {
+                After::End(next, newline) => {
+                    p = next;
+                    line += newline as u64;
+                }
+                After::Token(t) => bail!(
+                    out,
+                    line,
+                    format!(
+                        "expected the end of the line after the target id, as on the first data line (line {}) \
+                         which has no weight, found {}",
+                        lay.first_data_line,
+                        lex::quote(lex::token_at(b, t))
+                    )
+                ),
+                // Excluded by `node`.
+                After::Junk => bail!(out, line, format!("unexpected {}", lex::found(b, t))),
+            }
+            V::one()
+        };
+        out.push(row, col, value);
+        if lay.symmetrize && row != col {
+            out.push(col, row, value);
+        }
+        out.entries += 1;
+    }
+    out.newlines = line;
+    out
+}

@@ -1,0 +1,198 @@
+//! Property tests of the triplet builder against an exact oracle: any order, any chunking (so any
+//! number of spilled runs), any duplicate policy, zeros kept or dropped, both layouts.
+
+mod common;
+
+use common::entries_of;
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+use sparsedisk::build::{BuildOptions, Duplicates, TripletBuilder};
+use sparsedisk::{Error, Layout, Matrix, WriterOptions};
+use std::collections::BTreeMap;
+
+fn policy() -> impl Strategy<Value = Duplicates> {
+    prop_oneof![
+        Just(Duplicates::Sum),
+        Just(Duplicates::First),
+        Just(Duplicates::Last),
+        Just(Duplicates::Min),
+        Just(Duplicates::Max),
+        Just(Duplicates::Error),
+    ]
+}
+
+/// The oracle: group by position in input order, combine, drop zeros if asked.
+fn expected(triplets: &[(u64, u64, i64)], policy: Duplicates, drop_zeros: bool) -> Option<Vec<(u64, u64, f64)>> {
+    let mut groups: BTreeMap<(u64, u64), Vec<i64>> = BTreeMap::new();
+    for &(r, c, v) in triplets {
+        groups.entry((r, c)).or_default().push(v);
+    }
+    let mut out = Vec::new();
+    for ((r, c), vs) in groups {
+        let v = match policy {
+            Duplicates::Sum => vs.iter().sum(),
+            Duplicates::First => vs[0],
+            Duplicates::Last => *vs.last().unwrap(),
+            Duplicates::Min => *vs.iter().min().unwrap(),
+            Duplicates::Max => *vs.iter().max().unwrap(),
+            Duplicates::Error => {
+                if vs.len() > 1 {
+                    return None;
+                }
+                vs[0]
+            }
+        };
+        if !(drop_zeros && v == 0) {
+            out.push((r, c, v as f64));
+        }
+    }
+    Some(out)
+}
+
+fn options(
+    layout: Layout,
+    policy: Duplicates,
+    drop_zeros: bool,
+    chunk: usize,
+    shape: Option<(u64, u64)>,
+) -> BuildOptions {
+    BuildOptions {
+        memory_budget: 64 << 20,
+        duplicates: policy,
+        drop_zeros,
+        layout,
+        shape,
+        writer: WriterOptions { segment_bytes: 96, durable: false, ..WriterOptions::default() },
+        max_chunk_triplets: Some(chunk),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 300,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn builds_equal_the_oracle(
+        rows in 1u64..30,
+        cols in 1u64..30,
+        raw in prop::collection::vec((0u64..1000, 0u64..1000, -2i64..=2), 0..300),
+        layout in prop_oneof![Just(Layout::Csr), Just(Layout::Csc)],
+        policy in policy(),
+        drop_zeros in any::<bool>(),
+        chunk in prop_oneof![1usize..8, 8usize..64, Just(100_000usize)],
+        declare_shape in any::<bool>(),
+    ) {
+        let triplets: Vec<(u64, u64, i64)> = raw.into_iter().map(|(r, c, v)| (r % rows, c % cols, v)).collect();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("m");
+        let shape = declare_shape.then_some((rows, cols));
+        let mut b = TripletBuilder::<f64>::new(&dir, options(layout, policy, drop_zeros, chunk, shape)).unwrap();
+        let mut pushed = Ok(());
+        for &(r, c, v) in &triplets {
+            pushed = b.push(r, c, v as f64);
+            if pushed.is_err() {
+                break;
+            }
+        }
+        // Under the error policy a duplicate may already be found while spilling a run.
+        let result = match pushed {
+            Ok(()) => b.finish(),
+            Err(e) => {
+                drop(b);
+                Err(e)
+            }
+        };
+        match expected(&triplets, policy, drop_zeros) {
+            None => {
+                let err = result.expect_err("duplicates under the error policy must fail");
+                prop_assert!(err.to_string().contains("more than once"), "{}", err);
+                prop_assert!(!dir.exists(), "a failed build leaves nothing behind");
+            }
+            Some(want) => {
+                let (m, stats) = result.unwrap();
+                let m2 = Matrix::open(&dir).unwrap();
+                m2.verify().unwrap();
+                prop_assert_eq!(m.layout(), layout);
+                let inferred = (
+                    triplets.iter().map(|t| t.0 + 1).max().unwrap_or(0),
+                    triplets.iter().map(|t| t.1 + 1).max().unwrap_or(0),
+                );
+                prop_assert_eq!(m.shape(), shape.unwrap_or(inferred));
+                prop_assert_eq!(entries_of(&m2), want);
+                prop_assert_eq!(stats.triplets, triplets.len() as u64);
+                prop_assert_eq!(stats.nnz + stats.duplicates_combined + stats.zeros_dropped, triplets.len() as u64);
+                // A run is spilled each time the chunk fills, and, once any run exists, for the rest.
+                let n = triplets.len();
+                prop_assert_eq!(stats.runs, if n >= chunk { n.div_ceil(chunk) } else { 0 });
+                // No staging area survives.
+                for e in std::fs::read_dir(&dir).unwrap() {
+                    let name = e.unwrap().file_name().into_string().unwrap();
+                    prop_assert!(!name.starts_with(".staging"), "{}", name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pattern_and_integer_builds(
+        raw in prop::collection::vec((0u64..12, 0u64..9, -5i64..=5), 0..120),
+        chunk in 1usize..40,
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut b = TripletBuilder::<()>::new(tmp.path().join("p"), options(Layout::Csr, Duplicates::Sum, false, chunk, None)).unwrap();
+        let mut i = TripletBuilder::<i64>::new(tmp.path().join("i"), options(Layout::Csc, Duplicates::Max, true, chunk, None)).unwrap();
+        for &(r, c, v) in &raw {
+            b.push(r, c, ()).unwrap();
+            i.push(r, c, v).unwrap();
+        }
+        let (p, _) = b.finish().unwrap();
+        let (m, _) = i.finish().unwrap();
+        let want_p: Vec<(u64, u64, f64)> = expected(&raw, Duplicates::First, false).unwrap().into_iter().map(|(r, c, _)| (r, c, 1.0)).collect();
+        prop_assert_eq!(entries_of(&p), want_p);
+        prop_assert_eq!(entries_of(&m), expected(&raw, Duplicates::Max, true).unwrap());
+    }
+}
+
+#[test]
+fn out_of_bounds_and_existing_output_fail_early() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    let mut b =
+        TripletBuilder::<f64>::new(&dir, options(Layout::Csr, Duplicates::Sum, false, 4, Some((3, 3)))).unwrap();
+    assert!(matches!(b.push(3, 0, 1.0), Err(Error::OutOfBounds { row: 3, col: 0, shape: (3, 3) })));
+    for k in 0..10 {
+        b.push(k % 3, k % 2, 1.0).unwrap();
+    }
+    drop(b);
+    assert!(!dir.exists(), "a dropped builder that spilled leaves nothing");
+
+    let mut b = TripletBuilder::<f64>::new(&dir, options(Layout::Csr, Duplicates::Sum, false, 4, None)).unwrap();
+    b.push(0, 0, 1.0).unwrap();
+    b.finish().unwrap();
+    let err = TripletBuilder::<f64>::new(&dir, options(Layout::Csr, Duplicates::Sum, false, 4, None)).err().unwrap();
+    assert!(err.to_string().contains("already holds a matrix"), "{err}");
+
+    // Overwrite: the old matrix stays readable while the new one is built (through spills).
+    let mut o = options(Layout::Csr, Duplicates::Sum, false, 3, None);
+    o.writer.overwrite = true;
+    let mut b = TripletBuilder::<f64>::new(&dir, o).unwrap();
+    for k in 0..20 {
+        b.push(k, k, 2.0).unwrap();
+    }
+    assert_eq!(entries_of(&Matrix::open(&dir).unwrap()), vec![(0, 0, 1.0)]);
+    let (m, stats) = b.finish().unwrap();
+    assert!(stats.runs >= 5);
+    assert_eq!(m.nnz(), 20);
+    assert_eq!(m.manifest().generation, 2);
+}
+
+#[test]
+fn budget_too_small_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = BuildOptions { memory_budget: 1 << 20, ..BuildOptions::default() };
+    let err = TripletBuilder::<f64>::new(tmp.path().join("m"), o).err().unwrap();
+    assert!(err.to_string().contains("too small"), "{err}");
+}

@@ -1,0 +1,252 @@
+//! `sparsedisk import` end to end: formats, options, bad input (line numbers, nothing left behind),
+//! `--force`, gzip and standard input, both layouts, and `generate rmat|uniform`.
+
+mod common;
+
+use common::entries_of;
+use sparsedisk::Matrix;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn sparsedisk(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sparsedisk")).args(args).output().expect("run sparsedisk")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = sparsedisk(args);
+    assert!(out.status.success(), "sparsedisk {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = sparsedisk(args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "sparsedisk {args:?} should exit 1: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "one clear line, got: {err}");
+    err
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/fixtures").join(name).to_str().unwrap().to_string()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text.trim()).unwrap()
+}
+
+#[test]
+fn matrix_market_imports_with_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m");
+    let s = json(&ok(&["import", &fixture("general_real.mtx"), "-o", p(&out), "--json"]));
+    assert_eq!((s["rows"].as_u64(), s["cols"].as_u64(), s["nnz"].as_u64()), (Some(4), Some(5), Some(6)));
+    assert_eq!(s["value_type"], "float64");
+    for field in ["seconds", "triplets_per_s", "mb_per_s", "peak_rss_bytes", "bytes_read", "runs"] {
+        assert!(s.get(field).is_some_and(|v| !v.is_null()), "summary lacks {field}: {s}");
+    }
+    let m = Matrix::open(&out).unwrap();
+    m.verify().unwrap();
+    let e = entries_of(&m);
+    assert_eq!(e.len(), 6);
+    assert_eq!(e[0], (0, 0, 1.5));
+    assert!(e.contains(&(1, 2, -2000.0)) && e.contains(&(2, 0, 0.0)) && e.contains(&(3, 4, 0.25)));
+    assert!(e.iter().any(|&(r, c, v)| (r, c) == (0, 4) && v == f64::INFINITY));
+
+    // The plain summary is one line on stdout.
+    let out2 = tmp.path().join("m2");
+    let line = ok(&["import", &fixture("general_real.mtx"), "-o", p(&out2)]);
+    assert!(line.starts_with("imported ") && line.contains("4 x 5") && line.contains("6 nonzeros"), "{line}");
+}
+
+#[test]
+fn symmetric_and_pattern_inputs_expand_and_keep_their_type() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("p");
+    let s = json(&ok(&["import", &fixture("symmetric_pattern.mtx"), "-o", p(&out), "--json"]));
+    assert_eq!(s["value_type"], "pattern");
+    assert_eq!(s["triplets"], 7);
+    let m = Matrix::open(&out).unwrap();
+    let e = entries_of(&m);
+    for &(r, c, _) in &e {
+        assert!(e.iter().any(|&(r2, c2, _)| (r2, c2) == (c, r)), "({r},{c}) has no mirror");
+    }
+    let out = tmp.path().join("skew");
+    let s = json(&ok(&["import", &fixture("skew_integer.mtx"), "-o", p(&out), "--json"]));
+    assert_eq!(s["value_type"], "int64");
+    let e = entries_of(&Matrix::open(&out).unwrap());
+    for &(r, c, v) in &e {
+        assert!(e.contains(&(c, r, -v)), "skew mirror of ({r},{c},{v}) missing");
+    }
+    // --value-type overrides.
+    let out = tmp.path().join("f32");
+    let s = json(&ok(&["import", &fixture("skew_integer.mtx"), "-o", p(&out), "--json", "--value-type", "f32"]));
+    assert_eq!(s["value_type"], "float32");
+}
+
+#[test]
+fn bad_input_names_file_and_line_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (file, line) in [("bad_value.mtx", 5), ("bad_too_many.mtx", 6), ("bad_index.mtx", 4), ("bad_size_line.mtx", 3)]
+    {
+        let out = tmp.path().join(file);
+        let err = fails(&["import", &fixture(file), "-o", p(&out)]);
+        assert!(err.contains(&format!("{file}:{line}:")), "{file}: expected line {line} in: {err}");
+        assert!(!out.exists(), "{file}: a failed import leaves no output directory");
+    }
+    let err = fails(&["import", &fixture("bad_complex.mtx"), "-o", p(&tmp.path().join("c"))]);
+    assert!(err.contains("complex"), "{err}");
+    let err = fails(&["import", p(&tmp.path().join("missing.mtx")), "-o", p(&tmp.path().join("x"))]);
+    assert!(err.contains("missing.mtx"), "{err}");
+}
+
+#[test]
+fn existing_output_is_refused_before_reading_and_replaced_with_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m");
+    ok(&["import", &fixture("general_real.mtx"), "-o", p(&out)]);
+    // Even a bad input is not read: the refusal comes first.
+    let err = fails(&["import", &fixture("bad_value.mtx"), "-o", p(&out)]);
+    assert!(err.contains("already holds a matrix") && err.contains("--force"), "{err}");
+    // A failed --force import leaves the old matrix intact and readable.
+    let err = fails(&["import", &fixture("bad_value.mtx"), "-o", p(&out), "--force"]);
+    assert!(err.contains("bad_value.mtx:5:"), "{err}");
+    let m = Matrix::open(&out).unwrap();
+    m.verify().unwrap();
+    assert_eq!(m.shape(), (4, 5));
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(!name.starts_with(".staging"), "staging left behind: {name}");
+    }
+    ok(&["import", &fixture("symmetric_pattern.mtx"), "-o", p(&out), "--force"]);
+    assert_eq!(Matrix::open(&out).unwrap().value_type(), sparsedisk::ValueType::Pattern);
+}
+
+#[test]
+fn edge_lists_csv_gzip_and_stdin() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Edge list: 0-based, shape from the max id, symmetrize.
+    let out = tmp.path().join("e");
+    let s = json(&ok(&["import", &fixture("edges.txt"), "-o", p(&out), "--json", "--symmetrize"]));
+    assert_eq!((s["rows"].as_u64(), s["value_type"].as_str()), (Some(3), Some("pattern")));
+    let e = entries_of(&Matrix::open(&out).unwrap());
+    assert_eq!(
+        e.iter().map(|&(r, c, _)| (r, c)).collect::<Vec<_>>(),
+        vec![(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2)]
+    );
+    // --shape pads; an index beyond it is an error.
+    let out = tmp.path().join("e2");
+    let s = json(&ok(&["import", &fixture("edges.txt"), "-o", p(&out), "--json", "--shape", "10,12"]));
+    assert_eq!((s["rows"].as_u64(), s["cols"].as_u64()), (Some(10), Some(12)));
+    fails(&["import", &fixture("edges.txt"), "-o", p(&tmp.path().join("e3")), "--shape", "2,2"]);
+
+    // CSV with a header and named columns.
+    let out = tmp.path().join("csv");
+    let s = json(&ok(&["import", &fixture("with_header.csv"), "-o", p(&out), "--json", "--columns", "dst,src,weight"]));
+    assert_eq!(s["nnz"], 3);
+    let e = entries_of(&Matrix::open(&out).unwrap());
+    assert_eq!(e, vec![(0, 2, -1.0), (1, 0, 0.5), (2, 1, 1.5)]);
+
+    // gzip and standard input give the same matrix as the plain file.
+    let text = std::fs::read(fixture("general_real.mtx")).unwrap();
+    let gz = tmp.path().join("g.mtx.gz");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
+    enc.write_all(&text).unwrap();
+    enc.finish().unwrap();
+    let from_gz = tmp.path().join("gz");
+    ok(&["import", p(&gz), "-o", p(&from_gz)]);
+    let from_stdin: PathBuf = tmp.path().join("stdin");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
+        .args(["import", "-", "-o", p(&from_stdin), "--format", "mtx"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&text).unwrap();
+    assert!(child.wait().unwrap().success());
+    let plain = tmp.path().join("plain");
+    ok(&["import", &fixture("general_real.mtx"), "-o", p(&plain)]);
+    let want = entries_of(&Matrix::open(&plain).unwrap());
+    assert_eq!(entries_of(&Matrix::open(&from_gz).unwrap()), want);
+    assert_eq!(entries_of(&Matrix::open(&from_stdin).unwrap()), want);
+}
+
+#[test]
+fn duplicate_policies_drop_zeros_and_both_layouts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("dups.mtx");
+    std::fs::write(
+        &input,
+        "%%MatrixMarket matrix coordinate real general\n3 3 6\n1 1 1\n2 2 5\n1 1 2\n3 1 -1\n1 1 4\n3 1 1\n",
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    for policy in ["sum", "first", "last", "min", "max"] {
+        let out = tmp.path().join(policy);
+        ok(&["import", p(&input), "-o", p(&out), "--duplicates", policy]);
+        got.push(entries_of(&Matrix::open(&out).unwrap()));
+    }
+    assert_eq!(got[0], vec![(0, 0, 7.0), (1, 1, 5.0), (2, 0, 0.0)]);
+    assert_eq!(got[1], vec![(0, 0, 1.0), (1, 1, 5.0), (2, 0, -1.0)]);
+    assert_eq!(got[2], vec![(0, 0, 4.0), (1, 1, 5.0), (2, 0, 1.0)]);
+    assert_eq!(got[3], vec![(0, 0, 1.0), (1, 1, 5.0), (2, 0, -1.0)]);
+    assert_eq!(got[4], vec![(0, 0, 4.0), (1, 1, 5.0), (2, 0, 1.0)]);
+    let out = tmp.path().join("dz");
+    ok(&["import", p(&input), "-o", p(&out), "--drop-zeros"]);
+    assert_eq!(entries_of(&Matrix::open(&out).unwrap()), vec![(0, 0, 7.0), (1, 1, 5.0)]);
+    let err = fails(&["import", p(&input), "-o", p(&tmp.path().join("err")), "--duplicates", "error"]);
+    assert!(err.contains("(0, 0)") && err.contains("more than once"), "{err}");
+    assert!(!tmp.path().join("err").exists());
+
+    let out = tmp.path().join("both");
+    let s = json(&ok(&["import", p(&input), "-o", p(&out), "--layout", "both", "--json"]));
+    assert_eq!(s["outputs"].as_array().unwrap().len(), 2);
+    let csr = Matrix::open(out.join("csr")).unwrap();
+    let csc = Matrix::open(out.join("csc")).unwrap();
+    assert_eq!((csr.layout(), csc.layout()), (sparsedisk::Layout::Csr, sparsedisk::Layout::Csc));
+    csc.verify().unwrap();
+    assert_eq!(entries_of(&csr), entries_of(&csc));
+}
+
+#[test]
+fn random_generators_build_through_the_builder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("rmat");
+    let s =
+        json(&ok(&["generate", "rmat", "--scale", "10", "--edge-factor", "8", "--seed", "3", "-o", p(&r), "--json"]));
+    assert_eq!(s["rows"], 1024);
+    let m = Matrix::open(&r).unwrap();
+    m.verify().unwrap();
+    assert!(m.nnz() > 4000 && m.nnz() <= 8192, "duplicates are summed: {}", m.nnz());
+    // Deterministic: same seed, same matrix, whatever the thread count.
+    let r2 = tmp.path().join("rmat2");
+    ok(&["--threads", "1", "generate", "rmat", "--scale", "10", "--edge-factor", "8", "--seed", "3", "-o", p(&r2)]);
+    assert_eq!(entries_of(&m), entries_of(&Matrix::open(&r2).unwrap()));
+    let u = tmp.path().join("u");
+    ok(&[
+        "generate",
+        "uniform",
+        "--rows",
+        "100",
+        "--cols",
+        "50",
+        "--nnz-per-row",
+        "3",
+        "-o",
+        p(&u),
+        "--value-type",
+        "pattern",
+    ]);
+    let m = Matrix::open(&u).unwrap();
+    assert_eq!(m.shape(), (100, 50));
+    assert!(m.nnz() <= 300 && m.nnz() > 250);
+}
