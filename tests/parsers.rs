@@ -809,7 +809,7 @@ fn read_bytes_with<V: ParseValue>(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// Random Matrix Market files (general or symmetric, with blank lines, comments, indentation, CRLF)
     /// read to the oracle's triplets with any block size.

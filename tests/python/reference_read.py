@@ -29,9 +29,11 @@ integer, nothing for pattern), each ``nnz`` long, entries sorted by (row, col), 
 
 JSON line fields: index, path, status (``ok``, ``complex``, ``error``), reader, and for ``ok``/
 ``complex`` the header (object, format, field, symmetry, shape) -- for ``ok`` also nnz, kind
-(real/integer/pattern), scipy_structure_equal, scipy_max_abs_diff; for ``error`` the message.
+(real/integer/pattern), scipy_structure_equal, scipy_values_equal (and scipy_max_abs_diff, a repr, when
+the structures agree); for ``error`` the message. The output is strict JSON (no NaN or Infinity).
 """
 
+import gzip
 import json
 import os
 import sys
@@ -98,8 +100,13 @@ def dense_entries(dense, symmetry):
     return rr, cc, vals
 
 
+def source(path):
+    """What fast_matrix_market reads: the path, or for ``.gz`` a fresh decompressing file object."""
+    return gzip.open(path, "rb") if path.endswith(".gz") else path
+
+
 def read_one(path, out_path):
-    header = fmm.read_header(path)
+    header = fmm.read_header(source(path))
     info = {
         "object": header.object,
         "format": header.format,
@@ -109,21 +116,21 @@ def read_one(path, out_path):
     }
     if header.field == "complex":
         # fast_matrix_market reads it (checked here); sparsedisk does not support complex values.
-        fmm.read_coo(path)
+        fmm.read_coo(source(path))
         return "complex", info
     kind = {"real": "real", "double": "real", "integer": "integer", "pattern": "pattern"}[header.field]
     if header.format == "array":
-        dense = fmm.mmread(path)
+        dense = fmm.mmread(source(path))
         shape = dense.shape
         r, c, v = dense_entries(dense, header.symmetry)
         reference = None  # the dense read is both the reader and the scipy form
     else:
-        (data, (i, j)), shape = fmm.read_coo(path, generalize_symmetry=False)
+        (data, (i, j)), shape = fmm.read_coo(source(path), generalize_symmetry=False)
         i = np.asarray(i, dtype=np.int64)
         j = np.asarray(j, dtype=np.int64)
         vals = None if kind == "pattern" else np.asarray(data)
         r, c, v = sum_duplicates_in_order(*expand_file_order(i, j, vals, header.symmetry))
-        reference = fmm.mmread(path).tocsr()
+        reference = fmm.mmread(source(path)).tocsr()
     if kind == "real":
         v = np.asarray(v, dtype="<f8")
     elif kind == "integer":
@@ -151,12 +158,13 @@ def read_one(path, out_path):
             both_nan = np.isnan(a) & np.isnan(b)
             with np.errstate(invalid="ignore"):
                 d = np.where(both_nan | (a == b), 0.0, np.abs(a - b))
-            info["scipy_max_abs_diff"] = float(d.max()) if len(d) else 0.0
+            info["scipy_values_equal"] = bool(not d.any())
+            info["scipy_max_abs_diff"] = repr(float(d.max())) if len(d) else "0.0"
         else:
-            info["scipy_max_abs_diff"] = 0.0
+            info["scipy_values_equal"] = same
     else:
         info["scipy_structure_equal"] = True
-        info["scipy_max_abs_diff"] = 0.0
+        info["scipy_values_equal"] = True
     return "ok", info
 
 
@@ -177,7 +185,7 @@ def main():
             record["error"] = f"{type(e).__name__}: {e}"
             if not isinstance(e, (ValueError, OverflowError)):
                 record["traceback"] = traceback.format_exc()
-        print(json.dumps(record), flush=True)
+        print(json.dumps(record, allow_nan=False), flush=True)
 
 
 if __name__ == "__main__":

@@ -144,10 +144,14 @@ pub(crate) fn parse_u64_exact(s: &[u8]) -> Result<u64, IntError> {
     }
 }
 
-/// The token starting at `p`: up to the next blank or line break.
+/// The token starting at `p`: up to the next blank or line end (a `\r` that does not end the line is
+/// part of the token, so the message shows it).
 pub(crate) fn token_at(b: &[u8], p: usize) -> &[u8] {
     let p = p.min(b.len());
-    let end = b[p..].iter().position(|&c| is_blank(c) || c == b'\n' || c == b'\r').map_or(b.len(), |k| p + k);
+    let mut end = p;
+    while end < b.len() && !is_blank(b[end]) && line_end(b, end).is_none() {
+        end += 1;
+    }
     &b[p..end]
 }
 
@@ -216,5 +220,6 @@ mod tests {
         assert_eq!(quote(&long), format!("'{}...'", "7".repeat(40)));
         assert_eq!(found(b"  \n", 2), "found the end of the line");
         assert_eq!(found(b"abc def", 0), "found 'abc'");
+        assert_eq!(found(b"1\r2\r\n", 0), "found '1\\r2'");
     }
 }

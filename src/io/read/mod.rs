@@ -30,12 +30,12 @@
 //!   first data line decides whether the file is weighted; every later line must agree (a line with a
 //!   missing or an unexpected weight is an error naming it). Columns past the third are ignored (SNAP
 //!   temporal graphs carry a timestamp there).
-//! * **CSV**: one record per line, `delimiter` (default `,`) between fields, fields optionally quoted
-//!   with `"` (`""` inside quotes is a quote), surrounding spaces trimmed. The selected `columns` (default
-//!   0, 1 and, when the first data line has a third field, 2) are the row, the column and the value;
-//!   other fields are ignored. The header line is detected (the first line's row or column field is not
-//!   an integer) unless `has_header` says. Quoted fields cannot span lines (the file is cut at newlines
-//!   to be parsed in parallel): an unterminated quote is an error.
+//! * **CSV**: one record per line, `delimiter` (default `,`) between fields, fields optionally quoted with `"` (`""`
+//!   inside quotes is a quote), surrounding spaces trimmed. The selected `columns` (default 0, 1 and, when the first
+//!   data line has a third field, 2) are the row, the column and the value; other fields are ignored. The header line
+//!   is detected (the first non-blank line has the row and column fields and one of them is not an integer) unless
+//!   `has_header` says. Quoted fields cannot span lines (the file is cut at newlines to be parsed in parallel): an
+//!   unterminated quote is an error.
 //!
 //! Common to all: `\n` or `\r\n` line endings, a UTF-8 byte order mark at the start is skipped, leading
 //! and trailing spaces and tabs on a line are ignored, a file whose name ends in `.gz` (or whose first
@@ -47,29 +47,29 @@
 //!
 //! # Strictness (where this reader differs from fast_matrix_market and scipy)
 //!
-//! A `real` or `integer` Matrix Market line must hold exactly the tokens its field says: a trailing
-//! token (the imaginary part of a complex file mislabelled `real`) is an error, not silently dropped.
-//! In a `pattern` file, tokens after the column index are ignored (some SuiteSparse test matrices
-//! carry values there; they cannot change the structure). Entries beyond the declared count and a file that ends early are errors. An index of 0, an
-//! index beyond the declared size and an integer that does not fit 64 bits are errors. Every error is
-//! an [`Error::Parse`] with the 1-based line number in the (decompressed) file and a message stating
-//! what was expected and quoting, truncated to 40 characters, what was found. No input makes the reader
-//! panic or allocate by a number read from the file.
+//! A `real` or `integer` Matrix Market line must hold exactly the tokens its field says: a trailing token (the
+//! imaginary part of a complex file mislabelled `real`) is an error, not silently dropped. In a `pattern` file, tokens
+//! after the column index are ignored (some SuiteSparse test matrices carry values there; they cannot change the
+//! structure). Entries beyond the declared count and a file that ends early are errors. An index of 0, an index beyond
+//! the declared size and an integer that does not fit 64 bits are errors. Every error is an [`Error::Parse`] with the
+//! 1-based line number in the (decompressed) file and a message stating what was expected and quoting, truncated to 40
+//! characters, what was found. No input makes the reader panic or allocate by a number read from the file.
 //!
 //! # Design
 //!
-//! After fast_matrix_market: a reader thread reads the text in blocks of
-//! [`ReadOptions::block_bytes`], cut after the last newline (the remainder starts the next block), and
-//! sends them over a channel bounded at twice the rayon thread count. The caller's thread takes
-//! batches of up to `rayon::current_num_threads()` blocks and parses each block on the rayon pool into
-//! its own `Vec` of triplets, with line numbers local to the block. Line numbers are only needed for
-//! errors, so no separate newline-counting pass is made: each block reports how many newlines it
-//! held, and a prefix sum in file order turns a block-local line into a file line. The Matrix Market
-//! entry count is checked the same way, cumulatively in file order; the line of the first extra entry
-//! is found by re-scanning the one block where the count is exceeded. Array files (rare and small)
-//! get their coordinates in that ordered step. Memory is bounded by about `3 * threads` blocks of text
-//! plus the parsed triplets of one batch, whatever the file size. Integers are parsed by hand with
-//! overflow checks, floats by `fast-float2`; the per-line path allocates nothing and validates no UTF-8.
+//! After fast_matrix_market: a reader thread reads the text in blocks of [`ReadOptions::block_bytes`], cut after the
+//! last newline (the remainder starts the next block), and sends them over a channel bounded at twice the rayon thread
+//! count. The caller's thread takes batches of up to `rayon::current_num_threads()` blocks and parses each block on the
+//! rayon pool into its own `Vec` of triplets, with line numbers local to the block. Unlike fast_matrix_market, no
+//! separate newline-counting pass is made before parsing: line numbers are only needed for errors, so each block's
+//! parser reports how many newlines it crossed, and a running sum in file order turns a block-local line into a file
+//! line. The Matrix Market entry count is checked the same way, cumulatively in file order; the line of the first extra
+//! entry is found by re-scanning the one block where the count is exceeded. Array files (rare and small) get their
+//! coordinates in that ordered step. Memory is bounded by about `3 * threads` blocks of text plus the parsed triplets
+//! of one batch, whatever the file size. Integers are parsed by hand with overflow checks, floats by `fast-float2`; the
+//! per-line path allocates nothing and validates no UTF-8. On an error (or an error from the sink) the remaining blocks
+//! are dropped and the reader thread stops at its next send; reading standard input, the call returns once that
+//! thread's pending read returns.
 //!
 //! [`Error::Parse`]: crate::Error::Parse
 
@@ -236,8 +236,8 @@ pub struct ReadOptions {
     /// CSV: the row, column and optionally value columns (two or three entries). `None`: 0, 1 and, if
     /// the first data line has a third field, 2.
     pub columns: Option<Vec<ColumnSpec>>,
-    /// CSV: whether the first non-blank line is a header. `None`: detect (yes when its row or column
-    /// field is not an integer; always yes when columns are given by name).
+    /// CSV: whether the first non-blank line is a header. `None`: detect (yes when it has the row and
+    /// column fields and one of them is not an integer; always yes when columns are given by name).
     pub has_header: Option<bool>,
     /// Size of the blocks the input is cut into for parallel parsing (default
     /// [`DEFAULT_BLOCK_BYTES`]). Memory in flight is about `3 * threads * block_bytes` of text plus the

@@ -177,12 +177,12 @@ impl Ordered<'_> {
                     }
                 }
             }
-            let capacities: Vec<usize> = batch.iter().map(|b| self.state.capacity(b.data.len())).collect();
+            let capacities: Vec<usize> = batch.iter().map(|b| self.state.capacity(b.text().len())).collect();
             let parsed: Vec<Parsed<V>> =
-                batch.par_iter().zip(capacities).map(|(block, cap)| parse(&block.data, cap)).collect();
+                batch.par_iter().zip(capacities).map(|(block, cap)| parse(block.text(), cap)).collect();
             let mut stored = None;
             for (block, out) in batch.drain(..).zip(parsed) {
-                self.hand_on(&block.data, out, sink)?;
+                self.hand_on(block.text(), out, sink)?;
                 stored = Some(block.stored);
                 let _ = self.recycle.send(block.data);
             }
