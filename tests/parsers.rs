@@ -498,7 +498,7 @@ fn csv_delimiters_and_header_detection() {
     // A whitespace-separated file read as CSV gets a hint.
     let (line, msg) = parse_error(read_text::<f64>("karate.csv", "0 1 1.0\n1 2 1.0\n", &ReadOptions::default()));
     assert_eq!(line, 1);
-    assert!(msg.contains("--format edgelist"), "{msg}");
+    assert!(msg.contains("--format edges"), "{msg}");
 }
 
 #[test]

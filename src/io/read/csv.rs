@@ -265,7 +265,7 @@ fn missing_fields(lay: &CsvLayout, line: &[u8], found: usize, need: usize) -> St
         msg.push_str(&format!(" (the first data line, line {}, has a value)", lay.first_data_line));
     }
     if found == 1 && line.iter().any(|&c| lex::is_blank(c) && c != lay.delimiter) {
-        msg.push_str(": is this a whitespace-separated edge list? (read it with --format edgelist)");
+        msg.push_str(": is this a whitespace-separated edge list? (read it with --format edges)");
     }
     msg
 }
