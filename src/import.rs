@@ -14,6 +14,7 @@ use crate::io::read::{Field, ParseValue, ReadOptions, TripletReader};
 use crate::matrix::Matrix;
 use crate::writer::WriterOptions;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Memory set aside from the budget for the parser: blocks being read, parsed and handed over.
@@ -172,25 +173,28 @@ fn run<V: ParseValue>(
         max_chunk_triplets: None,
     };
     let mut builder = TripletBuilder::<V>::new(&first_dir, build_options.clone())?;
-    let bytes_seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let bytes_seen = std::sync::Arc::new(AtomicU64::new(0));
     {
         let bytes_seen = bytes_seen.clone();
         let mut p = progress.clone();
-        builder.on_progress(move |b| {
-            p(&ImportProgress { bytes: bytes_seen.load(std::sync::atomic::Ordering::Relaxed), build: *b })
-        });
+        builder.on_progress(move |b| p(&ImportProgress { bytes: bytes_seen.load(Ordering::Relaxed), build: *b }));
     }
     let mut p = progress.clone();
     let parse_start = Instant::now();
-    let triplets = std::cell::Cell::new(0u64);
+    let triplets = AtomicU64::new(0);
     let summary = reader.read_all::<V>(
         &mut |chunk| {
-            triplets.set(triplets.get() + chunk.len() as u64);
-            builder.push_triplets(&chunk)
+            triplets.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            builder.push_triplets(chunk)
         },
         &mut |bytes| {
-            bytes_seen.store(bytes, std::sync::atomic::Ordering::Relaxed);
-            let build = BuildProgress { phase: BuildPhase::Ingest, triplets: triplets.get(), runs: 0, written: 0 };
+            bytes_seen.store(bytes, Ordering::Relaxed);
+            let build = BuildProgress {
+                phase: BuildPhase::Ingest,
+                triplets: triplets.load(Ordering::Relaxed),
+                runs: 0,
+                written: 0,
+            };
             p(&ImportProgress { bytes, build });
         },
     )?;

@@ -226,6 +226,38 @@ impl<V: Element> MatrixWriter<V> {
         self.close_outer()
     }
 
+    /// The width the writer stores inner indices in (chosen from the inner dimension).
+    pub fn index_type(&self) -> IndexType {
+        self.index_type
+    }
+
+    /// Appends the next outer index from already encoded arrays: `count` inner indices as
+    /// little-endian bytes of [`index_type`](Self::index_type) and their values as little-endian
+    /// bytes. For producers that encode rows in parallel (the triplet builder) and whose indices are
+    /// sorted, unique and in range by construction; only the sizes are checked here, so a producer bug
+    /// shows up in `verify`, never as memory unsafety.
+    pub(crate) fn push_row_encoded(&mut self, count: u64, index_bytes: &[u8], value_bytes: &[u8]) -> Result<()> {
+        if self.cur_last_inner.is_some() || self.cur_outer >= self.outer_dim {
+            return Err(Error::invalid("push_row_encoded out of order"));
+        }
+        if index_bytes.len() as u64 != count * self.index_type.bytes()
+            || value_bytes.len() as u64 != count * V::VALUE_TYPE.bytes()
+        {
+            return Err(Error::invalid("push_row_encoded: array sizes do not match the count"));
+        }
+        if count > 0 {
+            self.ensure_segment()?;
+            let seg = self.open.as_mut().expect("ensure_segment opened a segment");
+            seg.indices.write(index_bytes)?;
+            if let Some(vw) = seg.values.as_mut() {
+                vw.write(value_bytes)?;
+            }
+            seg.nnz += count;
+            self.total_nnz += count;
+        }
+        self.close_outer()
+    }
+
     /// Appends one entry. Entries must come in increasing `(outer, inner)` order without duplicates;
     /// outer indices skipped over are empty. (For unsorted input, use the triplet builder.)
     ///

@@ -367,7 +367,7 @@ impl<V: Element> TripletBuilder<V> {
         let mut combined = 0;
         // Zeros are dropped only after combining across runs: a zero here may meet a later entry.
         let combine = self.combine(false);
-        sort::sort_chunk(&mut self.chunk, combine, &mut |bucket| {
+        sort::sort_chunk(&mut self.chunk, combine, None, &mut |bucket| {
             combined += bucket.combined;
             bucket.entries().try_for_each(|e| writer.push(e))
         })?;
@@ -417,14 +417,21 @@ impl<V: Element> TripletBuilder<V> {
             // Everything fits in one chunk: sort and write, bucket by bucket, rows in bulk.
             self.report(BuildPhase::Write, 0);
             let combine = self.combine(self.options.drop_zeros);
-            sort::sort_chunk(&mut self.chunk, combine, &mut |bucket| {
+            let (index_width, value_width) = (writer.index_type().bytes() as usize, V::BYTES);
+            sort::sort_chunk(&mut self.chunk, combine, Some(writer.index_type()), &mut |bucket| {
                 combined += bucket.combined;
                 zeros_dropped += bucket.zeros_dropped;
-                let mut k = 0;
+                let (mut ki, mut kv) = (0, 0);
                 for (&outer, &count) in bucket.outers.iter().zip(&bucket.counts) {
                     writer.advance_to(outer)?;
-                    writer.push_row(&bucket.inners[k..k + count], &bucket.values[k..k + count])?;
-                    k += count;
+                    let (ni, nv) = (count * index_width, count * value_width);
+                    writer.push_row_encoded(
+                        count as u64,
+                        &bucket.index_bytes[ki..ki + ni],
+                        &bucket.value_bytes[kv..kv + nv],
+                    )?;
+                    ki += ni;
+                    kv += nv;
                 }
                 Ok(())
             })?;

@@ -4,6 +4,7 @@ use super::lex::{self, IntError};
 use super::pipeline::Parsed;
 use super::source::Prefix;
 use super::{ColumnSpec, Dialect, Field, InputFormat, InputHeader, ParseValue, ReadOptions, Symmetry};
+use crate::element::Triplet;
 use crate::error::Result;
 
 /// What the header fixed about the records.
@@ -271,8 +272,13 @@ fn missing_fields(lay: &CsvLayout, line: &[u8], found: usize, need: usize) -> St
 }
 
 /// Parses a block of CSV records.
-pub(crate) fn parse_block<V: ParseValue>(b: &[u8], lay: &CsvLayout, capacity: usize) -> Parsed<V> {
-    let mut out = Parsed::with_capacity(capacity, 0);
+pub(crate) fn parse_block<V: ParseValue>(
+    b: &[u8],
+    lay: &CsvLayout,
+    capacity: usize,
+    buffer: Vec<Triplet<V>>,
+) -> Parsed<V> {
+    let mut out = Parsed::with_buffer(buffer, capacity, 0);
     // Fields a record must have, and the last position to look at (a forbidden field lies past them).
     let required = lay.row.max(lay.col).max(lay.value.unwrap_or(0)) + 1;
     let last = (required - 1).max(lay.forbid.unwrap_or(0));

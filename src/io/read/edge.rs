@@ -4,6 +4,7 @@ use super::lex::{self, After, IntError};
 use super::pipeline::Parsed;
 use super::source::Prefix;
 use super::{Dialect, Field, InputFormat, InputHeader, ParseValue, ReadOptions, Symmetry};
+use crate::element::Triplet;
 use crate::error::Result;
 
 /// What the header (the first data line) fixed about the data lines.
@@ -96,8 +97,13 @@ macro_rules! bail {
 }
 
 /// Parses a block of edge-list lines.
-pub(crate) fn parse_block<V: ParseValue>(b: &[u8], lay: &EdgeLayout, capacity: usize) -> Parsed<V> {
-    let mut out = Parsed::with_capacity(capacity, 0);
+pub(crate) fn parse_block<V: ParseValue>(
+    b: &[u8],
+    lay: &EdgeLayout,
+    capacity: usize,
+    buffer: Vec<Triplet<V>>,
+) -> Parsed<V> {
+    let mut out = Parsed::with_buffer(buffer, capacity, 0);
     let n = b.len();
     let mut p = 0;
     let mut line = 0u64;

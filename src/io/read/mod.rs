@@ -401,8 +401,8 @@ impl TripletReader {
     /// not of type `V`); [`Error::Io`] when reading fails; any error `sink` returns, unchanged.
     pub fn read_all<V: ParseValue>(
         self,
-        sink: &mut dyn FnMut(Vec<Triplet<V>>) -> Result<()>,
-        progress: &mut dyn FnMut(u64),
+        sink: &mut (dyn FnMut(&[Triplet<V>]) -> Result<()> + Send),
+        progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<ReadSummary> {
         pipeline::run(self, sink, progress)
     }

@@ -4,6 +4,7 @@ use super::lex::{self, After, IntError};
 use super::pipeline::Parsed;
 use super::source::Prefix;
 use super::{Dialect, Field, InputFormat, InputHeader, ParseValue, Symmetry};
+use crate::element::Triplet;
 use crate::error::Result;
 
 /// What the header fixed about the data lines.
@@ -257,8 +258,13 @@ macro_rules! bail {
 }
 
 /// Parses a block of coordinate lines.
-pub(crate) fn parse_coordinate<V: ParseValue>(b: &[u8], lay: &MtxLayout, capacity: usize) -> Parsed<V> {
-    let mut out = Parsed::with_capacity(capacity, 0);
+pub(crate) fn parse_coordinate<V: ParseValue>(
+    b: &[u8],
+    lay: &MtxLayout,
+    capacity: usize,
+    buffer: Vec<Triplet<V>>,
+) -> Parsed<V> {
+    let mut out = Parsed::with_buffer(buffer, capacity, 0);
     let has_value = lay.field != Field::Pattern;
     let mirror = lay.symmetry != Symmetry::General;
     let skew = lay.symmetry == Symmetry::SkewSymmetric;

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use rayon::prelude::*;
 use std::path::Path;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
+use std::sync::Mutex;
 
 /// What parsing one block produced.
 pub(crate) struct Parsed<V> {
@@ -28,8 +29,15 @@ pub(crate) struct Parsed<V> {
 
 impl<V> Parsed<V> {
     pub fn with_capacity(triplets: usize, values: usize) -> Self {
+        Parsed::with_buffer(Vec::new(), triplets, values)
+    }
+
+    /// Like [`with_capacity`](Self::with_capacity), reusing `buffer`'s allocation for the triplets.
+    pub fn with_buffer(mut buffer: Vec<Triplet<V>>, triplets: usize, values: usize) -> Self {
+        buffer.clear();
+        buffer.reserve(triplets);
         Parsed {
-            triplets: Vec::with_capacity(triplets),
+            triplets: buffer,
             values: Vec::with_capacity(values),
             entries: 0,
             newlines: 0,
@@ -54,8 +62,11 @@ impl<V> Parsed<V> {
     }
 }
 
+/// A batch of blocks, what parsing them produced, and the reading failure that ended it, if any.
+type ParsedBatch<V> = (Vec<Block>, Vec<Parsed<V>>, Option<Msg>);
+
 /// Parses one block of text, given a capacity hint for its output.
-type BlockParser<'a, V> = dyn Fn(&[u8], usize) -> Parsed<V> + Sync + 'a;
+type BlockParser<'a, V> = dyn Fn(&[u8], usize, Vec<Triplet<V>>) -> Parsed<V> + Sync + 'a;
 
 /// Running totals over the blocks handed on so far.
 struct State {
@@ -87,17 +98,17 @@ impl State {
 
 pub(crate) fn run<V: ParseValue>(
     reader: TripletReader,
-    sink: &mut dyn FnMut(Vec<Triplet<V>>) -> Result<()>,
-    progress: &mut dyn FnMut(u64),
+    sink: &mut (dyn FnMut(&[Triplet<V>]) -> Result<()> + Send),
+    progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<ReadSummary> {
     let TripletReader { path, dialect, prefix, block_bytes, .. } = reader;
     let rest = prefix.into_rest();
     let threads = rayon::current_num_threads().max(1);
     let parse: Box<BlockParser<'_, V>> = match &dialect {
-        Dialect::Mtx(lay) if lay.array => Box::new(|b, cap| mtx::parse_array::<V>(b, cap)),
-        Dialect::Mtx(lay) => Box::new(move |b, cap| mtx::parse_coordinate::<V>(b, lay, cap)),
-        Dialect::Edge(lay) => Box::new(move |b, cap| edge::parse_block::<V>(b, lay, cap)),
-        Dialect::Csv(lay) => Box::new(move |b, cap| csv::parse_block::<V>(b, lay, cap)),
+        Dialect::Mtx(lay) if lay.array => Box::new(|b, cap, _| mtx::parse_array::<V>(b, cap)),
+        Dialect::Mtx(lay) => Box::new(move |b, cap, buf| mtx::parse_coordinate::<V>(b, lay, cap, buf)),
+        Dialect::Edge(lay) => Box::new(move |b, cap, buf| edge::parse_block::<V>(b, lay, cap, buf)),
+        Dialect::Csv(lay) => Box::new(move |b, cap, buf| csv::parse_block::<V>(b, lay, cap, buf)),
     };
     let mtx_layout = match &dialect {
         Dialect::Mtx(lay) => Some(lay),
@@ -157,14 +168,19 @@ impl Ordered<'_> {
         parse: &BlockParser<'_, V>,
         action: &'static str,
         head_lines: u64,
-        sink: &mut dyn FnMut(Vec<Triplet<V>>) -> Result<()>,
-        progress: &mut dyn FnMut(u64),
+        sink: &mut (dyn FnMut(&[Triplet<V>]) -> Result<()> + Send),
+        progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<ReadSummary> {
-        let mut batch: Vec<Block> = Vec::with_capacity(threads);
+        // Two stages overlap: while batch k is checked and handed to `sink` (the caller's sequential
+        // work, e.g. the builder filling its chunk), batch k + 1 is parsed on the other threads.
+        let mut pending: Option<ParsedBatch<V>> = None;
+        // Triplet buffers handed back after `sink`, for the next blocks to parse into.
+        let spare: Mutex<Vec<Vec<Triplet<V>>>> = Mutex::new(Vec::new());
         let mut done = false;
-        while !done {
+        loop {
+            let mut batch: Vec<Block> = Vec::with_capacity(threads);
             let mut failure = None;
-            while batch.len() < threads {
+            while !done && batch.len() < threads {
                 match rx.recv() {
                     Ok(Msg::Block(block)) => batch.push(block),
                     Ok(other) => {
@@ -178,21 +194,30 @@ impl Ordered<'_> {
                 }
             }
             let capacities: Vec<usize> = batch.iter().map(|b| self.state.capacity(b.text().len())).collect();
-            let parsed: Vec<Parsed<V>> =
-                batch.par_iter().zip(capacities).map(|(block, cap)| parse(block.text(), cap)).collect();
-            let mut stored = None;
-            for (block, out) in batch.drain(..).zip(parsed) {
-                self.hand_on(block.text(), out, sink)?;
-                stored = Some(block.stored);
-                let _ = self.recycle.send(block.data);
-            }
-            match failure {
-                Some(Msg::Failed(e)) => return Err(Error::io(self.path, action, e)),
-                Some(Msg::LongLine) => return Err(self.error(self.state.next_line, source::long_line_message())),
-                _ => {}
-            }
-            if let Some(stored) = stored {
-                progress(stored);
+            let parse_batch = || -> Vec<Parsed<V>> {
+                batch
+                    .par_iter()
+                    .zip(capacities)
+                    .map(|(block, cap)| {
+                        let buffer = spare.lock().ok().and_then(|mut s| s.pop()).unwrap_or_default();
+                        parse(block.text(), cap, buffer)
+                    })
+                    .collect()
+            };
+            let (handed, parsed) = match pending.take() {
+                Some(previous) => {
+                    rayon::join(|| self.hand_on_batch(previous, action, sink, progress, &spare), parse_batch)
+                }
+                None => (Ok(()), parse_batch()),
+            };
+            handed?;
+            let stop = failure.is_some() || batch.is_empty();
+            pending = Some((batch, parsed, failure));
+            if stop {
+                if let Some(last) = pending.take() {
+                    self.hand_on_batch(last, action, sink, progress, &spare)?;
+                }
+                break;
             }
         }
         let st = &self.state;
@@ -225,13 +250,41 @@ impl Ordered<'_> {
         })
     }
 
+    /// Hands on a parsed batch in order, recycles its buffers, and reports a reading failure that
+    /// ended it.
+    fn hand_on_batch<V: ParseValue>(
+        &mut self,
+        (batch, parsed, failure): ParsedBatch<V>,
+        action: &'static str,
+        sink: &mut (dyn FnMut(&[Triplet<V>]) -> Result<()> + Send),
+        progress: &mut (dyn FnMut(u64) + Send),
+        spare: &Mutex<Vec<Vec<Triplet<V>>>>,
+    ) -> Result<()> {
+        let mut stored = None;
+        for (block, out) in batch.into_iter().zip(parsed) {
+            self.hand_on(block.text(), out, sink, spare)?;
+            stored = Some(block.stored);
+            let _ = self.recycle.send(block.data);
+        }
+        match failure {
+            Some(Msg::Failed(e)) => return Err(Error::io(self.path, action, e)),
+            Some(Msg::LongLine) => return Err(self.error(self.state.next_line, source::long_line_message())),
+            _ => {}
+        }
+        if let Some(stored) = stored {
+            progress(stored);
+        }
+        Ok(())
+    }
+
     /// Checks one parsed block in file order (declared count, errors), gives array values their
     /// coordinates, updates the totals and calls `sink`.
     fn hand_on<V: ParseValue>(
         &mut self,
         data: &[u8],
         out: Parsed<V>,
-        sink: &mut dyn FnMut(Vec<Triplet<V>>) -> Result<()>,
+        sink: &mut (dyn FnMut(&[Triplet<V>]) -> Result<()> + Send),
+        spare: &Mutex<Vec<Vec<Triplet<V>>>>,
     ) -> Result<()> {
         let first_line = self.state.next_line;
         if let Some(lay) = self.mtx {
@@ -299,7 +352,12 @@ impl Ordered<'_> {
         if !triplets.is_empty() {
             st.max_row = Some(st.max_row.map_or(max_row, |m| m.max(max_row)));
             st.max_col = Some(st.max_col.map_or(max_col, |m| m.max(max_col)));
-            sink(triplets)?;
+            sink(&triplets)?;
+        }
+        // Recycle the allocation: a fresh one per block would cost the kernel a zeroed page for every
+        // 4 KiB of triplets, on every block.
+        if let Ok(mut spare) = spare.lock() {
+            spare.push(triplets);
         }
         Ok(())
     }
