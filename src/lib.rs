@@ -40,6 +40,7 @@ pub mod format;
 pub mod gen;
 pub mod import;
 pub mod io;
+pub mod kernels;
 pub mod matrix;
 pub mod segment;
 pub mod storage;

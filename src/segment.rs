@@ -95,6 +95,11 @@ impl MappedSegment {
         })
     }
 
+    /// The segment's directory.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(&self.entry.name)
+    }
+
     /// The segment as the manifest lists it.
     pub fn entry(&self) -> &SegmentEntry {
         &self.entry

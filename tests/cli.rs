@@ -177,3 +177,56 @@ fn broken_pipe_exits_quietly() {
     assert!(out.status.success(), "exit {:?}, stderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn spmv_and_spmm_commands() {
+    use sparsedisk::io::npy::{read_npy, write_npy};
+    let tmp = tempfile::tempdir().unwrap();
+    let m = tmp.path().join("lap");
+    ok(&["generate", "laplace2d", "--n", "20", "-o", p(&m), "--segment-size", "1K", "--layout", "csc"]);
+    // A x with x = ones gives the row sums: 0 inside the grid, 1 on edges, 2 at corners.
+    let y = tmp.path().join("y.npy");
+    let s: serde_json::Value =
+        serde_json::from_str(ok(&["spmv", p(&m), "--x", "ones", "-o", p(&y), "--repeat", "3", "--json"]).trim())
+            .unwrap();
+    for field in ["seconds", "all_seconds", "nnz", "gflops", "gb_per_s", "peak_rss_bytes"] {
+        assert!(s.get(field).is_some_and(|v| !v.is_null()), "spmv --json lacks {field}: {s}");
+    }
+    assert_eq!(s["all_seconds"].as_array().unwrap().len(), 3);
+    let y = read_npy(&y).unwrap();
+    assert_eq!((y.rows, y.one_dimensional), (400, true));
+    assert_eq!(y.data[0], 2.0);
+    assert_eq!(y.data[1], 1.0);
+    assert_eq!(y.data[21], 0.0);
+    // Transpose of a symmetric matrix: the same.
+    let yt = tmp.path().join("yt.npy");
+    ok(&["spmv", p(&m), "--x", "random:3", "--transpose", "-o", p(&yt)]);
+    let y2 = tmp.path().join("y2.npy");
+    ok(&["spmv", p(&m), "--x", "random:3", "-o", p(&y2)]);
+    let (a, b) = (read_npy(&yt).unwrap().data, read_npy(&y2).unwrap().data);
+    assert!(a.iter().zip(&b).all(|(u, v)| (u - v).abs() < 1e-12));
+    // SpMM with a .npy block: column j of Y is A times column j of X.
+    let x = tmp.path().join("x.npy");
+    let data: Vec<f64> = (0..400 * 3).map(|i| (i % 7) as f64).collect();
+    write_npy(&x, &data, 400, Some(3)).unwrap();
+    let yy = tmp.path().join("yy.npy");
+    ok(&["spmm", p(&m), "--x", p(&x), "-o", p(&yy)]);
+    let yy = read_npy(&yy).unwrap();
+    assert_eq!((yy.rows, yy.cols), (400, 3));
+    let col0: Vec<f64> = (0..400).map(|i| data[i * 3]).collect();
+    let x0 = tmp.path().join("x0.npy");
+    write_npy(&x0, &col0, 400, None).unwrap();
+    let y0 = tmp.path().join("y0.npy");
+    ok(&["spmv", p(&m), "--x", p(&x0), "-o", p(&y0)]);
+    let y0 = read_npy(&y0).unwrap().data;
+    assert!((0..400).all(|i| yy.data[i * 3] == y0[i]));
+    // Clear errors: wrong length, wrong shape, not a .npy, missing file.
+    let short = tmp.path().join("short.npy");
+    write_npy(&short, &[1.0; 5], 5, None).unwrap();
+    assert!(fails(&["spmv", p(&m), "--x", p(&short)]).contains("has 5 rows; the matrix needs 400"));
+    assert!(fails(&["spmm", p(&m), "--x", p(&short)]).contains("expected a 2-D array"));
+    std::fs::write(&short, b"not numpy").unwrap();
+    assert!(fails(&["spmv", p(&m), "--x", p(&short)]).contains("not a NumPy"));
+    assert!(fails(&["spmv", p(&m), "--x", p(&tmp.path().join("none.npy"))]).contains("none.npy"));
+    assert!(fails(&["spmm", p(&m), "--x", "ones"]).contains("how many columns"));
+}

@@ -27,6 +27,10 @@ pub enum Command {
     Generate(crate::generate::GenerateArgs),
     /// Import triplets (Matrix Market, edge list, CSV; any order, any size) into a matrix on disk.
     Import(crate::import::ImportArgs),
+    /// Sparse matrix times vector: y = A x (or A^T x), streamed over the segments.
+    Spmv(crate::spmv::SpmvArgs),
+    /// Sparse matrix times a dense block of vectors: Y = A X, one pass over the matrix.
+    Spmm(crate::spmv::SpmmArgs),
     /// Print a matrix's shape, nnz, types, segments and bytes on disk.
     Info(InfoArgs),
     /// Check every checksum and every structural invariant of a matrix (O(nnz)).
@@ -124,6 +128,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Generate(args) => crate::generate::run(args, quiet),
         Command::Import(args) => crate::import::run(args, quiet),
         Command::Info(args) => crate::info::run(args),
+        Command::Spmv(args) => crate::spmv::run_spmv(args),
+        Command::Spmm(args) => crate::spmv::run_spmm(args),
         Command::Verify(args) => crate::verify::run(args, quiet),
         Command::Export(args) => crate::export::run(args, quiet),
     }

@@ -7,6 +7,7 @@ mod generate;
 mod import;
 mod info;
 mod output;
+mod spmv;
 mod verify;
 
 use clap::Parser;

@@ -1,0 +1,197 @@
+//! `sparsedisk spmv DIR --x ...` and `sparsedisk spmm DIR --x X.npy`: products with timing.
+
+use crate::output::{emit, emit_json};
+use clap::Args;
+use sparsedisk::gen::SplitMix64;
+use sparsedisk::io::npy::{read_npy, write_npy};
+use sparsedisk::kernels::{Operator, Product};
+use sparsedisk::units::{memory_limit, peak_rss_bytes};
+use sparsedisk::{Error, Matrix, Result};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// `sparsedisk spmv`.
+#[derive(Debug, Args)]
+pub struct SpmvArgs {
+    /// Matrix bytes kept mapped and resident across repeated products (e.g. 8G); the rest streams
+    /// through. Default: the whole matrix if it fits in half of the memory available (cgroup limits
+    /// included), else that half.
+    #[arg(long, value_name = "SIZE", value_parser = crate::cli::parse_size_arg)]
+    pub resident: Option<u64>,
+    /// Matrix directory.
+    pub dir: PathBuf,
+    /// The vector x: `ones`, `random[:SEED]` (uniform in [0, 1)), or a 1-D float64 .npy file.
+    #[arg(long, default_value = "ones")]
+    pub x: String,
+    /// Write y to this .npy file.
+    #[arg(short, long, value_name = "Y.npy")]
+    pub output: Option<PathBuf>,
+    /// Multiply by the transpose: y = A^T x.
+    #[arg(long)]
+    pub transpose: bool,
+    /// Repeat the product N times and report the median.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sparsedisk spmm`.
+#[derive(Debug, Args)]
+pub struct SpmmArgs {
+    /// Matrix bytes kept mapped and resident across repeated products (e.g. 8G); the rest streams
+    /// through. Default: the whole matrix if it fits in half of the memory available (cgroup limits
+    /// included), else that half.
+    #[arg(long, value_name = "SIZE", value_parser = crate::cli::parse_size_arg)]
+    pub resident: Option<u64>,
+    /// Matrix directory.
+    pub dir: PathBuf,
+    /// X: a 2-D float64 .npy file with one row per matrix column (row-major), or `ones:K` / `random:K[:SEED]`.
+    #[arg(long)]
+    pub x: String,
+    /// Write Y to this .npy file.
+    #[arg(short, long, value_name = "Y.npy")]
+    pub output: Option<PathBuf>,
+    /// Repeat the product N times and report the median.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A generated or loaded dense operand: `n x k`, row-major.
+fn operand(spec: &str, n: usize, k_default: Option<usize>, name: &str) -> Result<(Vec<f64>, usize)> {
+    let mut parts = spec.split(':');
+    let head = parts.next().unwrap_or("");
+    let number = |s: Option<&str>, what: &str| -> Result<Option<u64>> {
+        s.map(|t| {
+            t.parse::<u64>().map_err(|_| Error::invalid(format!("--{name} {spec:?}: {what} {t:?} is not a number")))
+        })
+        .transpose()
+    };
+    match head {
+        "ones" | "random" => {
+            let (k, seed) = match k_default {
+                Some(k) => (k, number(parts.next(), "seed")?.unwrap_or(7)),
+                None => {
+                    let k = number(parts.next(), "column count")?.ok_or_else(|| {
+                        Error::invalid(format!("--{name} {spec:?}: say how many columns, e.g. {head}:8"))
+                    })?;
+                    (k as usize, number(parts.next(), "seed")?.unwrap_or(7))
+                }
+            };
+            let len = n.checked_mul(k).ok_or_else(|| Error::invalid("operand too large"))?;
+            if head == "ones" {
+                Ok((vec![1.0; len], k))
+            } else {
+                let mut rng = SplitMix64(seed);
+                Ok(((0..len).map(|_| rng.next_f64()).collect(), k))
+            }
+        }
+        _ => {
+            let a = read_npy(&PathBuf::from(spec))?;
+            match k_default {
+                Some(_) if !a.one_dimensional => {
+                    Err(Error::invalid(format!("--{name} {spec}: expected a 1-D array, found {} x {}", a.rows, a.cols)))
+                }
+                None if a.one_dimensional => {
+                    Err(Error::invalid(format!("--{name} {spec}: expected a 2-D array (rows x k), found 1-D")))
+                }
+                _ if a.rows != n => {
+                    Err(Error::invalid(format!("--{name} {spec} has {} rows; the matrix needs {n}", a.rows)))
+                }
+                _ => Ok((a.data, a.cols)),
+            }
+        }
+    }
+}
+
+fn resident_budget(m: &Matrix, requested: Option<u64>) -> u64 {
+    requested.unwrap_or_else(|| {
+        let payload = m.info().payload_bytes;
+        memory_limit().map_or(payload, |limit| payload.min(limit / 2))
+    })
+}
+
+fn timed(repeat: usize, mut f: impl FnMut() -> Result<Product>) -> Result<(Product, Vec<f64>)> {
+    let mut times = Vec::with_capacity(repeat);
+    let mut stats = Product::default();
+    for _ in 0..repeat.max(1) {
+        let t = Instant::now();
+        stats = f()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    Ok((stats, times))
+}
+
+fn report(kind: &str, m: &Matrix, k: usize, stats: Product, times: Vec<f64>, json: bool) -> Result<()> {
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let gflops = 2.0 * stats.nnz as f64 * k as f64 / median.max(1e-12) / 1e9;
+    let gb_per_s = stats.bytes as f64 / median.max(1e-12) / 1e9;
+    if json {
+        return emit_json(&serde_json::json!({
+            "kernel": kind,
+            "matrix": m.dir().display().to_string(),
+            "rows": m.rows(),
+            "cols": m.cols(),
+            "nnz": stats.nnz,
+            "k": k,
+            "seconds": median,
+            "all_seconds": times,
+            "gflops": gflops,
+            "gb_per_s": gb_per_s,
+            "ns_per_nonzero": median * 1e9 / (stats.nnz.max(1) as f64),
+            "matrix_bytes": stats.bytes,
+            "segments": stats.segments,
+            "threads": rayon::current_num_threads(),
+            "peak_rss_bytes": peak_rss_bytes(),
+        }));
+    }
+    emit(&format!(
+        "{kind}: {} x {}, {} nonzeros, k = {k}: {:.4} s median of {} ({:.2} GFLOP/s, {:.2} GB/s of matrix)",
+        m.rows(),
+        m.cols(),
+        stats.nnz,
+        median,
+        times.len(),
+        gflops,
+        gb_per_s
+    ))
+}
+
+pub fn run_spmv(args: SpmvArgs) -> Result<()> {
+    let m = Matrix::open(&args.dir)?;
+    let (rows, cols) = (m.rows() as usize, m.cols() as usize);
+    let (x_len, y_len) = if args.transpose { (rows, cols) } else { (cols, rows) };
+    let (x, _) = operand(&args.x, x_len, Some(1), "x")?;
+    let mut y = vec![0.0; y_len];
+    let op = Operator::new(&m, resident_budget(&m, args.resident))?;
+    let (stats, times) = timed(args.repeat, || {
+        if args.transpose {
+            op.spmv_transpose(1.0, &x, 0.0, &mut y)
+        } else {
+            op.spmv(1.0, &x, 0.0, &mut y)
+        }
+    })?;
+    if let Some(out) = &args.output {
+        write_npy(out, &y, y_len, None)?;
+    }
+    report(if args.transpose { "spmv_transpose" } else { "spmv" }, &m, 1, stats, times, args.json)
+}
+
+pub fn run_spmm(args: SpmmArgs) -> Result<()> {
+    let m = Matrix::open(&args.dir)?;
+    let (rows, cols) = (m.rows() as usize, m.cols() as usize);
+    let (x, k) = operand(&args.x, cols, None, "x")?;
+    let mut y = vec![0.0; rows * k];
+    let op = Operator::new(&m, resident_budget(&m, args.resident))?;
+    let (stats, times) = timed(args.repeat, || op.spmm(1.0, &x, 0.0, &mut y, k))?;
+    if let Some(out) = &args.output {
+        write_npy(out, &y, rows, Some(k))?;
+    }
+    report("spmm", &m, k, stats, times, args.json)
+}

@@ -1,0 +1,27 @@
+//! Streaming kernels over matrices on disk: SpMV `y = alpha A x + beta y`, its transpose, and SpMM
+//! `Y = alpha A X + beta Y` with a dense row-major `X` of `k` columns.
+//!
+//! **Two loop shapes cover every case.** A *gather* walks outer indices and reduces each one's entries
+//! into one output element (`y[outer] = sum A[outer, inner] x[inner]`): CSR times `x`, and CSC
+//! transposed times `x`. A *scatter* walks outer indices and adds each entry into the output element of
+//! its inner index (`y[inner] += A[outer, inner] x[outer]`): CSC times `x`, and CSR transposed times `x`.
+//!
+//! **Streaming.** Segments are visited in order; the next segment is mapped and announced to the kernel
+//! (`MADV_WILLNEED`, so its pages are read ahead) while the current one is computed, and a segment is
+//! unmapped as soon as it is done: at most two are mapped at a time, and the matrix is never copied into
+//! heap memory.
+//!
+//! **Parallelism.** Work inside a segment is split by nonzeros, not rows, on the ambient rayon pool, so
+//! a power-law row does not stall one thread. Gathers give each thread a disjoint range of `y`. Scatters
+//! accumulate into one private copy of `y` per task (`4 x threads` tasks at most, each owning a fixed
+//! slice of every segment), summed in task order at the end. Results are therefore deterministic for a
+//! given thread count (and a gather's are independent of it).
+//!
+//! **Safety on unverified matrices.** The kernels do not trust the arrays: row pointers are checked
+//! when a segment is mapped (O(rows)), and every inner index is looked up with a checked access; an
+//! index out of range makes the product fail with [`Error::Corrupt`] naming the segment, never a panic
+//! or an out-of-bounds read.
+
+mod spmv;
+
+pub use spmv::{spmm, spmv, spmv_transpose, Operator, Product};
