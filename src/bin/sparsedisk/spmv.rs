@@ -5,7 +5,6 @@ use clap::Args;
 use sparsedisk::gen::SplitMix64;
 use sparsedisk::io::npy::{read_npy, write_npy};
 use sparsedisk::kernels::{Operator, Product};
-use sparsedisk::storage::advise_huge_pages;
 use sparsedisk::units::{memory_limit, peak_rss_bytes};
 use sparsedisk::{Error, Matrix, Result};
 use std::path::PathBuf;
@@ -84,7 +83,7 @@ fn operand(spec: &str, n: usize, k_default: Option<usize>, name: &str) -> Result
                 }
             };
             let len = n.checked_mul(k).ok_or_else(|| Error::invalid("operand too large"))?;
-            let mut v = huge_vec(len);
+            let mut v = Vec::with_capacity(len);
             if head == "ones" {
                 v.resize(len, 1.0);
             } else {
@@ -105,23 +104,10 @@ fn operand(spec: &str, n: usize, k_default: Option<usize>, name: &str) -> Result
                 _ if a.rows != n => {
                     Err(Error::invalid(format!("--{name} {spec} has {} rows; the matrix needs {n}", a.rows)))
                 }
-                _ => {
-                    let mut v = huge_vec(a.data.len());
-                    v.extend_from_slice(&a.data);
-                    Ok((v, a.cols))
-                }
+                _ => Ok((a.data, a.cols)),
             }
         }
     }
-}
-
-/// An empty vector with room for `len` values, backed by huge pages where the kernel allows: the
-/// kernels read `x` at random (graph matrices) and with 4 KiB pages nearly every such read also misses
-/// the TLB. NumPy does the same for its large arrays.
-fn huge_vec(len: usize) -> Vec<f64> {
-    let mut v = Vec::with_capacity(len);
-    advise_huge_pages(&mut v);
-    v
 }
 
 fn resident_budget(m: &Matrix, requested: Option<u64>) -> u64 {
@@ -184,8 +170,7 @@ pub fn run_spmv(args: SpmvArgs) -> Result<()> {
     let (rows, cols) = (m.rows() as usize, m.cols() as usize);
     let (x_len, y_len) = if args.transpose { (rows, cols) } else { (cols, rows) };
     let (x, _) = operand(&args.x, x_len, Some(1), "x")?;
-    let mut y = huge_vec(y_len);
-    y.resize(y_len, 0.0);
+    let mut y = vec![0.0; y_len];
     let op = Operator::new(&m, resident_budget(&m, args.resident))?;
     let (stats, times) = timed(args.repeat, || {
         if args.transpose {
@@ -204,8 +189,7 @@ pub fn run_spmm(args: SpmmArgs) -> Result<()> {
     let m = Matrix::open(&args.dir)?;
     let (rows, cols) = (m.rows() as usize, m.cols() as usize);
     let (x, k) = operand(&args.x, cols, None, "x")?;
-    let mut y = huge_vec(rows * k);
-    y.resize(rows * k, 0.0);
+    let mut y = vec![0.0; rows * k];
     let op = Operator::new(&m, resident_budget(&m, args.resident))?;
     let (stats, times) = timed(args.repeat, || op.spmm(1.0, &x, 0.0, &mut y, k))?;
     if let Some(out) = &args.output {
