@@ -4,7 +4,7 @@
 //! The parser ([`io::read`](crate::io::read)) reads blocks in parallel and hands triplets, in file
 //! order, to the [`TripletBuilder`], which sorts them in chunks sized by the memory budget, spills
 //! sorted runs when the input outgrows it, and merges them into the writer. Memory: the budget, of
-//! which [`PARSER_RESERVE`] goes to the parser's blocks in flight.
+//! which [`parser_reserve`] goes to the parser's blocks in flight.
 
 use crate::build::{BuildOptions, BuildPhase, BuildProgress, BuildStats, Duplicates, TripletBuilder};
 use crate::element::Element;
@@ -17,8 +17,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-/// Memory set aside from the budget for the parser: blocks being read, parsed and handed over.
-pub const PARSER_RESERVE: u64 = 128 << 20;
+/// Memory set aside from the budget for the parser: blocks being read, parsed and handed over, which
+/// grow with the number of threads parsing (about seven 8 MiB blocks of text and triplets per thread).
+pub fn parser_reserve() -> u64 {
+    (64 << 20) * rayon::current_num_threads().max(2) as u64
+}
 
 /// Which layouts to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +115,17 @@ pub fn import(
     progress: impl FnMut(&ImportProgress) + Send + Clone + 'static,
 ) -> Result<ImportSummary> {
     let start = Instant::now();
+    let reserve = parser_reserve();
+    if options.memory_budget < reserve + crate::build::MIN_MEMORY_BUDGET {
+        return Err(Error::invalid(format!(
+            "a memory budget of {} is too small: import needs at least {} ({} for parsing with {} threads, {} for sorting)",
+            crate::units::format_bytes(options.memory_budget),
+            crate::units::format_bytes(reserve + crate::build::MIN_MEMORY_BUDGET),
+            crate::units::format_bytes(reserve),
+            rayon::current_num_threads(),
+            crate::units::format_bytes(crate::build::MIN_MEMORY_BUDGET),
+        )));
+    }
     let reader = TripletReader::open(input, options.read.clone())?;
     let header = reader.header().clone();
     let value_type = match options.values {
@@ -122,15 +136,18 @@ pub fn import(
             Field::Real => ValueType::Float64,
         },
     };
-    if value_type != ValueType::Pattern && header.field == Field::Pattern && options.values != ValueChoice::Auto {
-        // Pattern input into a valued type: every entry is 1. Allowed; nothing to check.
-    }
-    match value_type {
+    let dir_existed = dir.exists();
+    let result = match value_type {
         ValueType::Float64 => run::<f64>(reader, input, dir, options, value_type, start, progress),
         ValueType::Float32 => run::<f32>(reader, input, dir, options, value_type, start, progress),
         ValueType::Int64 => run::<i64>(reader, input, dir, options, value_type, start, progress),
         ValueType::Pattern => run::<()>(reader, input, dir, options, value_type, start, progress),
+    };
+    if result.is_err() && !dir_existed && options.layout == LayoutChoice::Both {
+        // The parent of DIR/csr and DIR/csc was made for this call: nothing of it may remain.
+        let _ = std::fs::remove_dir_all(dir);
     }
+    result
 }
 
 fn run<V: ParseValue>(
@@ -159,12 +176,15 @@ fn run<V: ParseValue>(
         LayoutChoice::Csr => (dir.to_path_buf(), Layout::Csr),
         LayoutChoice::Csc => (dir.to_path_buf(), Layout::Csc),
         LayoutChoice::Both => {
-            crate::writer::check_output_dir(dir, options.writer.overwrite)?;
+            check_both_dir(dir, options.writer.overwrite)?;
             (dir.join("csr"), Layout::Csr)
         }
     };
+    // What to remove if the second layout fails after the first was published.
+    let dir_existed = dir.exists();
+    let csr_existed = dir.join("csr").join(crate::format::MANIFEST_FILE).exists();
     let build_options = BuildOptions {
-        memory_budget: options.memory_budget.saturating_sub(PARSER_RESERVE).max(16 << 20),
+        memory_budget: options.memory_budget - parser_reserve(),
         duplicates: options.duplicates,
         drop_zeros: options.drop_zeros,
         layout: first_layout,
@@ -204,7 +224,16 @@ fn run<V: ParseValue>(
     if options.layout == LayoutChoice::Both {
         let csc_dir = dir.join("csc");
         let csc_options = BuildOptions { layout: Layout::Csc, shape: Some(matrix.shape()), ..build_options };
-        rebuild::<V>(&matrix, &csc_dir, csc_options)?;
+        if let Err(e) = rebuild::<V>(&matrix, &csc_dir, csc_options) {
+            // Both or neither: take back the CSR matrix this call published (a replaced one is gone
+            // either way, as with any failed --force).
+            if !dir_existed {
+                let _ = std::fs::remove_dir_all(dir);
+            } else if !csr_existed {
+                let _ = std::fs::remove_dir_all(&first_dir);
+            }
+            return Err(e);
+        }
         outputs.push(csc_dir);
     }
     Ok(ImportSummary {
@@ -219,6 +248,23 @@ fn run<V: ParseValue>(
         seconds: start.elapsed().as_secs_f64(),
         parse_seconds,
     })
+}
+
+/// `--layout both` writes `DIR/csr` and `DIR/csc`: `DIR` may be absent or hold only those two.
+fn check_both_dir(dir: &Path, overwrite: bool) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, "listing the output directory", e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != "csr" && name != "csc" {
+            return Err(Error::invalid(format!(
+                "{} holds {name:?}; with --layout both it may hold only the csr and csc matrices",
+                dir.display()
+            )));
+        }
+        crate::writer::check_output_dir(&entry.path(), overwrite)?;
+    }
+    Ok(())
 }
 
 /// Streams every entry of `matrix` (of value type `V`) into a new build: a layout conversion in

@@ -21,8 +21,9 @@ use crate::format::{
     FileEntry, IndexType, Layout, Manifest, SegmentEntry, ValueType, FORMAT_VERSION, MANIFEST_FILE,
 };
 use crate::matrix::Matrix;
-use crate::storage::{sync_dir, write_file_atomic, HashingWriter, Syncer};
+use crate::storage::{sync_dir, write_file_atomic, AtomicFile, HashingWriter, Syncer};
 use std::fs;
+use std::io::Write;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
@@ -131,6 +132,24 @@ impl<V: Element> MatrixWriter<V> {
             )));
         }
         let (outer_dim, inner_dim) = layout.outer_inner(shape);
+        // The row pointers alone take 8 bytes per outer index, whatever the entries: a matrix whose
+        // outer dimension comes from one stray huge id (hashed node ids in an edge list) would fill the
+        // disk before failing. Refuse it up front.
+        let pointer_bytes = outer_dim.saturating_add(1).saturating_mul(8);
+        if let Some(free) = crate::storage::free_space(&dir) {
+            if pointer_bytes > free {
+                return Err(Error::invalid(format!(
+                    "a {} x {} {} matrix needs {} for its row pointers alone, but the filesystem holding {} has {} free; \
+                     if the indices are sparse ids, relabel them densely, or give the shape (--shape), or store the other layout",
+                    shape.0,
+                    shape.1,
+                    layout,
+                    crate::units::format_bytes(pointer_bytes),
+                    dir.display(),
+                    crate::units::format_bytes(free)
+                )));
+            }
+        }
         let (created_dir, generation, stale_segment_dirs) = prepare_dir(&dir, options.overwrite)?;
         let mut writer = MatrixWriter {
             dir,
@@ -160,7 +179,7 @@ impl<V: Element> MatrixWriter<V> {
             writer.options.durable,
         )?;
         if writer.options.durable {
-            writer.syncer = Some(Syncer::new());
+            writer.syncer = Some(Syncer::new()?);
         }
         Ok(writer)
     }
@@ -341,12 +360,22 @@ impl<V: Element> MatrixWriter<V> {
             index_type: self.index_type,
             segments: std::mem::take(&mut self.segments),
         };
-        write_file_atomic(&self.dir.join(MANIFEST_FILE), &manifest.to_json_bytes(), self.options.durable)?;
+        let mut file = AtomicFile::create(&self.dir.join(MANIFEST_FILE))?;
+        file.writer()
+            .write_all(&manifest.to_json_bytes())
+            .map_err(|e| Error::io(self.dir.join(MANIFEST_FILE), "writing the manifest", e))?;
+        file.rename_into_place(self.options.durable)?;
+        // Live from here on: whatever happens next, nothing this writer made may be removed.
         self.published = true;
-        // The new generation is live; what the old one held is garbage. Removal failures leave
+        if self.options.durable {
+            // If this fails the new matrix is visible but its publication may not survive a power
+            // loss; keep the old generation's files until a sync succeeds.
+            sync_dir(&self.dir)?;
+        }
+        // The new generation is durable; what the old one held is garbage. Removal failures leave
         // unlisted files that readers ignore, so they are not errors.
         for stale in std::mem::take(&mut self.stale_segment_dirs) {
-            let _ = fs::remove_dir_all(stale);
+            let _ = if stale.is_dir() { fs::remove_dir_all(&stale) } else { fs::remove_file(&stale) };
         }
         if self.options.durable {
             let _ = sync_dir(&self.dir);
@@ -495,6 +524,10 @@ impl<V: Element> Drop for MatrixWriter<V> {
             for dir in &self.created_segment_dirs {
                 let _ = fs::remove_dir_all(dir);
             }
+            // The root group metadata this writer wrote belongs to no matrix if there is no manifest.
+            if !self.dir.join(MANIFEST_FILE).exists() {
+                let _ = fs::remove_file(self.dir.join(paths::ZARR_JSON));
+            }
         }
     }
 }
@@ -582,5 +615,9 @@ fn prepare_dir(dir: &Path, overwrite: bool) -> Result<(bool, u64, Vec<PathBuf>)>
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, "creating the matrix directory", e))?;
         return Ok((true, 1, Vec::new()));
     }
-    Ok((false, scan.generation + 1, scan.stale))
+    let generation = scan
+        .generation
+        .checked_add(1)
+        .ok_or_else(|| Error::invalid(format!("{}: the generation counter is exhausted", dir.display())))?;
+    Ok((false, generation, scan.stale))
 }

@@ -251,10 +251,18 @@ fn wide_matrices_use_u64_indices() {
     m.verify().unwrap();
     let seg = m.map_segment(0).unwrap();
     assert_eq!(seg.indices().get(1), cols - 1);
-    // Exactly 2^32 columns still fits u32 indices (the largest index is 2^32 - 1).
-    let mut w = MatrixWriter::<f64>::create(tmp.path().join("n"), (1, 1 << 32), Layout::Csr, opts()).unwrap();
+    // 2^32 - 1 columns use u32 indices; exactly 2^32 use u64, so that sprs views (which need the
+    // dimension itself in the index type) work.
+    let mut w = MatrixWriter::<f64>::create(tmp.path().join("n"), (1, u32::MAX as u64), Layout::Csr, opts()).unwrap();
+    w.push_row(&[u32::MAX as u64 - 1], &[1.0]).unwrap();
+    let m = w.finish().unwrap();
+    assert_eq!(m.index_type(), IndexType::Uint32);
+    assert!(m.map_segment(0).unwrap().sprs_view::<f64, u32>().is_ok());
+    let mut w = MatrixWriter::<f64>::create(tmp.path().join("e"), (1, 1 << 32), Layout::Csr, opts()).unwrap();
     w.push_row(&[(1 << 32) - 1], &[1.0]).unwrap();
-    assert_eq!(w.finish().unwrap().index_type(), IndexType::Uint32);
+    let m = w.finish().unwrap();
+    assert_eq!(m.index_type(), IndexType::Uint64);
+    assert!(m.map_segment(0).unwrap().sprs_view::<f64, u64>().is_ok());
 }
 
 #[test]

@@ -250,3 +250,37 @@ fn random_generators_build_through_the_builder() {
     assert_eq!(m.shape(), (100, 50));
     assert!(m.nnz() <= 300 && m.nnz() > 250);
 }
+
+#[test]
+fn review_regressions_both_layouts_force_cleanup_and_huge_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let small = tmp.path().join("small.mtx");
+    std::fs::write(&small, "%%MatrixMarket matrix coordinate real general\n2 2 2\n1 1 1\n2 2 2\n").unwrap();
+    let dup = tmp.path().join("dup.mtx");
+    std::fs::write(&dup, "%%MatrixMarket matrix coordinate real general\n2 2 2\n1 1 1\n1 1 2\n").unwrap();
+    // --layout both can be replaced with --force, and is refused without it.
+    let both = tmp.path().join("both");
+    ok(&["import", p(&small), "-o", p(&both), "--layout", "both"]);
+    assert!(fails(&["import", p(&small), "-o", p(&both), "--layout", "both"]).contains("already holds a matrix"));
+    ok(&["import", p(&small), "-o", p(&both), "--layout", "both", "--force"]);
+    Matrix::open(both.join("csc")).unwrap().verify().unwrap();
+    // A failed --layout both leaves no directory behind.
+    let gone = tmp.path().join("gone");
+    fails(&["import", p(&dup), "-o", p(&gone), "--layout", "both", "--duplicates", "error"]);
+    assert!(!gone.exists());
+    // A failed import into an existing empty directory leaves it empty.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    fails(&["import", p(&dup), "-o", p(&empty), "--duplicates", "error"]);
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "nothing left in an existing directory");
+    // One huge id would need exabytes of row pointers: refused at once, nothing written.
+    let ids = tmp.path().join("ids.txt");
+    std::fs::write(&ids, "1 2\n9223372036854775806 0\n").unwrap();
+    let out = tmp.path().join("ids");
+    let err = fails(&["import", p(&ids), "-o", p(&out)]);
+    assert!(err.contains("row pointers alone") && err.contains("free"), "{err}");
+    assert!(!out.exists());
+    // A budget too small to work in is a clear error.
+    let err = fails(&["import", p(&small), "-o", p(&tmp.path().join("tiny")), "--memory", "32M"]);
+    assert!(err.contains("too small"), "{err}");
+}

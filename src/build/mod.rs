@@ -8,13 +8,15 @@
 //!    are combined by the policy.
 //! 3. **Spill.** If more input follows, the sorted chunk is written as a *run* to a staging directory
 //!    inside the output directory (so it is on the same filesystem and is cleaned with it).
-//! 4. **Merge.** At [`finish`](TripletBuilder::finish) the runs and the last chunk (kept in memory) are
-//!    k-way merged straight into the [`MatrixWriter`], combining duplicates across runs. When everything
-//!    fits in one chunk, nothing touches the staging area: sort, then write.
+//! 4. **Merge.** At [`finish`](TripletBuilder::finish) the last chunk is spilled too and the runs are
+//!    k-way merged straight into the [`MatrixWriter`], combining duplicates across runs; more than 64
+//!    runs (or more than the budget's buffers allow) are first merged in groups into fewer runs. When
+//!    everything fits in one chunk, nothing touches the staging area: sort, then write.
 //!
-//! Memory is the budget whatever the input size: the buffer and its sort workspace take what the budget
-//! allows, the merge reads each run through a buffer of `budget / (2 * runs)` (at most 8 MiB), and the
-//! writer streams. Disk use is the runs (`16 + value bytes` per entry) plus the output.
+//! Memory is the budget whatever the input size: the chunk and its sort workspace take what the budget
+//! allows and are released before the merge, which reads each run through a buffer of at least
+//! 256 KiB (at most 8 MiB) within half the budget, and the writer streams. Disk use is the runs
+//! (`16 + value bytes` per entry, twice during a cascade pass) plus the output.
 //!
 //! **Duplicates** are combined in input order (the sort is stable and runs merge in input order), so
 //! `sum` adds them in the order they were read, exactly like scipy's `sum_duplicates`, and `first` /
@@ -225,7 +227,10 @@ pub struct TripletBuilder<V: Element> {
     staging: Option<PathBuf>,
     chunk: sort::Chunk<V>,
     capacity: usize,
+    /// Sorted runs waiting to be merged, in input order.
     runs: Vec<PathBuf>,
+    /// Runs spilled from chunks (a cascade merge later replaces groups of them).
+    runs_spilled: usize,
     spilled_bytes: u64,
     triplets: u64,
     max_row: Option<u64>,
@@ -241,19 +246,26 @@ pub struct TripletBuilder<V: Element> {
 /// Bytes kept out of the chunk for merge buffers, writer buffers and bookkeeping.
 const RESERVED: u64 = 32 << 20;
 
+/// Smallest budget the builder accepts: the reserve plus a chunk worth sorting.
+pub const MIN_MEMORY_BUDGET: u64 = 64 << 20;
+
+/// Most runs one merge reads at once.
+const MAX_FAN_IN: usize = 64;
+
 impl<V: Element> TripletBuilder<V> {
     /// Prepares a build into `dir`. Fails at once (before any input is read) when `dir` holds a matrix
     /// and `options.writer.overwrite` is off, or holds foreign files.
     ///
     /// # Errors
     ///
-    /// As [`check_output_dir`]; [`Error::InvalidInput`] for a budget too small to work in (< 16 MiB).
+    /// As [`check_output_dir`]; [`Error::InvalidInput`] for a budget below [`MIN_MEMORY_BUDGET`].
     pub fn new(dir: impl AsRef<Path>, options: BuildOptions) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
-        if options.memory_budget < 16 << 20 {
+        if options.memory_budget < MIN_MEMORY_BUDGET {
             return Err(Error::invalid(format!(
-                "a memory budget of {} bytes is too small: the builder needs at least 16 MiB",
-                options.memory_budget
+                "a memory budget of {} is too small: the builder needs at least {}",
+                crate::units::format_bytes(options.memory_budget),
+                crate::units::format_bytes(MIN_MEMORY_BUDGET)
             )));
         }
         if let Some((r, c)) = options.shape {
@@ -278,6 +290,7 @@ impl<V: Element> TripletBuilder<V> {
             chunk: sort::Chunk::new(capacity, outer_dim),
             capacity,
             runs: Vec::new(),
+            runs_spilled: 0,
             spilled_bytes: 0,
             triplets: 0,
             max_row: None,
@@ -347,7 +360,7 @@ impl<V: Element> TripletBuilder<V> {
     }
 
     fn report(&mut self, phase: BuildPhase, written: u64) {
-        let p = BuildProgress { phase, triplets: self.triplets, runs: self.runs.len(), written };
+        let p = BuildProgress { phase, triplets: self.triplets, runs: self.runs_spilled, written };
         if let Some(f) = self.progress.as_mut() {
             f(&p);
         }
@@ -361,7 +374,7 @@ impl<V: Element> TripletBuilder<V> {
     fn spill(&mut self) -> Result<()> {
         self.report(BuildPhase::Sort, 0);
         let staging = self.staging_dir()?;
-        let path = staging.join(format!("run-{:06}", self.runs.len()));
+        let path = staging.join(format!("run-{:06}", self.runs_spilled));
         let mut writer = run::RunWriter::create(&path)?;
         let t = Instant::now();
         let mut combined = 0;
@@ -374,9 +387,50 @@ impl<V: Element> TripletBuilder<V> {
         self.combined += combined;
         self.spilled_bytes += writer.entries * run::record_bytes::<V>() as u64;
         self.runs.push(writer.finish()?);
+        self.runs_spilled += 1;
         // Sorting and writing the run are interleaved; attribute the time to both phases' sum.
         self.spill_seconds += t.elapsed().as_secs_f64();
         self.report(BuildPhase::Ingest, 0);
+        Ok(())
+    }
+
+    /// How many runs one merge reads at once, and each one's read buffer: at most [`MAX_FAN_IN`]
+    /// (open files stay few) and no more than half the budget in buffers of at least 256 KiB.
+    fn merge_shape(&self) -> (usize, usize) {
+        let half = (self.options.memory_budget / 2) as usize;
+        let fan_in = (half / (256 << 10)).clamp(2, MAX_FAN_IN);
+        let buffer = (half / fan_in).clamp(64 << 10, 8 << 20);
+        (fan_in, buffer)
+    }
+
+    /// Merges consecutive groups of `fan_in` runs into single runs until at most `fan_in` remain
+    /// (a cascade merge), so the final merge opens few files and memory stays within the budget
+    /// whatever the number of runs. Groups are consecutive in input order and ties resolve to the
+    /// older run, so duplicates are still combined in input order.
+    fn reduce_runs(&mut self, fan_in: usize, buffer: usize) -> Result<()> {
+        let mut pass = 0;
+        while self.runs.len() > fan_in {
+            pass += 1;
+            let staging = self.staging_dir()?;
+            let old = std::mem::take(&mut self.runs);
+            for (g, group) in old.chunks(fan_in).enumerate() {
+                if group.len() == 1 {
+                    self.runs.push(group[0].clone());
+                    continue;
+                }
+                let path = staging.join(format!("merge-{pass}-{g:06}"));
+                let mut writer = run::RunWriter::create(&path)?;
+                let mut combiner = Combiner::new(self.combine(false));
+                let mut put = |e: Entry<V>| writer.push(e);
+                run::merge(group, buffer, &mut |e| combiner.push(e, &mut put))?;
+                combiner.flush(&mut put)?;
+                self.combined += combiner.combined;
+                self.runs.push(writer.finish()?);
+                for done in group {
+                    let _ = fs::remove_file(done);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -438,10 +492,13 @@ impl<V: Element> TripletBuilder<V> {
             self.sort_seconds += t.elapsed().as_secs_f64();
         } else {
             self.report(BuildPhase::Merge, 0);
-            let buffer = (self.options.memory_budget / (2 * (self.runs.len() as u64 + 1))).clamp(64 << 10, 8 << 20);
+            // The chunk's memory is not needed any more: give it back before the merge buffers.
+            self.chunk = sort::Chunk::new(0, None);
+            let (fan_in, buffer) = self.merge_shape();
+            self.reduce_runs(fan_in, buffer)?;
             let runs = self.runs.clone();
             let mut progress = self.progress.take();
-            let (triplets, nruns) = (self.triplets, self.runs.len());
+            let (triplets, nruns) = (self.triplets, self.runs_spilled);
             let mut combiner = Combiner::new(self.combine(self.options.drop_zeros));
             let mut written = 0u64;
             let mut put = |e: Entry<V>| {
@@ -453,7 +510,7 @@ impl<V: Element> TripletBuilder<V> {
                 }
                 writer.push_entry(e.outer, e.inner, e.value)
             };
-            run::merge(&runs, Vec::new(), buffer as usize, &mut |e| combiner.push(e, &mut put))?;
+            run::merge(&runs, buffer, &mut |e| combiner.push(e, &mut put))?;
             combiner.flush(&mut put)?;
             combined += combiner.combined;
             zeros_dropped += combiner.zeros_dropped;
@@ -468,7 +525,7 @@ impl<V: Element> TripletBuilder<V> {
         self.finished = true;
         let stats = BuildStats {
             triplets: self.triplets,
-            runs: self.runs.len(),
+            runs: self.runs_spilled,
             spilled_bytes: self.spilled_bytes,
             nnz: matrix.nnz(),
             duplicates_combined: self.combined,

@@ -65,6 +65,10 @@ struct RunReader<V> {
 impl<V: Element> RunReader<V> {
     fn open(path: &Path, buffer: usize) -> Result<RunReader<V>> {
         let file = File::open(path).map_err(|e| Error::io(path, "opening a sorted run", e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, "reading a sorted run's size", e))?.len();
+        if len % record_bytes::<V>() as u64 != 0 {
+            return Err(Error::corrupt(path, "sorted run ends in the middle of a record"));
+        }
         Ok(RunReader {
             path: path.to_path_buf(),
             input: BufReader::with_capacity(buffer, file),
@@ -83,41 +87,25 @@ impl<V: Element> RunReader<V> {
                     value: V::from_le_slice(&r[16..]),
                 }))
             }
+            // The length was checked to be whole records at open: end of file is the end of the run.
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
             Err(e) => Err(Error::io(&self.path, "reading a sorted run", e)),
         }
     }
 }
 
-/// One input of the merge: a run file, or the last chunk still in memory.
-enum Source<V> {
-    File(RunReader<V>),
-    Memory(std::vec::IntoIter<Entry<V>>),
-}
-
-impl<V: Element> Source<V> {
-    fn next(&mut self) -> Result<Option<Entry<V>>> {
-        match self {
-            Source::File(r) => r.next(),
-            Source::Memory(it) => Ok(it.next()),
-        }
-    }
-}
-
-/// Merges `runs` (in input order) and then `memory` (the newest, already sorted and combined) by
-/// `(outer, inner)`, handing entries to `emit` in order. Equal keys come out in run order, which is
-/// input order, so order-dependent duplicate policies see them as they were read.
+/// Merges `runs` (in input order) by `(outer, inner)`, handing entries to `emit` in order. Equal keys
+/// come out in run order, which is input order, so order-dependent duplicate policies see them as they
+/// were read.
 pub(crate) fn merge<V: Element>(
     runs: &[PathBuf],
-    memory: Vec<Entry<V>>,
     buffer_per_run: usize,
     emit: &mut dyn FnMut(Entry<V>) -> Result<()>,
 ) -> Result<()> {
-    let mut sources: Vec<Source<V>> = Vec::with_capacity(runs.len() + 1);
+    let mut sources: Vec<RunReader<V>> = Vec::with_capacity(runs.len());
     for path in runs {
-        sources.push(Source::File(RunReader::open(path, buffer_per_run)?));
+        sources.push(RunReader::open(path, buffer_per_run)?);
     }
-    sources.push(Source::Memory(memory.into_iter()));
     // Heap of (outer, inner, source index): ties resolve to the older source.
     let mut heads: Vec<Option<Entry<V>>> = Vec::with_capacity(sources.len());
     let mut heap = BinaryHeap::with_capacity(sources.len());

@@ -136,6 +136,9 @@ impl Manifest {
         if self.format_version == 0 {
             return bad("format_version 0 does not exist".into());
         }
+        if self.generation == 0 {
+            return bad("generation 0 does not exist (generations start at 1)".into());
+        }
         let [rows, cols] = self.shape;
         if rows > MAX_DIM || cols > MAX_DIM {
             return bad(format!("shape {rows} x {cols} exceeds the largest supported dimension 2^63 - 1"));

@@ -31,8 +31,9 @@
 //! # Byte order, integer widths
 //!
 //! All arrays are little-endian. No `usize` is ever written. Row pointers (`indptr`) are always u64.
-//! Inner indices are u32 when the inner dimension is at most 2^32 (every index fits), otherwise
-//! u64; the manifest's `index_type` says which, for the whole matrix. Values are IEEE-754 binary64
+//! Writers store inner indices as u32 when the inner dimension is below 2^32, otherwise as u64; the
+//! manifest's `index_type` says which, for the whole matrix (readers accept u32 up to a dimension of
+//! 2^32, where every index still fits). Values are IEEE-754 binary64
 //! (`float64`), binary32 (`float32`), two's-complement `int64`, or absent (`pattern`).
 //!
 //! # The manifest (`manifest.json`)
@@ -255,9 +256,10 @@ pub enum IndexType {
 }
 
 impl IndexType {
-    /// The narrowest type that holds every index below `inner_dim`.
+    /// The type writers choose for an inner dimension: `uint32` when the dimension itself fits in a
+    /// u32 (so that sprs views, which need the dimension in the index type, work), else `uint64`.
     pub fn for_inner_dim(inner_dim: u64) -> IndexType {
-        if inner_dim <= 1 << 32 {
+        if inner_dim <= u32::MAX as u64 {
             IndexType::Uint32
         } else {
             IndexType::Uint64

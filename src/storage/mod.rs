@@ -3,7 +3,9 @@
 //! * [`MappedFile`] wraps the crate's only `unsafe` block that creates a memory map. Published files are
 //!   never modified (see the [format](crate::format) docs), which is what makes the map sound to read.
 //!   What sparsedisk cannot prevent is another program truncating or rewriting a mapped file; that is
-//!   outside its guarantees (reading a truncated map raises SIGBUS).
+//!   outside its guarantees (reading a truncated map raises SIGBUS, and bytes changing under a live
+//!   slice are undefined behaviour). For that reason mapping is crate-private: only files a manifest
+//!   lists are ever mapped.
 //! * [`cast_slice`] turns mapped bytes into `&[u64]`, `&[f64]`, ... through `bytemuck`, which checks
 //!   size and alignment; no hand-written pointer casts.
 //! * [`HashingWriter`] writes a file sequentially through a buffer while computing its xxh3 checksum
@@ -37,7 +39,7 @@ impl MappedFile {
     ///
     /// [`Error::Io`] when the file cannot be opened or mapped; [`Error::Corrupt`] when its length
     /// differs from `expected_len`.
-    pub fn open(path: &Path, expected_len: u64) -> Result<MappedFile> {
+    pub(crate) fn open(path: &Path, expected_len: u64) -> Result<MappedFile> {
         if expected_len == 0 {
             return match fs::metadata(path) {
                 Ok(m) if m.len() != 0 => Err(Error::corrupt(path, format!("file has {} bytes, expected 0", m.len()))),
@@ -202,7 +204,7 @@ impl HashingWriter {
 /// until everything handed over is durable and reports the first failure; a writer calls it before
 /// publishing its manifest.
 pub struct Syncer {
-    jobs: Option<std::sync::mpsc::Sender<SyncJob>>,
+    jobs: Option<std::sync::mpsc::SyncSender<SyncJob>>,
     thread: Option<std::thread::JoinHandle<Result<()>>>,
 }
 
@@ -213,8 +215,13 @@ enum SyncJob {
 
 impl Syncer {
     /// Starts the background thread.
-    pub fn new() -> Syncer {
-        let (tx, rx) = std::sync::mpsc::channel::<SyncJob>();
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the thread cannot be started.
+    pub fn new() -> Result<Syncer> {
+        // Bounded: if the disk falls behind, the producer waits instead of piling up open files.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<SyncJob>(256);
         let thread = std::thread::Builder::new()
             .name("sparsedisk-sync".into())
             .spawn(move || {
@@ -234,8 +241,8 @@ impl Syncer {
                 }
                 first_error.map_or(Ok(()), Err)
             })
-            .expect("the operating system can start a thread");
-        Syncer { jobs: Some(tx), thread: Some(thread) }
+            .map_err(|e| Error::io("<fsync thread>", "starting the fsync thread", e))?;
+        Ok(Syncer { jobs: Some(tx), thread: Some(thread) })
     }
 
     /// Queues an open file for fsync.
@@ -267,12 +274,6 @@ impl Syncer {
             Some(t) => t.join().unwrap_or_else(|_| Err(Error::invalid("the fsync thread panicked"))),
             None => Ok(()),
         }
-    }
-}
-
-impl Default for Syncer {
-    fn default() -> Self {
-        Syncer::new()
     }
 }
 
@@ -323,18 +324,31 @@ impl AtomicFile {
     /// # Errors
     ///
     /// [`Error::Io`] on failure; the temporary file is removed and `path` is untouched.
-    pub fn commit(mut self, durable: bool) -> Result<()> {
+    pub fn commit(self, durable: bool) -> Result<()> {
+        let path = self.path.clone();
+        self.rename_into_place(durable)?;
+        if durable {
+            sync_dir(&parent_dir(&path))?;
+        }
+        Ok(())
+    }
+
+    /// The first half of [`commit`](Self::commit): flush, optionally fsync the file, rename it into
+    /// place. Once this returns `Ok` the new contents are visible; the caller syncs the directory.
+    /// (A writer publishing a manifest must know the moment its files became live: after it, nothing
+    /// may be cleaned up, even if the directory sync then fails.)
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`]; the temporary file is removed and `path` is untouched.
+    pub fn rename_into_place(mut self, durable: bool) -> Result<()> {
         let out = self.out.take().expect("an uncommitted AtomicFile has a writer");
         let file = out.into_inner().map_err(|e| Error::io(&self.tmp, "writing", e.into_error()))?;
         if durable {
             file.sync_all().map_err(|e| Error::io(&self.tmp, "syncing to disk", e))?;
         }
         drop(file);
-        fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, "renaming into place", e))?;
-        if durable {
-            sync_dir(&parent_dir(&self.path))?;
-        }
-        Ok(())
+        fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, "renaming into place", e))
     }
 }
 
@@ -413,4 +427,21 @@ pub fn advise_huge_pages<T>(buf: &mut Vec<T>) {
     // bytes from its pointer), which this function borrows mutably for the call. MADV_HUGEPAGE only
     // changes how the kernel backs those pages; it never changes their contents or their mapping.
     let _ = unsafe { rustix::mm::madvise(aligned as *mut std::ffi::c_void, len, rustix::mm::Advice::LinuxHugepage) };
+}
+
+/// Bytes free for unprivileged writes on the filesystem holding `path` (or its nearest existing
+/// ancestor), when the platform tells.
+pub fn free_space(path: &Path) -> Option<u64> {
+    let mut probe = path.to_path_buf();
+    loop {
+        if probe.exists() {
+            break;
+        }
+        if !probe.pop() || probe.as_os_str().is_empty() {
+            probe = PathBuf::from(".");
+            break;
+        }
+    }
+    let st = rustix::fs::statvfs(&probe).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
 }

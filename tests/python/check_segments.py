@@ -212,7 +212,7 @@ def check_matrix(matrix_dir, entries_path, lap2d_n):
     check(manifest.get("layout") == layout, f"manifest: layout {manifest.get('layout')}, expected {layout}")
     check(manifest.get("value_type") == value_type, f"manifest: value_type {manifest.get('value_type')}, expected {value_type}")
     check(manifest.get("nnz") == whole.nnz, f"manifest: nnz {manifest.get('nnz')}, expected {whole.nnz}")
-    index_type = "uint32" if (cols if layout == "csr" else rows) <= 1 << 32 else "uint64"
+    index_type = "uint32" if (cols if layout == "csr" else rows) < 1 << 32 else "uint64"
     check(manifest.get("index_type") == index_type, f"manifest: index_type {manifest.get('index_type')}, expected {index_type}")
 
     outer_dim = rows if layout == "csr" else cols

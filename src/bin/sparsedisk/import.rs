@@ -8,7 +8,7 @@ use sparsedisk::build::{default_memory_budget, Duplicates};
 use sparsedisk::import::{import, ImportOptions, ImportProgress, LayoutChoice, ValueChoice};
 use sparsedisk::io::read::{ColumnSpec, InputFormat, ReadOptions};
 use sparsedisk::units::{format_bytes, peak_rss_bytes};
-use sparsedisk::{Error, Result, ValueType, WriterOptions};
+use sparsedisk::{Result, ValueType, WriterOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,8 +23,8 @@ pub struct ImportArgs {
     /// Input format (auto: a Matrix Market banner, else by extension: .mtx/.mm, .csv, anything else an edge list).
     #[arg(long, value_enum, default_value = "auto")]
     pub format: FormatArg,
-    /// Memory budget for parsing and sorting (e.g. 2G); inputs larger than it are sorted out of core.
-    /// Default: a quarter of physical memory.
+    /// Memory budget for parsing and sorting (e.g. 2G; at least 64M per thread plus 64M); inputs
+    /// larger than it are sorted out of core. Default: a quarter of physical memory.
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
     pub memory: Option<u64>,
     /// What to do with repeated (row, col) entries.
@@ -202,12 +202,6 @@ pub fn run(args: ImportArgs, quiet: bool) -> Result<()> {
             ..WriterOptions::default()
         },
     };
-    if options.memory_budget < 256 << 20 {
-        return Err(Error::invalid(format!(
-            "--memory {} is too small: import needs at least 256M (128M for the parser, the rest for sorting)",
-            format_bytes(options.memory_budget)
-        )));
-    }
     let input_size =
         if args.input.as_os_str() == "-" { None } else { std::fs::metadata(&args.input).ok().map(|m| m.len()) };
     let bar = import_bar(input_size, quiet || args.json);
