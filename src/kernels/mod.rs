@@ -19,7 +19,7 @@
 //!
 //! **Safety on unverified matrices.** The kernels do not trust the arrays: row pointers are checked
 //! when a segment is mapped (O(rows)), and every inner index is looked up with a checked access; an
-//! index out of range makes the product fail with [`Error::Corrupt`] naming the segment, never a panic
+//! index out of range makes the product fail with [`Error::Corrupt`](crate::Error::Corrupt) naming the segment, never a panic
 //! or an out-of-bounds read.
 
 mod spmv;
