@@ -85,8 +85,9 @@ impl std::str::FromStr for Duplicates {
     }
 }
 
-/// Default memory budget of the builder: a quarter of physical memory, at least 256 MiB (1 GiB when
-/// the platform does not say).
+/// Default memory budget of the builder: a quarter of physical memory, but no more than half of what
+/// this process may use now (available memory, or its memory cgroup's limit, page cache included), and
+/// at least 256 MiB (1 GiB when the platform does not say).
 pub fn default_memory_budget() -> u64 {
     let total = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -95,9 +96,12 @@ pub fn default_memory_budget() -> u64 {
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         })
         .map(|kib| kib * 1024);
-    match total {
-        Some(t) => (t / 4).max(256 << 20),
-        None => 1 << 30,
+    let limit = crate::units::memory_limit().map(|l| l / 2);
+    match (total, limit) {
+        (Some(t), Some(l)) => (t / 4).min(l).max(256 << 20),
+        (Some(t), None) => (t / 4).max(256 << 20),
+        (None, Some(l)) => l.max(256 << 20),
+        (None, None) => 1 << 30,
     }
 }
 
