@@ -237,7 +237,6 @@ impl Matrix {
     /// A summary: shape, nnz, types, segments, bytes on disk, bytes per nonzero.
     pub fn info(&self) -> MatrixInfo {
         let segs = &self.manifest.segments;
-        let payload = |s: &SegmentEntry| s.indptr.bytes + s.indices.bytes + s.values.as_ref().map_or(0, |v| v.bytes);
         let bytes_on_disk = self.bytes_on_disk();
         let (rows, cols) = self.shape();
         let cells = rows as f64 * cols as f64;
@@ -254,8 +253,8 @@ impl Matrix {
             segments: segs.len(),
             segment_nnz_min: segs.iter().map(|s| s.nnz).min().unwrap_or(0),
             segment_nnz_max: segs.iter().map(|s| s.nnz).max().unwrap_or(0),
-            segment_payload_max: segs.iter().map(payload).max().unwrap_or(0),
-            payload_bytes: segs.iter().map(payload).sum(),
+            segment_payload_max: segs.iter().map(SegmentEntry::payload_bytes).max().unwrap_or(0),
+            payload_bytes: segs.iter().map(SegmentEntry::payload_bytes).sum(),
             bytes_on_disk,
             bytes_per_nonzero: if self.nnz() == 0 { 0.0 } else { bytes_on_disk as f64 / self.nnz() as f64 },
             density: if cells == 0.0 { 0.0 } else { self.nnz() as f64 / cells },

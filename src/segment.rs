@@ -132,7 +132,7 @@ impl MappedSegment {
 
     /// Bytes of array data mapped (indptr + indices + values).
     pub fn payload_bytes(&self) -> u64 {
-        self.entry.indptr.bytes + self.entry.indices.bytes + self.entry.values.as_ref().map_or(0, |v| v.bytes)
+        self.entry.payload_bytes()
     }
 
     /// Row pointers local to the band: `end - start + 1` entries, the first 0, the last `nnz` (once

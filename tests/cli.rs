@@ -1,31 +1,10 @@
 //! The command-line contract end to end, through the built binary.
 
+mod common;
+
+use common::{fails, ok, p, sparsedisk};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn sparsedisk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sparsedisk")).args(args).output().expect("run sparsedisk")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = sparsedisk(args);
-    assert!(out.status.success(), "sparsedisk {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = sparsedisk(args);
-    assert_eq!(out.status.code(), Some(1), "sparsedisk {args:?} should exit 1");
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(err.lines().count(), 1, "one clear line, got: {err}");
-    assert!(err.starts_with("sparsedisk: error: "), "{err}");
-    err
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use std::process::{Command, Stdio};
 
 #[test]
 fn generate_info_verify_export_round_trip() {

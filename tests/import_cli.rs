@@ -3,41 +3,14 @@
 
 mod common;
 
-use common::entries_of;
+use common::{entries_of, fails, ok, p};
 use sparsedisk::Matrix;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-fn sparsedisk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sparsedisk")).args(args).output().expect("run sparsedisk")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = sparsedisk(args);
-    assert!(out.status.success(), "sparsedisk {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = sparsedisk(args);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "sparsedisk {args:?} should exit 1: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(err.lines().count(), 1, "one clear line, got: {err}");
-    err
-}
+use std::process::{Command, Stdio};
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/fixtures").join(name).to_str().unwrap().to_string()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 fn json(text: &str) -> serde_json::Value {

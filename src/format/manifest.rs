@@ -51,6 +51,11 @@ impl SegmentEntry {
         [&self.indptr, &self.indices].into_iter().chain(self.values.as_ref()).chain(self.metadata.iter())
     }
 
+    /// Bytes of the segment's arrays (row pointers, indices, values): what a full pass reads.
+    pub fn payload_bytes(&self) -> u64 {
+        self.indptr.bytes + self.indices.bytes + self.values.as_ref().map_or(0, |v| v.bytes)
+    }
+
     /// Number of outer indices (rows or columns) in the band.
     pub fn outer_len(&self) -> u64 {
         self.end - self.start

@@ -125,8 +125,7 @@ impl<'a> Operator<'a> {
         let mut resident = Vec::new();
         let mut used = 0u64;
         for i in 0..matrix.segments().len() {
-            let e = &matrix.segments()[i];
-            let bytes = e.indptr.bytes + e.indices.bytes + e.values.as_ref().map_or(0, |v| v.bytes);
+            let bytes = matrix.segments()[i].payload_bytes();
             if used + bytes > resident_bytes {
                 break;
             }

@@ -101,3 +101,35 @@ pub fn random_triplets(rng: &mut SplitMix, rows: u64, cols: u64, density: f64) -
     }
     Triplets { shape: (rows, cols), entries }
 }
+
+/// Runs the built `sparsedisk` binary.
+pub fn sparsedisk(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sparsedisk")).args(args).output().expect("run sparsedisk")
+}
+
+/// Runs `sparsedisk`, which must succeed; returns its standard output.
+pub fn ok(args: &[&str]) -> String {
+    let out = sparsedisk(args);
+    assert!(out.status.success(), "sparsedisk {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `sparsedisk`, which must fail with exit code 1 and one clear line on standard error; returns it.
+pub fn fails(args: &[&str]) -> String {
+    let out = sparsedisk(args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "sparsedisk {args:?} should exit 1: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "one clear line, got: {err}");
+    assert!(err.starts_with("sparsedisk: error: "), "{err}");
+    err
+}
+
+/// A path as a command-line argument.
+pub fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
