@@ -223,13 +223,6 @@ pub(crate) fn read_header(prefix: &mut Prefix, options: &ReadOptions) -> Result<
     Ok((header, Dialect::Csv(layout)))
 }
 
-macro_rules! bail {
-    ($out:ident, $line:expr, $msg:expr) => {{
-        $out.fail($line, $msg);
-        return $out;
-    }};
-}
-
 #[cold]
 #[inline(never)]
 fn index_error(

@@ -89,13 +89,6 @@ fn node_error(b: &[u8], p: usize, what: &str, base: u64, parsed: std::result::Re
     }
 }
 
-macro_rules! bail {
-    ($out:ident, $line:expr, $msg:expr) => {{
-        $out.fail($line, $msg);
-        return $out;
-    }};
-}
-
 /// Parses a block of edge-list lines.
 pub(crate) fn parse_block<V: ParseValue>(
     b: &[u8],
@@ -108,18 +101,14 @@ pub(crate) fn parse_block<V: ParseValue>(
     let mut p = 0;
     let mut line = 0u64;
     while p < n {
-        let s = lex::skip_blanks(b, p);
-        if let Some((next, newline)) = lex::line_end(b, s) {
-            p = next;
-            line += newline as u64;
-            continue;
-        }
-        if is_comment(b[s]) {
-            let (next, newline) = lex::skip_line(b, s);
-            p = next;
-            line += newline as u64;
-            continue;
-        }
+        let s = match lex::data_start(b, p, is_comment) {
+            Ok(s) => s,
+            Err((next, newline)) => {
+                p = next;
+                line += newline as u64;
+                continue;
+            }
+        };
         let (row, after) = match node(b, s, "source", lay.base) {
             Ok(x) => x,
             Err(msg) => bail!(out, line, msg),

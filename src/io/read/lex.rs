@@ -95,6 +95,21 @@ pub(crate) fn skip_line(b: &[u8], p: usize) -> (usize, bool) {
     }
 }
 
+/// Skips a line that holds no data: blank (only blanks before its end) or, when `comment` says so of
+/// its first non-blank byte, a comment. Returns the data's first byte position, or `Err` with the
+/// position after the skipped line and whether a `\n` was consumed.
+#[inline(always)]
+pub(crate) fn data_start(b: &[u8], p: usize, comment: impl Fn(u8) -> bool) -> Result<usize, (usize, bool)> {
+    let s = skip_blanks(b, p);
+    if let Some(end) = line_end(b, s) {
+        return Err(end);
+    }
+    if comment(b[s]) {
+        return Err(skip_line(b, s));
+    }
+    Ok(s)
+}
+
 /// Why an unsigned integer could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IntError {

@@ -73,6 +73,15 @@
 //!
 //! [`Error::Parse`]: crate::Error::Parse
 
+/// Records a parse error on `$out` (a `Parsed`) at block-local line `$line` and returns it: the
+/// parsers stop at the first error of a block.
+macro_rules! bail {
+    ($out:ident, $line:expr, $msg:expr) => {{
+        $out.fail($line, $msg);
+        return $out;
+    }};
+}
+
 mod csv;
 mod edge;
 mod lex;

@@ -250,13 +250,6 @@ fn index(b: &[u8], p: usize, what: &str, dim: u64) -> std::result::Result<(u64, 
     }
 }
 
-macro_rules! bail {
-    ($out:ident, $line:expr, $msg:expr) => {{
-        $out.fail($line, $msg);
-        return $out;
-    }};
-}
-
 /// Parses a block of coordinate lines.
 pub(crate) fn parse_coordinate<V: ParseValue>(
     b: &[u8],
@@ -272,18 +265,14 @@ pub(crate) fn parse_coordinate<V: ParseValue>(
     let mut p = 0;
     let mut line = 0u64;
     while p < n {
-        let s = lex::skip_blanks(b, p);
-        if let Some((next, newline)) = lex::line_end(b, s) {
-            p = next;
-            line += newline as u64;
-            continue;
-        }
-        if b[s] == b'%' {
-            let (next, newline) = lex::skip_line(b, s);
-            p = next;
-            line += newline as u64;
-            continue;
-        }
+        let s = match lex::data_start(b, p, |c| c == b'%') {
+            Ok(s) => s,
+            Err((next, newline)) => {
+                p = next;
+                line += newline as u64;
+                continue;
+            }
+        };
         let (row, after) = match index(b, s, "row", lay.rows) {
             Ok(x) => x,
             Err(msg) => bail!(out, line, msg),
@@ -368,18 +357,14 @@ pub(crate) fn parse_array<V: ParseValue>(b: &[u8], capacity: usize) -> Parsed<V>
     let mut p = 0;
     let mut line = 0u64;
     while p < n {
-        let s = lex::skip_blanks(b, p);
-        if let Some((next, newline)) = lex::line_end(b, s) {
-            p = next;
-            line += newline as u64;
-            continue;
-        }
-        if b[s] == b'%' {
-            let (next, newline) = lex::skip_line(b, s);
-            p = next;
-            line += newline as u64;
-            continue;
-        }
+        let s = match lex::data_start(b, p, |c| c == b'%') {
+            Ok(s) => s,
+            Err((next, newline)) => {
+                p = next;
+                line += newline as u64;
+                continue;
+            }
+        };
         let (value, after) = match V::parse_prefix(&b[s..]) {
             Some((v, k)) => match lex::after_token(b, s + k) {
                 After::Junk => bail!(out, line, V::value_error(lex::token_at(b, s))),
