@@ -3,31 +3,11 @@
 
 mod common;
 
-use common::{entries_of, write, Triplets};
+use common::{entries_of, triplets, write, Triplets};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use sparsedisk::format::MANIFEST_FILE;
 use sparsedisk::{Error, IndexType, Layout, Matrix, MatrixWriter, ValueType, WriterOptions};
-use std::collections::BTreeMap;
-
-/// Random shapes from 0x0 up to 14x14 (so 0xN, Nx0, 1xN, Nx1 all occur), with entries whose density
-/// ranges from empty to full, values in -3..=3 (explicit zeros included).
-fn triplets() -> impl Strategy<Value = Triplets> {
-    (0u64..15, 0u64..15).prop_flat_map(|(rows, cols)| {
-        let cells = (rows * cols) as usize;
-        let max = cells.min(60);
-        prop::collection::vec((0..rows.max(1), 0..cols.max(1), -3i64..=3), 0..=max).prop_map(move |raw| {
-            // Deduplicate positions (the writer takes unique sorted entries; the builder sums).
-            let mut map = BTreeMap::new();
-            if rows > 0 && cols > 0 {
-                for (r, c, v) in raw {
-                    map.insert((r, c), v);
-                }
-            }
-            Triplets { shape: (rows, cols), entries: map.into_iter().map(|((r, c), v)| (r, c, v)).collect() }
-        })
-    })
-}
 
 fn layout() -> impl Strategy<Value = Layout> {
     prop_oneof![Just(Layout::Csr), Just(Layout::Csc)]
@@ -53,7 +33,7 @@ proptest! {
 
     #[test]
     fn written_matrices_reopen_equal(
-        t in triplets(),
+        t in triplets(15, 60),
         layout in layout(),
         segment_bytes in prop_oneof![1u64..64, Just(1u64 << 20)],
         by_rows in any::<bool>(),
@@ -92,7 +72,7 @@ proptest! {
     }
 
     #[test]
-    fn segments_are_valid_sprs_views(t in triplets(), layout in layout(), segment_bytes in 1u64..200) {
+    fn segments_are_valid_sprs_views(t in triplets(15, 60), layout in layout(), segment_bytes in 1u64..200) {
         let tmp = tempfile::tempdir().unwrap();
         let m = write::<f64>(&t, &tmp.path().join("m"), layout, segment_bytes, true).unwrap();
         let mut seen = 0;

@@ -3,27 +3,11 @@
 
 mod common;
 
-use common::{write, Triplets};
+use common::{triplets, write, Triplets};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use sparsedisk::kernels::{spmm, spmv, spmv_transpose};
 use sparsedisk::{Error, Layout, Matrix};
-use std::collections::BTreeMap;
-
-fn triplets() -> impl Strategy<Value = Triplets> {
-    (0u64..12, 0u64..12).prop_flat_map(|(rows, cols)| {
-        let max = ((rows * cols) as usize).min(50);
-        prop::collection::vec((0..rows.max(1), 0..cols.max(1), -3i64..=3), 0..=max).prop_map(move |raw| {
-            let mut map = BTreeMap::new();
-            if rows > 0 && cols > 0 {
-                for (r, c, v) in raw {
-                    map.insert((r, c), v);
-                }
-            }
-            Triplets { shape: (rows, cols), entries: map.into_iter().map(|((r, c), v)| (r, c, v)).collect() }
-        })
-    })
-}
 
 /// `alpha * op(A) * X + beta * Y` with dense loops; `X` is row-major `n x k`.
 #[allow(clippy::too_many_arguments)]
@@ -61,7 +45,7 @@ proptest! {
 
     #[test]
     fn products_equal_the_dense_oracle(
-        t in triplets(),
+        t in triplets(12, 50),
         layout in prop_oneof![Just(Layout::Csr), Just(Layout::Csc)],
         value_kind in 0u8..4,
         segment_bytes in prop_oneof![1u64..48, Just(1u64 << 20)],

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use sparsedisk::{Element, Layout, Matrix, MatrixWriter, Result, WriterOptions};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// A matrix as the oracle knows it: shape and sorted, duplicate-free `(row, col, value)` triplets with
@@ -132,4 +133,23 @@ pub fn fails(args: &[&str]) -> String {
 /// A path as a command-line argument.
 pub fn p(path: &Path) -> &str {
     path.to_str().unwrap()
+}
+
+/// Random matrices from 0x0 up to `(max_dim - 1)` square (so 0xN, Nx0, 1xN, Nx1 all occur), with up
+/// to `max_entries` entries (empty to full), values in -3..=3 (explicit zeros included), positions
+/// unique (the writer takes unique sorted entries; the builder tests make their own duplicates).
+pub fn triplets(max_dim: u64, max_entries: usize) -> impl proptest::strategy::Strategy<Value = Triplets> {
+    use proptest::prelude::*;
+    (0..max_dim, 0..max_dim).prop_flat_map(move |(rows, cols)| {
+        let max = ((rows * cols) as usize).min(max_entries);
+        prop::collection::vec((0..rows.max(1), 0..cols.max(1), -3i64..=3), 0..=max).prop_map(move |raw| {
+            let mut map = BTreeMap::new();
+            if rows > 0 && cols > 0 {
+                for (r, c, v) in raw {
+                    map.insert((r, c), v);
+                }
+            }
+            Triplets { shape: (rows, cols), entries: map.into_iter().map(|((r, c), v)| (r, c, v)).collect() }
+        })
+    })
 }

@@ -46,12 +46,8 @@ pub enum Kind {
         /// Edges per vertex.
         #[arg(long, default_value_t = 16)]
         edge_factor: u64,
-        /// Random seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Memory budget of the out-of-core sort (e.g. 2G; default: a quarter of RAM).
-        #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
-        memory: Option<u64>,
+        #[command(flatten)]
+        random: RandomArgs,
         #[command(flatten)]
         out: OutputArgs,
     },
@@ -66,12 +62,8 @@ pub enum Kind {
         /// Entries drawn per row (repeats are summed).
         #[arg(long)]
         nnz_per_row: u64,
-        /// Random seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Memory budget of the out-of-core sort (e.g. 2G; default: a quarter of RAM).
-        #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
-        memory: Option<u64>,
+        #[command(flatten)]
+        random: RandomArgs,
         #[command(flatten)]
         out: OutputArgs,
     },
@@ -89,6 +81,18 @@ pub enum Kind {
         #[command(flatten)]
         out: OutputArgs,
     },
+}
+
+/// What the random generators share: the seed and the budget of the builder's sort.
+#[derive(Debug, Args)]
+pub struct RandomArgs {
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Memory budget of the out-of-core sort (e.g. 2G; default: a quarter of RAM, at most half of
+    /// what is available).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub memory: Option<u64>,
 }
 
 /// Where and how to write the generated matrix.
@@ -117,11 +121,11 @@ pub struct OutputArgs {
 pub fn run(args: GenerateArgs, quiet: bool) -> Result<()> {
     let start = Instant::now();
     let (m, out, bar) = match args.kind {
-        Kind::Rmat { scale, edge_factor, seed, memory, out } => {
-            random(RandomMatrix::Rmat { scale, edge_factor, seed }, memory, out, quiet)?
+        Kind::Rmat { scale, edge_factor, random: r, out } => {
+            random(RandomMatrix::Rmat { scale, edge_factor, seed: r.seed }, r.memory, out, quiet)?
         }
-        Kind::Uniform { rows, cols, nnz_per_row, seed, memory, out } => {
-            random(RandomMatrix::Uniform { rows, cols, nnz_per_row, seed }, memory, out, quiet)?
+        Kind::Uniform { rows, cols, nnz_per_row, random: r, out } => {
+            random(RandomMatrix::Uniform { rows, cols, nnz_per_row, seed: r.seed }, r.memory, out, quiet)?
         }
         Kind::Laplace2d { n, out } => formula(Generator::Laplace2d { n }, out, quiet)?,
         Kind::Laplace3d { n, out } => formula(Generator::Laplace3d { n }, out, quiet)?,
