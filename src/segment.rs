@@ -175,14 +175,14 @@ impl MappedSegment {
         }
     }
 
-    /// Checks the structural invariants of the band: the row pointers start at 0, never decrease and
-    /// end at `nnz`; within each outer index the inner indices strictly increase and stay below the
-    /// inner dimension. O(nnz).
+    /// Checks the row pointers alone: as many as the band needs, starting at 0, never decreasing,
+    /// ending at `nnz`. Then every slice of indices and values a row takes is in bounds. O(rows): the
+    /// kernels run it on every segment they stream, so that a corrupt file gives an error, not a panic.
     ///
     /// # Errors
     ///
-    /// [`Error::Corrupt`] naming the array file and the first broken invariant.
-    pub fn check_structure(&self) -> Result<()> {
+    /// [`Error::Corrupt`] naming the row-pointer file and the broken invariant.
+    pub fn check_row_pointers(&self) -> Result<()> {
         let indptr = self.indptr();
         let indptr_path = self.file_path(&self.entry.indptr);
         let nnz = self.entry.nnz;
@@ -193,20 +193,39 @@ impl MappedSegment {
             ));
         }
         if indptr[0] != 0 {
-            return Err(Error::corrupt(&indptr_path, format!("first pointer is {}, must be 0", indptr[0])));
+            return Err(Error::corrupt(
+                &indptr_path,
+                format!("the first of the row pointers is {}, must be 0", indptr[0]),
+            ));
         }
         if indptr[indptr.len() - 1] != nnz {
             return Err(Error::corrupt(
                 &indptr_path,
-                format!("last pointer is {}, must equal the segment's nnz {nnz}", indptr[indptr.len() - 1]),
+                format!(
+                    "the last of the row pointers is {}, must equal the segment's nnz {nnz}",
+                    indptr[indptr.len() - 1]
+                ),
             ));
         }
         if let Some(pos) = indptr.windows(2).position(|w| w[1] < w[0]) {
             return Err(Error::corrupt(
                 &indptr_path,
-                format!("pointers decrease at outer index {}", self.entry.start + pos as u64),
+                format!("row pointers decrease at outer index {}", self.entry.start + pos as u64),
             ));
         }
+        Ok(())
+    }
+
+    /// Checks the structural invariants of the band: the row pointers start at 0, never decrease and
+    /// end at `nnz`; within each outer index the inner indices strictly increase and stay below the
+    /// inner dimension. O(nnz).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] naming the array file and the first broken invariant.
+    pub fn check_structure(&self) -> Result<()> {
+        self.check_row_pointers()?;
+        let indptr = self.indptr();
         let (_, inner_dim) = self.layout.outer_inner(self.shape);
         let indices_path = self.file_path(&self.entry.indices);
         match self.indices() {

@@ -131,7 +131,7 @@ impl<'a> Operator<'a> {
             }
             used += bytes;
             let seg = matrix.map_segment(i)?;
-            check_indptr(&seg)?;
+            seg.check_row_pointers()?;
             resident.push(seg);
         }
         Ok(Operator { matrix, resident })
@@ -280,7 +280,7 @@ fn stream(op: &Operator<'_>, mut visit: impl FnMut(&MappedSegment) -> Result<()>
         let current = next.take().expect("segment i was mapped");
         let upcoming = if i + 1 < n { Some(a.map_segment(i + 1)?) } else { None };
         current.advise(Advice::Sequential);
-        check_indptr(&current)?;
+        current.check_row_pointers()?;
         // Read the next segment ahead on a helper thread while this one is computed: the readahead
         // request itself blocks until the I/O is queued (for a 64 MiB segment, most of its reading),
         // so issued inline it would serialise reading and computing.
@@ -301,18 +301,6 @@ fn stream(op: &Operator<'_>, mut visit: impl FnMut(&MappedSegment) -> Result<()>
         next = upcoming;
     }
     Ok(())
-}
-
-/// Row pointers must start at 0, never decrease and end at the segment's nnz: then every slice the
-/// kernels take is in bounds. O(rows).
-fn check_indptr(seg: &MappedSegment) -> Result<()> {
-    let p = seg.indptr();
-    let ok = p.first() == Some(&0) && p.last() == Some(&seg.nnz()) && p.windows(2).all(|w| w[0] <= w[1]);
-    if ok {
-        Ok(())
-    } else {
-        Err(corrupt(seg, "row pointers are not monotone from 0 to the segment's nnz"))
-    }
 }
 
 fn corrupt(seg: &MappedSegment, what: &str) -> Error {

@@ -112,7 +112,8 @@ fn operand(spec: &str, n: usize, k_default: Option<usize>, name: &str) -> Result
 
 fn resident_budget(m: &Matrix, requested: Option<u64>) -> u64 {
     requested.unwrap_or_else(|| {
-        let payload = m.info().payload_bytes;
+        // Summed from the manifest: no file is touched.
+        let payload: u64 = m.segments().iter().map(|s| s.payload_bytes()).sum();
         memory_limit().map_or(payload, |limit| payload.min(limit / 2))
     })
 }
