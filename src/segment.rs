@@ -175,6 +175,26 @@ impl MappedSegment {
         }
     }
 
+    /// Reads every array of the segment into memory and maps it (see [`MappedFile::populate`]),
+    /// blocking until done.
+    pub fn populate(&self) {
+        self.indptr.populate();
+        self.indices.populate();
+        if let Some(v) = &self.values {
+            v.populate();
+        }
+    }
+
+    /// The paths of the segment's array files (row pointers, indices, and values unless pattern).
+    pub fn array_paths(&self) -> Vec<PathBuf> {
+        let e = &self.entry;
+        [Some(&e.indptr), Some(&e.indices), e.values.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|f| self.file_path(f))
+            .collect()
+    }
+
     /// Checks the row pointers alone: as many as the band needs, starting at 0, never decreasing,
     /// ending at `nnz`. Then every slice of indices and values a row takes is in bounds. O(rows): the
     /// kernels run it on every segment they stream, so that a corrupt file gives an error, not a panic.

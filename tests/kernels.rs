@@ -6,7 +6,7 @@ mod common;
 use common::{triplets, write, Triplets};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use sparsedisk::kernels::{spmm, spmv, spmv_transpose};
+use sparsedisk::kernels::{spmm, spmv, spmv_transpose, CachePolicy, Operator};
 use sparsedisk::{Error, Layout, Matrix};
 
 /// `alpha * op(A) * X + beta * Y` with dense loops; `X` is row-major `n x k`.
@@ -52,6 +52,8 @@ proptest! {
         k in 1usize..4,
         seed in any::<u64>(),
         threads in 1usize..=2,
+        policy in 0u8..4,
+        resident_share in 0u64..=100,
     ) {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("m");
@@ -70,24 +72,46 @@ proptest! {
         let x_t: Vec<f64> = (0..rows * k).map(|_| small()).collect();
         let y_n: Vec<f64> = (0..rows * k).map(|_| small()).collect();
         let y_t: Vec<f64> = (0..cols * k).map(|_| small()).collect();
+        // The free functions (default budget: everything resident), and operators that keep nothing,
+        // a random share, or everything resident, or leave the page cache to the kernel.
+        let payload: u64 = m.segments().iter().map(|s| s.payload_bytes()).sum();
+        let op = match policy {
+            0 => None,
+            1 => Some(Operator::new(&m, 0).unwrap()),
+            2 => Some(Operator::new(&m, payload * resident_share / 100).unwrap()),
+            _ => Some(Operator::with_policy(&m, CachePolicy::Kernel).unwrap()),
+        };
         pool(threads).install(|| {
-            // SpMV (k = 1 uses the first column of each).
+            // SpMV (k = 1 uses the first column of each), twice through an operator (the second pass
+            // finds the resident part warm).
             let x1: Vec<f64> = (0..cols).map(|i| x_n[i * k]).collect();
             let y1: Vec<f64> = (0..rows).map(|i| y_n[i * k]).collect();
-            let mut y = y1.clone();
-            let stats = spmv(&m, alpha, &x1, beta, &mut y).unwrap();
-            prop_assert_eq!(&y, &oracle(&t, pattern, false, alpha, &x1, beta, &y1, 1));
-            prop_assert_eq!(stats.nnz, m.nnz());
-            prop_assert_eq!(stats.segments, m.segments().len());
+            let expect = oracle(&t, pattern, false, alpha, &x1, beta, &y1, 1);
+            for _ in 0..if op.is_some() { 2 } else { 1 } {
+                let mut y = y1.clone();
+                let stats = match &op {
+                    Some(op) => op.spmv(alpha, &x1, beta, &mut y),
+                    None => spmv(&m, alpha, &x1, beta, &mut y),
+                }.unwrap();
+                prop_assert_eq!(&y, &expect);
+                prop_assert_eq!(stats.nnz, m.nnz());
+                prop_assert_eq!(stats.segments, m.segments().len());
+            }
             // Transposed SpMV.
             let xt1: Vec<f64> = (0..rows).map(|i| x_t[i * k]).collect();
             let yt1: Vec<f64> = (0..cols).map(|i| y_t[i * k]).collect();
             let mut y = yt1.clone();
-            spmv_transpose(&m, alpha, &xt1, beta, &mut y).unwrap();
+            match &op {
+                Some(op) => op.spmv_transpose(alpha, &xt1, beta, &mut y),
+                None => spmv_transpose(&m, alpha, &xt1, beta, &mut y),
+            }.unwrap();
             prop_assert_eq!(&y, &oracle(&t, pattern, true, alpha, &xt1, beta, &yt1, 1));
             // SpMM.
             let mut y = y_n.clone();
-            spmm(&m, alpha, &x_n, beta, &mut y, k).unwrap();
+            match &op {
+                Some(op) => op.spmm(alpha, &x_n, beta, &mut y, k),
+                None => spmm(&m, alpha, &x_n, beta, &mut y, k),
+            }.unwrap();
             prop_assert_eq!(&y, &oracle(&t, pattern, false, alpha, &x_n, beta, &y_n, k));
             Ok(())
         })?;
@@ -137,4 +161,35 @@ fn corrupt_indices_give_an_error_not_a_panic() {
         let m = Matrix::open(&dir).unwrap();
         assert!(spmv(&m, 1.0, &[1.0; 3], 0.0, &mut y).unwrap_err().to_string().contains("row pointers"));
     }
+}
+
+#[test]
+fn wide_random_rows_take_the_prefetching_gather() {
+    // Rows whose column indices spread over more than a megabyte of `x` take the gather path that
+    // prefetches `x`; integer data keeps the comparison exact.
+    let tmp = tempfile::tempdir().unwrap();
+    let cols = 600_000u64;
+    let mut rng = common::SplitMix(11);
+    let entries: Vec<(u64, u64, i64)> =
+        (0..40_000).map(|_| (rng.below(3_000), rng.below(cols), rng.below(7) as i64 - 3)).collect();
+    let t = Triplets { shape: (3_000, cols), entries };
+    let m = write::<f64>(&t, &tmp.path().join("wide"), Layout::Csr, 64 << 10, true).unwrap();
+    let x: Vec<f64> = (0..cols).map(|i| (i % 5) as f64 - 2.0).collect();
+    for threads in [1, 2] {
+        for resident in [0, u64::MAX] {
+            let op = Operator::new(&m, resident).unwrap();
+            let mut y = vec![0.0; 3_000];
+            pool(threads).install(|| op.spmv(1.0, &x, 0.0, &mut y)).unwrap();
+            assert_eq!(y, oracle(&t, false, false, 1.0, &x, 0.0, &[0.0; 3_000], 1));
+        }
+    }
+    // An index past the end of `x` in a wide block is still caught.
+    let indices = tmp.path().join("wide").join(&m.segments()[0].indices.path);
+    let mut bytes = std::fs::read(&indices).unwrap();
+    bytes[40..44].copy_from_slice(&(cols as u32).to_le_bytes());
+    std::fs::write(&indices, &bytes).unwrap();
+    let m = Matrix::open(&tmp.path().join("wide")).unwrap();
+    let mut y = vec![0.0; 3_000];
+    let err = Operator::new(&m, 0).unwrap().spmv(1.0, &x, 0.0, &mut y).unwrap_err();
+    assert!(err.to_string().contains("outside the matrix"), "{err}");
 }

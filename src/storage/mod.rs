@@ -56,6 +56,14 @@ impl MappedFile {
         // immutability"), so the mapped bytes do not change while the map lives. The length was checked
         // just above, so every byte of the map is backed by the file.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, "memory-mapping a segment file", e))?;
+        // Segments are read in long sequential scans: with 2 MiB folios the kernel reads and maps them
+        // with 512 times fewer page faults and page-cache insertions than with 4 KiB pages, which is
+        // what limits a cold scan on a fast disk. A hint: kernels or filesystems without large folios
+        // ignore it.
+        #[cfg(target_os = "linux")]
+        if expected_len >= 2 << 20 {
+            let _ = map.advise(Advice::HugePage);
+        }
         Ok(MappedFile { map: Some(map) })
     }
 
@@ -70,6 +78,20 @@ impl MappedFile {
         if let Some(map) = &self.map {
             let _ = map.advise(advice);
         }
+    }
+
+    /// Reads the whole file into the page cache and maps it into this process, blocking until done, so
+    /// that later reads of the map neither wait for the disk nor take page faults: it touches one byte
+    /// per 4 KiB page, front to back. With the huge-page advice given at [`MappedFile::open`], the
+    /// kernel reads and maps 2 MiB at each fault; measured under a memory cap from a cold cache, this
+    /// reads a segment about 3x faster than `MADV_POPULATE_READ` on 4 KiB pages (README, performance).
+    pub fn populate(&self) {
+        let bytes = self.bytes();
+        let mut touched = 0u8;
+        for i in (0..bytes.len()).step_by(4096) {
+            touched ^= bytes[i];
+        }
+        std::hint::black_box(touched);
     }
 }
 
@@ -408,6 +430,15 @@ pub fn evict_page_cache(path: &Path) -> Result<()> {
     file.sync_data().map_err(|e| Error::io(path, "syncing before eviction", e))?;
     rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed)
         .map_err(|e| Error::io(path, "dropping the page cache", io::Error::from(e)))
+}
+
+/// Drops the cached pages of a file that holds no unwritten data (a published segment file) from the
+/// page cache, without the sync [`evict_page_cache`] does first. A hint: failures are ignored, and
+/// pages still mapped by some process stay.
+pub(crate) fn drop_clean_pages(path: &Path) {
+    if let Ok(file) = File::open(path) {
+        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
+    }
 }
 
 /// Asks the kernel to back the allocation of `buf` (its whole capacity) with transparent huge pages

@@ -4,20 +4,35 @@ use crate::output::{emit, emit_json};
 use clap::Args;
 use sparsedisk::gen::SplitMix64;
 use sparsedisk::io::npy::{read_npy, write_npy};
-use sparsedisk::kernels::{Operator, Product};
-use sparsedisk::units::{memory_limit, peak_rss_bytes};
+use sparsedisk::kernels::{dense_vector, CachePolicy, Operator, Product};
+use sparsedisk::units::peak_rss_bytes;
 use sparsedisk::{Error, Matrix, Result};
 use std::path::PathBuf;
 use std::time::Instant;
+
+/// The `--cache` policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CacheArg {
+    /// sparsedisk keeps a resident part and streams the rest with read-ahead.
+    Managed,
+    /// The kernel's page cache decides.
+    Kernel,
+}
 
 /// `sparsedisk spmv`.
 #[derive(Debug, Args)]
 pub struct SpmvArgs {
     /// Matrix bytes kept mapped and resident across repeated products (e.g. 8G); the rest streams
-    /// through. Default: the whole matrix if it fits in half of the memory available (cgroup limits
-    /// included), else that half.
+    /// through a bounded read-ahead window and is dropped from the page cache after use. Default: the
+    /// whole matrix if it fits in three quarters of the memory available (cgroup limits included),
+    /// else what is left of that after the vectors and the read-ahead window.
     #[arg(long, value_name = "SIZE", value_parser = crate::cli::parse_size_arg)]
     pub resident: Option<u64>,
+    /// Who manages the page cache: `managed` (resident part + streamed read-ahead, as above) or
+    /// `kernel` (map everything and let the kernel's page cache decide, as numpy.memmap does; for
+    /// comparison).
+    #[arg(long, value_enum, default_value_t = CacheArg::Managed)]
+    pub cache: CacheArg,
     /// Matrix directory.
     pub dir: PathBuf,
     /// The vector x: `ones`, `random[:SEED]` (uniform in [0, 1)), or a 1-D float64 .npy file.
@@ -41,10 +56,16 @@ pub struct SpmvArgs {
 #[derive(Debug, Args)]
 pub struct SpmmArgs {
     /// Matrix bytes kept mapped and resident across repeated products (e.g. 8G); the rest streams
-    /// through. Default: the whole matrix if it fits in half of the memory available (cgroup limits
-    /// included), else that half.
+    /// through a bounded read-ahead window and is dropped from the page cache after use. Default: the
+    /// whole matrix if it fits in three quarters of the memory available (cgroup limits included),
+    /// else what is left of that after the vectors and the read-ahead window.
     #[arg(long, value_name = "SIZE", value_parser = crate::cli::parse_size_arg)]
     pub resident: Option<u64>,
+    /// Who manages the page cache: `managed` (resident part + streamed read-ahead, as above) or
+    /// `kernel` (map everything and let the kernel's page cache decide, as numpy.memmap does; for
+    /// comparison).
+    #[arg(long, value_enum, default_value_t = CacheArg::Managed)]
+    pub cache: CacheArg,
     /// Matrix directory.
     pub dir: PathBuf,
     /// X: a 2-D float64 .npy file with one row per matrix column (row-major), or `ones:K` / `random:K[:SEED]`.
@@ -83,12 +104,12 @@ fn operand(spec: &str, n: usize, k_default: Option<usize>, name: &str) -> Result
                 }
             };
             let len = n.checked_mul(k).ok_or_else(|| Error::invalid("operand too large"))?;
-            let mut v = Vec::with_capacity(len);
+            let mut v = dense_vector(len);
             if head == "ones" {
-                v.resize(len, 1.0);
+                v.fill(1.0);
             } else {
                 let mut rng = SplitMix64(seed);
-                v.extend((0..len).map(|_| rng.next_f64()));
+                v.iter_mut().for_each(|e| *e = rng.next_f64());
             }
             Ok((v, k))
         }
@@ -104,18 +125,23 @@ fn operand(spec: &str, n: usize, k_default: Option<usize>, name: &str) -> Result
                 _ if a.rows != n => {
                     Err(Error::invalid(format!("--{name} {spec} has {} rows; the matrix needs {n}", a.rows)))
                 }
-                _ => Ok((a.data, a.cols)),
+                _ => {
+                    let mut v = dense_vector(a.data.len());
+                    v.copy_from_slice(&a.data);
+                    Ok((v, a.cols))
+                }
             }
         }
     }
 }
 
-fn resident_budget(m: &Matrix, requested: Option<u64>) -> u64 {
-    requested.unwrap_or_else(|| {
-        // Summed from the manifest: no file is touched.
-        let payload: u64 = m.segments().iter().map(|s| s.payload_bytes()).sum();
-        memory_limit().map_or(payload, |limit| payload.min(limit / 2))
-    })
+fn operator(m: &Matrix, cache: CacheArg, requested: Option<u64>, vector_bytes: u64) -> Result<Operator<'_>> {
+    match cache {
+        CacheArg::Kernel => Operator::with_policy(m, CachePolicy::Kernel),
+        CacheArg::Managed => {
+            Operator::new(m, requested.unwrap_or_else(|| Operator::default_resident_bytes(m, vector_bytes)))
+        }
+    }
 }
 
 fn timed(repeat: usize, mut f: impl FnMut() -> Result<Product>) -> Result<(Product, Vec<f64>)> {
@@ -171,8 +197,8 @@ pub fn run_spmv(args: SpmvArgs) -> Result<()> {
     let (rows, cols) = (m.rows() as usize, m.cols() as usize);
     let (x_len, y_len) = if args.transpose { (rows, cols) } else { (cols, rows) };
     let (x, _) = operand(&args.x, x_len, Some(1), "x")?;
-    let mut y = vec![0.0; y_len];
-    let op = Operator::new(&m, resident_budget(&m, args.resident))?;
+    let mut y = dense_vector(y_len);
+    let op = operator(&m, args.cache, args.resident, 8 * (x_len + y_len) as u64)?;
     let (stats, times) = timed(args.repeat, || {
         if args.transpose {
             op.spmv_transpose(1.0, &x, 0.0, &mut y)
@@ -190,8 +216,8 @@ pub fn run_spmm(args: SpmmArgs) -> Result<()> {
     let m = Matrix::open(&args.dir)?;
     let (rows, cols) = (m.rows() as usize, m.cols() as usize);
     let (x, k) = operand(&args.x, cols, None, "x")?;
-    let mut y = vec![0.0; rows * k];
-    let op = Operator::new(&m, resident_budget(&m, args.resident))?;
+    let mut y = dense_vector(rows * k);
+    let op = operator(&m, args.cache, args.resident, 8 * ((cols + rows) * k) as u64)?;
     let (stats, times) = timed(args.repeat, || op.spmm(1.0, &x, 0.0, &mut y, k))?;
     if let Some(out) = &args.output {
         write_npy(out, &y, rows, Some(k))?;
