@@ -2,7 +2,8 @@
 //!
 //! An external sort (after webgraph-rs's `par_sort_pairs` and every database's sort operator):
 //!
-//! 1. **Chunks.** Triplets accumulate in a buffer sized from the memory budget.
+//! 1. **Chunks.** Triplets accumulate in a buffer sized from the memory budget, bucketed by outer
+//!    index a block at a time (an import's parse workers bucket their blocks in parallel; see `sort`).
 //! 2. **Sort.** A full buffer is sorted by `(outer, inner)` in parallel and stably (a counting sort by
 //!    outer index, then each outer index's entries by inner index; see `sort`), and duplicates inside it
 //!    are combined by the policy.
@@ -14,7 +15,8 @@
 //!    everything fits in one chunk, nothing touches the staging area: sort, then write.
 //!
 //! Memory is the budget whatever the input size: the chunk and its sort workspace take what the budget
-//! allows and are released before the merge, which reads each run through a buffer of at least
+//! allows (each entry is charged its stored size, 16 bytes for `f64` below 2^32 x 2^32, plus 16 for
+//! the sort's scratch and output in flight) and are released before the merge, which reads each run through a buffer of at least
 //! 256 KiB (at most 8 MiB) within half the budget, and the writer streams. Disk use is the runs
 //! (`16 + value bytes` per entry, twice during a cascade pass) plus the output.
 //!

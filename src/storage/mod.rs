@@ -106,7 +106,7 @@ pub struct HashingWriter {
 
 enum Out {
     /// Small files: written and hashed by the producer.
-    Direct(File, Xxh3),
+    Direct(File, Box<Xxh3>),
     /// Large files: written and hashed by the helper thread.
     Behind(Behind),
     /// Between states (only while switching).
@@ -116,8 +116,11 @@ enum Out {
 struct Behind {
     full: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
     empty: std::sync::mpsc::Receiver<Vec<u8>>,
-    thread: Option<std::thread::JoinHandle<(io::Result<()>, File, Xxh3)>>,
+    thread: Option<std::thread::JoinHandle<Written>>,
 }
+
+/// What the helper thread hands back: its first write error, if any, the file and the hash state.
+type Written = (io::Result<()>, File, Box<Xxh3>);
 
 /// Buffer size of [`HashingWriter`]: large enough for sequential disk throughput, small enough that
 /// three open writers per segment cost little memory.
@@ -140,7 +143,7 @@ impl HashingWriter {
             path: path.to_path_buf(),
             buf: Vec::with_capacity(WRITE_BUFFER),
             bytes: 0,
-            out: Out::Direct(file, Xxh3::new()),
+            out: Out::Direct(file, Box::new(Xxh3::new())),
         })
     }
 
@@ -284,11 +287,11 @@ impl Drop for HashingWriter {
 
 impl Behind {
     /// Starts the helper thread; gives the file back if it cannot.
-    fn start(file: File, hasher: Xxh3) -> std::result::Result<Behind, (File, Xxh3)> {
+    fn start(file: File, hasher: Box<Xxh3>) -> std::result::Result<Behind, (File, Box<Xxh3>)> {
         let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
         let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         // The thread takes the file only once it runs, so a failed spawn can hand it back.
-        let (file_tx, file_rx) = std::sync::mpsc::channel::<(File, Xxh3)>();
+        let (file_tx, file_rx) = std::sync::mpsc::channel::<(File, Box<Xxh3>)>();
         let spawned = std::thread::Builder::new().name("sparsedisk-write".into()).spawn(move || {
             let Ok((mut file, mut hasher)) = file_rx.recv() else { unreachable!("the file is sent before any buffer") };
             let mut result = Ok(());

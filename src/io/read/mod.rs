@@ -425,8 +425,8 @@ impl TripletReader {
     /// As [`read_all`](Self::read_all).
     pub(crate) fn read_all_prepared<V: ParseValue, T: Send>(
         self,
-        prepare: &(dyn Fn(&[Triplet<V>]) -> T + Sync),
-        sink: &mut (dyn FnMut(&[Triplet<V>], T) -> Result<()> + Send),
+        prepare: &pipeline::Prepare<'_, V, T>,
+        sink: &mut pipeline::Sink<'_, V, T>,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<ReadSummary> {
         pipeline::run(self, prepare, sink, progress)

@@ -218,10 +218,9 @@ impl Ordered<'_> {
                     .collect()
             };
             let (handed, parsed) = match pending.take() {
-                Some(previous) => rayon::join(
-                    || self.hand_on_batch(previous, action, prepare, sink, progress, &spare),
-                    parse_batch,
-                ),
+                Some(previous) => {
+                    rayon::join(|| self.hand_on_batch(previous, action, prepare, sink, progress, &spare), parse_batch)
+                }
                 None => (Ok(()), parse_batch()),
             };
             handed?;
