@@ -453,7 +453,9 @@ fn sort_buckets<V: Element>(
 ) -> Result<()> {
     let nbuckets = chunk.bucketer.nbuckets;
     let shift = chunk.shift();
-    let window = 4 * rayon::current_num_threads().max(1);
+    // Buckets sorted per step: enough that a step's work dwarfs its synchronisation (8 K buckets of a few
+    // thousand entries), few enough that the sorted output waiting to be written stays small.
+    let window = 32 * rayon::current_num_threads().max(1);
     // Output buffers recycled between windows: no fresh memory per bucket.
     let pool: Mutex<Vec<SortedBucket<V>>> = Mutex::new(Vec::new());
     let sort_window = |from: usize| -> Vec<Result<SortedBucket<V>>> {
