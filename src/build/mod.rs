@@ -297,7 +297,7 @@ impl<V: Element> TripletBuilder<V> {
         // The chunk's stored entries (see `charge`) within the budget less the reserve.
         let chunk_bytes = options.memory_budget.saturating_sub(RESERVED) as usize;
         let capacity = options.max_chunk_triplets.map_or(usize::MAX, |cap| cap.max(1));
-        let typical = (chunk_bytes / charge(std::mem::size_of::<Entry<V>>() * 2 / 3)).max(1024);
+        let typical = (chunk_bytes / charge(std::mem::size_of::<sort::Packed<V>>())).max(1024);
         let bucketer = sort::Bucketer::new(typical.min(capacity), options.layout, options.shape);
         Ok(TripletBuilder {
             dir,
@@ -327,10 +327,10 @@ impl<V: Element> TripletBuilder<V> {
         self.progress = Some(Box::new(f));
     }
 
-    /// Triplets the budget lets one in-memory chunk hold (16-byte entries for `f64` when both
-    /// dimensions are below 2^32, 24 otherwise; see [`BuildStats::chunk_capacity`]).
+    /// Triplets the budget lets one in-memory chunk hold when both indices fit 32 bits (entries of
+    /// 16 bytes for `f64`; wider ones, 24 bytes, fit fewer).
     pub fn chunk_capacity(&self) -> usize {
-        (self.chunk_bytes / charge(std::mem::size_of::<Entry<V>>() * 2 / 3)).min(self.capacity)
+        (self.chunk_bytes / charge(std::mem::size_of::<sort::Packed<V>>())).min(self.capacity)
     }
 
     /// Whether the chunk is full.
@@ -340,8 +340,7 @@ impl<V: Element> TripletBuilder<V> {
 
     /// The chunk's bytes with the sort's share (see [`charge`]).
     fn charged(&self) -> usize {
-        let len = self.chunk.len();
-        self.chunk.bytes() + len * (charge(0))
+        self.chunk.bytes() + self.chunk.len() * charge(0)
     }
 
     /// What the parse workers need to bucket blocks for this builder
@@ -381,7 +380,8 @@ impl<V: Element> TripletBuilder<V> {
     /// As [`push`](Self::push) (entries before an out-of-bounds one are added).
     pub fn push_triplets(&mut self, mut triplets: &[Triplet<V>]) -> Result<()> {
         while !triplets.is_empty() {
-            // As many as fit before the chunk is full, so spills fall exactly where `push` puts them.
+            // As many as fit before the chunk is full: under `max_chunk_triplets` spills fall exactly
+            // where `push` puts them; by bytes, a little earlier (entries charged as unbucketed).
             let per_entry = charge(std::mem::size_of::<Triplet<V>>());
             let room_bytes = self.chunk_bytes.saturating_sub(self.charged()).div_ceil(per_entry);
             let room = (self.capacity - self.chunk.len()).min(room_bytes).clamp(1, 1 << 16);
