@@ -202,10 +202,14 @@ fn run<V: ParseValue>(
     let mut p = progress.clone();
     let parse_start = Instant::now();
     let triplets = AtomicU64::new(0);
-    let summary = reader.read_all::<V>(
-        &mut |chunk| {
+    // The parse workers bucket each block for the builder as they parse it, in parallel: the ordered
+    // hand-over only moves blocks into the builder's chunk.
+    let bucketer = builder.bucketer();
+    let summary = reader.read_all_prepared::<V, Result<crate::build::Block<V>>>(
+        &|chunk| bucketer.bucket(chunk),
+        &mut |chunk, block| {
             triplets.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            builder.push_triplets(chunk)
+            builder.push_block(chunk, block?)
         },
         &mut |bytes| {
             bytes_seen.store(bytes, Ordering::Relaxed);

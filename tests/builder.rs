@@ -7,7 +7,7 @@ use common::entries_of;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use sparsedisk::build::{BuildOptions, Duplicates, TripletBuilder};
-use sparsedisk::{Error, Layout, Matrix, WriterOptions};
+use sparsedisk::{Error, Layout, Matrix, Triplet, WriterOptions};
 use std::collections::BTreeMap;
 
 fn policy() -> impl Strategy<Value = Duplicates> {
@@ -156,6 +156,66 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 120,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    /// `push_triplets` buckets whole slices into blocks (the path an import's parse workers take);
+    /// it must give the same matrix, statistics and spills as pushing one entry at a time, whatever
+    /// the slicing, the policy and the chunk size.
+    #[test]
+    fn blocks_equal_single_pushes(
+        rows in 1u64..40,
+        cols in 1u64..40,
+        raw in prop::collection::vec((0u64..1000, 0u64..1000, -2i64..=2), 0..400),
+        cuts in prop::collection::vec(1usize..90, 1..12),
+        layout in prop_oneof![Just(Layout::Csr), Just(Layout::Csc)],
+        policy in policy(),
+        drop_zeros in any::<bool>(),
+        chunk in prop_oneof![1usize..8, 8usize..64, Just(100_000usize)],
+        declare_shape in any::<bool>(),
+    ) {
+        let triplets: Vec<(u64, u64, i64)> = raw.into_iter().map(|(r, c, v)| (r % rows, c % cols, v)).collect();
+        let tmp = tempfile::tempdir().unwrap();
+        let shape = declare_shape.then_some((rows, cols));
+        let one = tmp.path().join("one");
+        let mut b = TripletBuilder::<f64>::new(&one, options(layout, policy, drop_zeros, chunk, shape)).unwrap();
+        let single = triplets.iter().try_for_each(|&(r, c, v)| b.push(r, c, v as f64)).and_then(|()| b.finish());
+        let blocks = tmp.path().join("blocks");
+        let mut b = TripletBuilder::<f64>::new(&blocks, options(layout, policy, drop_zeros, chunk, shape)).unwrap();
+        let as_triplets: Vec<Triplet<f64>> =
+            triplets.iter().map(|&(row, col, v)| Triplet { row, col, value: v as f64 }).collect();
+        let mut rest = &as_triplets[..];
+        let mut k = 0;
+        let mut pushed = Ok(());
+        while !rest.is_empty() && pushed.is_ok() {
+            let (now, later) = rest.split_at(cuts[k % cuts.len()].min(rest.len()));
+            pushed = b.push_triplets(now);
+            rest = later;
+            k += 1;
+        }
+        let sliced = pushed.and_then(|()| b.finish());
+        match (single, sliced) {
+            (Ok((m1, s1)), Ok((m2, s2))) => {
+                prop_assert_eq!(entries_of(&m1), entries_of(&m2));
+                prop_assert_eq!(m1.shape(), m2.shape());
+                prop_assert_eq!(
+                    (s1.runs, s1.nnz, s1.duplicates_combined, s1.zeros_dropped, s1.triplets),
+                    (s2.runs, s2.nnz, s2.duplicates_combined, s2.zeros_dropped, s2.triplets)
+                );
+            }
+            (Err(e1), Err(e2)) => {
+                prop_assert_eq!(e1.to_string(), e2.to_string());
+                prop_assert!(!blocks.exists(), "a failed build leaves nothing behind");
+            }
+            (a, b) => prop_assert!(false, "one path failed, the other did not: {:?} / {:?}", a.err(), b.err()),
+        }
+    }
+}
+
 #[test]
 fn out_of_bounds_and_existing_output_fail_early() {
     let tmp = tempfile::tempdir().unwrap();
@@ -163,6 +223,8 @@ fn out_of_bounds_and_existing_output_fail_early() {
     let mut b =
         TripletBuilder::<f64>::new(&dir, options(Layout::Csr, Duplicates::Sum, false, 4, Some((3, 3)))).unwrap();
     assert!(matches!(b.push(3, 0, 1.0), Err(Error::OutOfBounds { row: 3, col: 0, shape: (3, 3) })));
+    let slice = [(0, 0), (1, 2), (1, 3), (5, 0)].map(|(row, col)| Triplet { row, col, value: 1.0 });
+    assert!(matches!(b.push_triplets(&slice), Err(Error::OutOfBounds { row: 1, col: 3, shape: (3, 3) })));
     for k in 0..10 {
         b.push(k % 3, k % 2, 1.0).unwrap();
     }

@@ -2,7 +2,8 @@
 //!
 //! An external sort (after webgraph-rs's `par_sort_pairs` and every database's sort operator):
 //!
-//! 1. **Chunks.** Triplets accumulate in a buffer sized from the memory budget.
+//! 1. **Chunks.** Triplets accumulate in a buffer sized from the memory budget, bucketed by outer
+//!    index a block at a time (an import's parse workers bucket their blocks in parallel; see `sort`).
 //! 2. **Sort.** A full buffer is sorted by `(outer, inner)` in parallel and stably (a counting sort by
 //!    outer index, then each outer index's entries by inner index; see `sort`), and duplicates inside it
 //!    are combined by the policy.
@@ -14,7 +15,8 @@
 //!    everything fits in one chunk, nothing touches the staging area: sort, then write.
 //!
 //! Memory is the budget whatever the input size: the chunk and its sort workspace take what the budget
-//! allows and are released before the merge, which reads each run through a buffer of at least
+//! allows (each entry is charged its stored size, 16 bytes for `f64` below 2^32 x 2^32, plus 16 for
+//! the sort's scratch and output in flight) and are released before the merge, which reads each run through a buffer of at least
 //! 256 KiB (at most 8 MiB) within half the budget, and the writer streams. Disk use is the runs
 //! (`16 + value bytes` per entry, twice during a cascade pass) plus the output.
 //!
@@ -29,6 +31,8 @@
 
 mod run;
 mod sort;
+
+pub(crate) use sort::Block;
 
 use crate::element::{Element, Triplet};
 use crate::error::{Error, Result};
@@ -230,7 +234,10 @@ pub struct TripletBuilder<V: Element> {
     options: BuildOptions,
     staging: Option<PathBuf>,
     chunk: sort::Chunk<V>,
+    /// Most triplets in one chunk (from `max_chunk_triplets`, else unbounded but for `chunk_bytes`).
     capacity: usize,
+    /// Most bytes one chunk holds (stored entries, charged with their share of the sort's scratch).
+    chunk_bytes: usize,
     /// Sorted runs waiting to be merged, in input order.
     runs: Vec<PathBuf>,
     /// Runs spilled from chunks (a cascade merge later replaces groups of them).
@@ -252,6 +259,13 @@ const RESERVED: u64 = 32 << 20;
 
 /// Smallest budget the builder accepts: the reserve plus a chunk worth sorting.
 pub const MIN_MEMORY_BUDGET: u64 = 64 << 20;
+
+/// Bytes charged per chunk entry stored in `stored` bytes: the entry, plus the sort's share of a
+/// bucket's scratch (a sorted copy of 24 bytes per entry of the largest buckets in flight, which a
+/// power-law matrix makes a few percent of the chunk) and the sorted output waiting to be written.
+const fn charge(stored: usize) -> usize {
+    stored + 16
+}
 
 /// Most runs one merge reads at once.
 const MAX_FAN_IN: usize = 64;
@@ -280,19 +294,19 @@ impl<V: Element> TripletBuilder<V> {
             }
         }
         check_output_dir(&dir, options.writer.overwrite)?;
-        // An entry in its bucket block, plus a third of an entry for partly filled blocks, the
-        // per-worker scratch and the sorted window in flight (see sort.rs).
-        let per_entry = std::mem::size_of::<Entry<V>>() as u64 * 4 / 3 + 8;
-        let from_budget = ((options.memory_budget.saturating_sub(RESERVED)) / per_entry).max(1024) as usize;
-        let capacity = options.max_chunk_triplets.map_or(from_budget, |cap| cap.clamp(1, from_budget));
-        let outer_dim = options.shape.map(|sh| options.layout.outer_inner(sh).0);
+        // The chunk's stored entries (see `charge`) within the budget less the reserve.
+        let chunk_bytes = options.memory_budget.saturating_sub(RESERVED) as usize;
+        let capacity = options.max_chunk_triplets.map_or(usize::MAX, |cap| cap.max(1));
+        let typical = (chunk_bytes / charge(std::mem::size_of::<sort::Packed<V>>())).max(1024);
+        let bucketer = sort::Bucketer::new(typical.min(capacity), options.layout, options.shape);
         Ok(TripletBuilder {
             dir,
             created_dir: false,
             options,
             staging: None,
-            chunk: sort::Chunk::new(capacity, outer_dim),
+            chunk: sort::Chunk::new(bucketer),
             capacity,
+            chunk_bytes,
             runs: Vec::new(),
             runs_spilled: 0,
             spilled_bytes: 0,
@@ -313,9 +327,26 @@ impl<V: Element> TripletBuilder<V> {
         self.progress = Some(Box::new(f));
     }
 
-    /// Triplets the budget lets one in-memory chunk hold.
+    /// Triplets the budget lets one in-memory chunk hold when both indices fit 32 bits (entries of
+    /// 16 bytes for `f64`; wider ones, 24 bytes, fit fewer).
     pub fn chunk_capacity(&self) -> usize {
-        self.capacity
+        (self.chunk_bytes / charge(std::mem::size_of::<sort::Packed<V>>())).min(self.capacity)
+    }
+
+    /// Whether the chunk is full.
+    fn chunk_full(&self) -> bool {
+        self.chunk.len() >= self.capacity || self.charged() >= self.chunk_bytes
+    }
+
+    /// The chunk's bytes with the sort's share (see [`charge`]).
+    fn charged(&self) -> usize {
+        self.chunk.bytes() + self.chunk.len() * charge(0)
+    }
+
+    /// What the parse workers need to bucket blocks for this builder
+    /// ([`push_block`](Self::push_block)).
+    pub(crate) fn bucketer(&self) -> sort::Bucketer {
+        self.chunk.bucketer()
     }
 
     /// Triplets accepted so far.
@@ -330,35 +361,80 @@ impl<V: Element> TripletBuilder<V> {
     /// [`Error::OutOfBounds`] outside a declared shape; I/O errors of a spill.
     #[inline]
     pub fn push(&mut self, row: u64, col: u64, value: V) -> Result<()> {
-        if let Some((r, c)) = self.options.shape {
-            if row >= r || col >= c {
-                return Err(Error::OutOfBounds { row, col, shape: (r, c) });
-            }
-        } else if row > i64::MAX as u64 - 1 || col > i64::MAX as u64 - 1 {
-            return Err(Error::invalid(format!("entry ({row}, {col}): indices must be below 2^63 - 1")));
-        }
+        sort::check_bounds(row, col, self.options.shape)?;
         self.max_row = Some(self.max_row.map_or(row, |m| m.max(row)));
         self.max_col = Some(self.max_col.map_or(col, |m| m.max(col)));
-        let (outer, inner) = match self.options.layout {
-            Layout::Csr => (row, col),
-            Layout::Csc => (col, row),
-        };
-        self.chunk.push(Entry { outer, inner, value });
+        self.chunk.push(Triplet { row, col, value });
         self.triplets += 1;
-        if self.chunk.len() >= self.capacity {
+        if self.chunk_full() {
             self.spill()?;
         }
         Ok(())
     }
 
-    /// Adds a chunk of entries, in order.
+    /// Adds a slice of entries, in order: the same as [`push`](Self::push) for each, but bucketed a
+    /// block at a time.
+    ///
+    /// # Errors
+    ///
+    /// As [`push`](Self::push) (entries before an out-of-bounds one are added).
+    pub fn push_triplets(&mut self, mut triplets: &[Triplet<V>]) -> Result<()> {
+        while !triplets.is_empty() {
+            // As many as fit before the chunk is full: under `max_chunk_triplets` spills fall exactly
+            // where `push` puts them; by bytes, a little earlier (entries charged as unbucketed).
+            let per_entry = charge(std::mem::size_of::<Triplet<V>>());
+            let room_bytes = self.chunk_bytes.saturating_sub(self.charged()).div_ceil(per_entry);
+            let room = (self.capacity - self.chunk.len()).min(room_bytes).clamp(1, 1 << 16);
+            let (now, rest) = triplets.split_at(room.min(triplets.len()));
+            let block = match self.chunk.bucketer().bucket(now) {
+                Ok(block) => block,
+                Err(e) => {
+                    // Add those before the bad one, as `push` would have, then fail.
+                    for t in now {
+                        self.push(t.row, t.col, t.value)?;
+                    }
+                    return Err(e);
+                }
+            };
+            self.add_block(block)?;
+            triplets = rest;
+        }
+        Ok(())
+    }
+
+    /// Adds a block that a parse worker bucketed from `triplets` (the same entries, in order) with
+    /// [`bucketer`](Self::bucketer): the fast path of an import, where the only sequential work per
+    /// block is moving it into the chunk.
     ///
     /// # Errors
     ///
     /// As [`push`](Self::push).
-    pub fn push_triplets(&mut self, triplets: &[Triplet<V>]) -> Result<()> {
-        for t in triplets {
-            self.push(t.row, t.col, t.value)?;
+    pub(crate) fn push_block(&mut self, triplets: &[Triplet<V>], block: sort::Block<V>) -> Result<()> {
+        let fits_empty = block.len() <= self.capacity && block.bytes() + block.len() * charge(0) <= self.chunk_bytes;
+        let fits_now = self.chunk.len() + block.len() <= self.capacity
+            && self.charged() + block.bytes() + block.len() * charge(0) <= self.chunk_bytes;
+        if !fits_empty {
+            // Too large for any chunk: split where `push` would spill.
+            return self.push_triplets(triplets);
+        }
+        if !fits_now {
+            // Spill a little early rather than split a block: the runs still hold the input in order.
+            self.spill()?;
+        }
+        self.add_block(block)
+    }
+
+    fn add_block(&mut self, block: sort::Block<V>) -> Result<()> {
+        if block.len() == 0 {
+            return Ok(());
+        }
+        let (r, c) = block.max_row_col();
+        self.max_row = Some(self.max_row.map_or(r, |m| m.max(r)));
+        self.max_col = Some(self.max_col.map_or(c, |m| m.max(c)));
+        self.triplets += block.len() as u64;
+        self.chunk.push_block(block);
+        if self.chunk_full() {
+            self.spill()?;
         }
         Ok(())
     }
@@ -497,7 +573,7 @@ impl<V: Element> TripletBuilder<V> {
         } else {
             self.report(BuildPhase::Merge, 0);
             // The chunk's memory is not needed any more: give it back before the merge buffers.
-            self.chunk = sort::Chunk::new(0, None);
+            self.chunk = sort::Chunk::new(self.chunk.bucketer());
             let (fan_in, buffer) = self.merge_shape();
             self.reduce_runs(fan_in, buffer)?;
             let runs = self.runs.clone();
@@ -534,7 +610,7 @@ impl<V: Element> TripletBuilder<V> {
             nnz: matrix.nnz(),
             duplicates_combined: self.combined,
             zeros_dropped: self.zeros_dropped,
-            chunk_capacity: self.capacity,
+            chunk_capacity: self.chunk_capacity(),
             sort_seconds: self.sort_seconds,
             spill_seconds: self.spill_seconds,
             write_seconds: write_start.elapsed().as_secs_f64(),

@@ -1,99 +1,290 @@
-//! The in-memory chunk, bucketed as it fills, and its parallel, stable, cache-friendly sort.
+//! The in-memory chunk, bucketed block by block as it fills, and its parallel, stable,
+//! cache-friendly sort.
 //!
-//! A most-significant-digit radix sort whose first pass happens while the chunk fills:
+//! A most-significant-digit radix sort whose first pass happens while the input is parsed:
 //!
-//! 1. **Bucket on arrival.** [`Chunk::push`] appends each entry to the bucket of its outer index
-//!    (`outer >> shift`; at most [`MAX_BUCKETS`] buckets of consecutive outer indices). A bucket is a list
-//!    of fixed-size blocks taken from a pool that is reused from chunk to chunk, so filling a chunk costs
-//!    no copy and, after the first chunk, no fresh memory. When the outer dimension is not known in
-//!    advance (edge lists), `shift` starts at 0 and doubles whenever an index does not fit, merging
-//!    neighbouring buckets by concatenating their block lists; entries of one outer index always share
-//!    a bucket, so their input order survives.
-//! 2. **Sort each bucket** in parallel, in order: a counting sort by outer index (the COO -> CSR
-//!    conversion, as scipy's `coo_tocsr`) into a per-worker scratch buffer, then each outer index's
-//!    entries by inner index with a stable sort (insertion sort for short rows); duplicates are combined
-//!    on the way out. A bucket whose outer range is far wider than its entry count (a few entries of a
-//!    matrix with billions of rows) uses a stable comparison sort instead, so no histogram outgrows the
-//!    data.
+//! 1. **Bucket each block.** A block of consecutive input triplets (one parser text block, about
+//!    230,000 entries, or up to 65,536 entries given to the builder) is counting-sorted by bucket,
+//!    `outer >> shift` (at most [`MAX_BUCKETS`] buckets of consecutive outer indices), into one
+//!    allocation, stably ([`Bucketer::bucket`]). An import does this in the parse workers, in
+//!    parallel, so the single thread that takes blocks in file order only moves them into the chunk.
+//!    Entries are stored in 16 bytes (`f64`) when both indices fit 32 bits, 24 otherwise. When the
+//!    outer dimension is not known in advance (edge lists), each block takes the smallest shift its
+//!    largest index allows; the chunk sorts at the largest shift of its blocks, and because every
+//!    block has as many buckets as the chunk, a chunk bucket is a contiguous range of each block's
+//!    buckets.
+//! 2. **Sort each chunk bucket** in parallel, in order: a counting sort by outer index (the COO -> CSR
+//!    conversion, as scipy's `coo_tocsr`) gathering the bucket's pieces from every block in input
+//!    order into a per-worker scratch buffer, then each outer index's entries by inner index with a
+//!    stable sort (insertion sort for short rows, std's merge sort for medium ones, an LSD radix sort
+//!    for the long rows of power-law graphs); duplicates are combined, and the result encoded as the
+//!    writer's bytes, in the same pass. A bucket whose outer range is far wider than its entry count
+//!    (a few entries of a matrix with billions of rows) uses a stable comparison sort instead, so no
+//!    histogram outgrows the data.
 //! 3. **Emit in order**, a window of buckets at a time; the caller's sequential work on one window
 //!    (writing the matrix or a run) overlaps the sorting of the next.
 //!
 //! Equal `(outer, inner)` entries stay in input order, which the `first` / `last` policies and an
 //! order-exact `sum` rely on. No unsafe code: every thread owns what it writes.
+//!
+//! Where this differs from the earlier design (a pool of fixed-size blocks per bucket, reused from
+//! chunk to chunk, filled one entry at a time by the hand-over thread): filling cost a sequential
+//! 13% of an import's CPU on one thread, which now runs spread over the parse workers; the price is
+//! fresh memory for each block (the kernel zeroes it), which the smaller entries more than repay.
 
 use super::{Combine, Entry};
-use crate::element::Element;
-use crate::error::Result;
-use crate::format::IndexType;
-use crate::storage::advise_huge_pages;
+use crate::element::{Element, Triplet};
+use crate::error::{Error, Result};
+use crate::format::{IndexType, Layout};
 use rayon::prelude::*;
 use std::sync::Mutex;
 
-/// Entries per block: 24 KiB for `f64` entries; small enough that the partly filled last block of
-/// every bucket wastes little, large enough that block bookkeeping is negligible.
-const BLOCK: usize = 1024;
-
 /// Most buckets a chunk uses.
-pub(crate) const MAX_BUCKETS: usize = 2048;
+pub(crate) const MAX_BUCKETS: usize = 8192;
 
-/// Target entries per bucket (about 768 KiB of `f64` entries: a core's L2 cache).
-const BUCKET_ENTRIES: usize = 1 << 15;
+/// Target entries per bucket (about 192 KiB of sort scratch: well inside a core's L2 cache; 8 K buckets
+/// sorted 15% faster than 2 K of 768 KiB on R-MAT scale 22).
+const BUCKET_ENTRIES: usize = 1 << 13;
 
-/// Triplets waiting to be sorted, bucketed by outer index as they arrive.
-///
-/// Blocks live in large slabs (allocated once, backed by huge pages where the kernel allows, reused by
-/// later chunks) rather than in one allocation each, and each bucket keeps a cursor into its current
-/// block: filling a chunk costs a compare and a store per entry and almost no page faults.
-pub(crate) struct Chunk<V> {
-    /// `bucket = outer >> shift`.
+/// Most entries in one block made by [`TripletBuilder::push`](super::TripletBuilder::push) and
+/// `push_triplets` (a parser's blocks are as large as its text blocks make them).
+const PUSH_BLOCK: usize = 1 << 16;
+
+/// An entry stored in 16 bytes (`f64`) instead of 24: both indices fit 32 bits, which is almost every
+/// matrix (the outer index is the bucket's, and the row or column count is below 2^32).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Packed<V> {
+    outer: u32,
+    inner: u32,
+    value: V,
+}
+
+/// A block's entries: packed when every index fits 32 bits, else full width.
+#[derive(Debug)]
+enum Store<V> {
+    Packed(Vec<Packed<V>>),
+    Wide(Vec<Entry<V>>),
+}
+
+/// A piece of a block: entries in input order.
+#[derive(Clone, Copy)]
+enum Slice<'a, V> {
+    Packed(&'a [Packed<V>]),
+    Wide(&'a [Entry<V>]),
+}
+
+impl<V: Copy> Slice<'_, V> {
+    #[inline(always)]
+    fn for_each(self, mut f: impl FnMut(Entry<V>)) {
+        match self {
+            Slice::Packed(s) => {
+                for e in s {
+                    f(Entry { outer: e.outer as u64, inner: e.inner as u64, value: e.value });
+                }
+            }
+            Slice::Wide(s) => {
+                for e in s {
+                    f(*e);
+                }
+            }
+        }
+    }
+
+    fn len(self) -> usize {
+        match self {
+            Slice::Packed(s) => s.len(),
+            Slice::Wide(s) => s.len(),
+        }
+    }
+
+    fn first(self) -> Option<Entry<V>> {
+        match self {
+            Slice::Packed(s) => {
+                s.first().map(|e| Entry { outer: e.outer as u64, inner: e.inner as u64, value: e.value })
+            }
+            Slice::Wide(s) => s.first().copied(),
+        }
+    }
+
+    #[inline(always)]
+    fn for_each_outer(self, mut f: impl FnMut(u64)) {
+        match self {
+            Slice::Packed(s) => s.iter().for_each(|e| f(e.outer as u64)),
+            Slice::Wide(s) => s.iter().for_each(|e| f(e.outer)),
+        }
+    }
+}
+
+/// A run of consecutive input entries, bucketed by outer index: a counting sort by `outer >> shift`
+/// (stable, so each bucket keeps input order). Parse workers make these in parallel
+/// ([`Bucketer::bucket`]), so the single thread that collects them in file order only moves vectors.
+#[derive(Debug)]
+pub(crate) struct Block<V> {
+    store: Store<V>,
+    /// Bucket `j` (outer indices `j << shift .. (j + 1) << shift`) is `store[offsets[j]..offsets[j + 1]]`.
+    offsets: Vec<u32>,
     shift: u32,
-    /// Block ids of each bucket, in arrival order; the last one is the bucket's current block.
-    buckets: Vec<Vec<u32>>,
-    /// Where each bucket's next entry goes: `(slab, position, end of the current block)`.
-    cursors: Vec<Cursor>,
-    /// Storage: block `id` starts at `slabs[id >> slab_shift][(id & slab_mask) * BLOCK]`.
-    slabs: Vec<Vec<Entry<V>>>,
-    slab_shift: u32,
-    /// Entries in each block that is no longer a bucket's current one.
-    lens: Vec<u32>,
-    /// Ids of empty blocks.
-    free: Vec<u32>,
-    len: usize,
+    max_row: u64,
+    max_col: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Cursor {
-    slab: u32,
-    pos: u32,
-    end: u32,
+impl<V: Element> Block<V> {
+    /// Entries held.
+    pub(crate) fn len(&self) -> usize {
+        *self.offsets.last().unwrap_or(&0) as usize
+    }
+
+    /// Memory held, in bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        let entries = match &self.store {
+            Store::Packed(v) => v.capacity() * std::mem::size_of::<Packed<V>>(),
+            Store::Wide(v) => v.capacity() * std::mem::size_of::<Entry<V>>(),
+        };
+        entries + self.offsets.capacity() * 4
+    }
+
+    /// Largest row and column index (0 when empty).
+    pub(crate) fn max_row_col(&self) -> (u64, u64) {
+        (self.max_row, self.max_col)
+    }
+
+    /// The entries of this block's buckets `from..to`.
+    fn slice(&self, from: usize, to: usize) -> Slice<'_, V> {
+        let nb = self.offsets.len() - 1;
+        let (from, to) = (from.min(nb), to.min(nb));
+        let (a, b) = (self.offsets[from] as usize, self.offsets[to] as usize);
+        match &self.store {
+            Store::Packed(v) => Slice::Packed(&v[a..b]),
+            Store::Wide(v) => Slice::Wide(&v[a..b]),
+        }
+    }
 }
 
-impl<V: Element> Chunk<V> {
-    /// A chunk for up to `capacity` entries of a matrix whose outer dimension is `outer_dim` (when
-    /// known).
-    pub(crate) fn new(capacity: usize, outer_dim: Option<u64>) -> Chunk<V> {
+/// How a chunk buckets entries: shared, by value, with the parse workers that bucket blocks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bucketer {
+    nbuckets: usize,
+    /// Smallest `shift` (from the declared outer dimension; 0 when unknown).
+    min_shift: u32,
+    layout: Layout,
+    shape: Option<(u64, u64)>,
+}
+
+impl Bucketer {
+    /// Buckets for a chunk of up to `capacity` entries of a matrix whose outer dimension is `outer_dim`
+    /// (when known).
+    pub(crate) fn new(capacity: usize, layout: Layout, shape: Option<(u64, u64)>) -> Bucketer {
         let nbuckets = (capacity / BUCKET_ENTRIES).clamp(1, MAX_BUCKETS).next_power_of_two().min(MAX_BUCKETS);
         // Smallest shift that maps every outer index below outer_dim to a bucket.
-        let shift = match outer_dim {
+        let min_shift = match shape.map(|s| layout.outer_inner(s).0) {
             Some(d) if d > 0 => {
                 let per_bucket = d.div_ceil(nbuckets as u64);
                 64 - (per_bucket.max(1) - 1).leading_zeros()
             }
             _ => 0,
         };
-        // Slabs of about 1/16 of the chunk (16 to 2048 blocks, a power of two): big enough for huge
-        // pages, small enough not to overshoot a small budget.
-        let slab_blocks = (capacity / BLOCK / 16).clamp(16, 2048).next_power_of_two().min(2048);
-        Chunk {
-            shift,
-            buckets: vec![Vec::new(); nbuckets],
-            cursors: vec![Cursor::default(); nbuckets],
-            slabs: Vec::new(),
-            slab_shift: slab_blocks.trailing_zeros(),
-            lens: Vec::new(),
-            free: Vec::new(),
-            len: 0,
+        Bucketer { nbuckets, min_shift, layout, shape }
+    }
+
+    /// Checks `triplets` against the shape and buckets them into a [`Block`] (in layout order: outer is
+    /// the row for CSR, the column for CSC).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfBounds`] for the first triplet outside a declared shape; [`Error::InvalidInput`]
+    /// for an index of 2^63 - 1 or more.
+    pub(crate) fn bucket<V: Element>(&self, triplets: &[Triplet<V>]) -> Result<Block<V>> {
+        let (mut max_row, mut max_col) = (0u64, 0u64);
+        for t in triplets {
+            max_row = max_row.max(t.row);
+            max_col = max_col.max(t.col);
         }
+        let bad = |t: &&Triplet<V>| match self.shape {
+            Some((r, c)) => t.row >= r || t.col >= c,
+            None => t.row > i64::MAX as u64 - 1 || t.col > i64::MAX as u64 - 1,
+        };
+        let limit = self.shape.map_or((i64::MAX as u64 - 1, i64::MAX as u64 - 1), |(r, c)| (r - 1, c - 1));
+        if !triplets.is_empty() && (max_row > limit.0 || max_col > limit.1) {
+            let t = triplets.iter().find(bad).expect("some triplet is out of bounds");
+            return Err(check_bounds(t.row, t.col, self.shape).expect_err("the triplet is out of bounds"));
+        }
+        let (max_outer, max_inner) = match self.layout {
+            Layout::Csr => (max_row, max_col),
+            Layout::Csc => (max_col, max_row),
+        };
+        let nb = self.nbuckets;
+        let mut shift = self.min_shift;
+        while (max_outer >> shift) as usize >= nb {
+            shift += 1;
+        }
+        let mut offsets = vec![0u32; nb + 1];
+        let csr = self.layout == Layout::Csr;
+        let oi = |t: &Triplet<V>| if csr { (t.row, t.col) } else { (t.col, t.row) };
+        for t in triplets {
+            offsets[(oi(t).0 >> shift) as usize + 1] += 1;
+        }
+        for j in 0..nb {
+            offsets[j + 1] += offsets[j];
+        }
+        let mut cursor = offsets.clone();
+        let store = match triplets.first() {
+            None => Store::Packed(Vec::new()),
+            Some(first) if max_outer <= u32::MAX as u64 && max_inner <= u32::MAX as u64 => {
+                let mut v = vec![Packed { outer: 0, inner: 0, value: first.value }; triplets.len()];
+                for t in triplets {
+                    let (o, i) = oi(t);
+                    let slot = &mut cursor[(o >> shift) as usize];
+                    v[*slot as usize] = Packed { outer: o as u32, inner: i as u32, value: t.value };
+                    *slot += 1;
+                }
+                Store::Packed(v)
+            }
+            Some(first) => {
+                let mut v = vec![Entry { outer: 0, inner: 0, value: first.value }; triplets.len()];
+                for t in triplets {
+                    let (outer, inner) = oi(t);
+                    let slot = &mut cursor[(outer >> shift) as usize];
+                    v[*slot as usize] = Entry { outer, inner, value: t.value };
+                    *slot += 1;
+                }
+                Store::Wide(v)
+            }
+        };
+        Ok(Block { store, offsets, shift, max_row, max_col })
+    }
+}
+
+/// `Ok` when `(row, col)` lies inside `shape` (or, without a shape, below 2^63 - 1).
+pub(crate) fn check_bounds(row: u64, col: u64, shape: Option<(u64, u64)>) -> Result<()> {
+    match shape {
+        Some((r, c)) if row >= r || col >= c => Err(Error::OutOfBounds { row, col, shape: (r, c) }),
+        None if row > i64::MAX as u64 - 1 || col > i64::MAX as u64 - 1 => {
+            Err(Error::invalid(format!("entry ({row}, {col}): indices must be below 2^63 - 1")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Triplets waiting to be sorted: blocks in input order, each bucketed by outer index, plus the
+/// entries pushed one at a time since the last block.
+///
+/// Bucket `b` of the chunk (outer indices `b << shift ..`, `shift` the largest of its blocks') is
+/// the concatenation, in block order, of the buckets of each block that fall in its range: block
+/// buckets nest in chunk buckets because both count the same number of buckets and a block's shift
+/// is never larger. So a chunk is an MSD radix sort's first pass, done block by block as the input
+/// arrives (in parallel, in the parse workers).
+pub(crate) struct Chunk<V> {
+    bucketer: Bucketer,
+    blocks: Vec<Block<V>>,
+    pending: Vec<Triplet<V>>,
+    len: usize,
+    bytes: usize,
+}
+
+impl<V: Element> Chunk<V> {
+    /// An empty chunk bucketing by `bucketer`.
+    pub(crate) fn new(bucketer: Bucketer) -> Chunk<V> {
+        Chunk { bucketer, blocks: Vec::new(), pending: Vec::new(), len: 0, bytes: 0 }
     }
 
     /// Entries held.
@@ -101,122 +292,75 @@ impl<V: Element> Chunk<V> {
         self.len
     }
 
-    /// Appends an entry to its bucket.
+    /// How this chunk buckets its blocks.
+    pub(crate) fn bucketer(&self) -> Bucketer {
+        self.bucketer
+    }
+
+    /// Bytes held (blocks and pending entries, as stored).
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Appends one entry (already checked against the shape), in `(row, col)` order.
     #[inline]
-    pub(crate) fn push(&mut self, e: Entry<V>) {
-        let mut b = (e.outer >> self.shift) as usize;
-        if b >= self.buckets.len() {
-            self.widen(e.outer);
-            b = (e.outer >> self.shift) as usize;
-        }
-        if self.cursors[b].pos == self.cursors[b].end {
-            self.next_block(b, e);
-        }
-        let c = &mut self.cursors[b];
-        self.slabs[c.slab as usize][c.pos as usize] = e;
-        c.pos += 1;
+    pub(crate) fn push(&mut self, t: Triplet<V>) {
+        self.pending.push(t);
         self.len += 1;
-    }
-
-    /// Gives bucket `b` a new current block, closing the full one. `filler` initialises new slabs.
-    #[cold]
-    fn next_block(&mut self, b: usize, filler: Entry<V>) {
-        self.close_current(b);
-        let id = match self.free.pop() {
-            Some(id) => id,
-            None => {
-                let id = self.lens.len();
-                if id >> self.slab_shift >= self.slabs.len() {
-                    let entries = (1 << self.slab_shift) * BLOCK;
-                    let mut slab = Vec::with_capacity(entries);
-                    advise_huge_pages(&mut slab);
-                    slab.resize(entries, filler);
-                    self.slabs.push(slab);
-                }
-                self.lens.push(0);
-                id as u32
-            }
-        };
-        self.buckets[b].push(id);
-        let (slab, start) = self.locate(id);
-        self.cursors[b] = Cursor { slab: slab as u32, pos: start as u32, end: (start + BLOCK) as u32 };
-    }
-
-    /// Records the length of bucket `b`'s current block.
-    fn close_current(&mut self, b: usize) {
-        if let Some(&id) = self.buckets[b].last() {
-            let (_, start) = self.locate(id);
-            self.lens[id as usize] = self.cursors[b].pos - start as u32;
+        self.bytes += std::mem::size_of::<Triplet<V>>();
+        if self.pending.len() >= PUSH_BLOCK {
+            self.seal();
         }
     }
 
-    fn locate(&self, id: u32) -> (usize, usize) {
-        ((id >> self.slab_shift) as usize, (id as usize & ((1 << self.slab_shift) - 1)) * BLOCK)
+    /// Appends a block (input order: after everything held).
+    pub(crate) fn push_block(&mut self, block: Block<V>) {
+        self.seal();
+        self.len += block.len();
+        self.bytes += block.bytes();
+        self.blocks.push(block);
     }
 
-    /// Doubles the bucket width until `outer` fits, merging neighbouring buckets.
-    #[cold]
-    fn widen(&mut self, outer: u64) {
-        for b in 0..self.buckets.len() {
-            self.close_current(b);
+    /// Buckets the pending entries into a block.
+    fn seal(&mut self) {
+        if self.pending.is_empty() {
+            return;
         }
-        while (outer >> self.shift) as usize >= self.buckets.len() {
-            let old = std::mem::take(&mut self.buckets);
-            let n = old.len();
-            let mut merged: Vec<Vec<u32>> = Vec::with_capacity(n);
-            let mut it = old.into_iter();
-            while let Some(mut a) = it.next() {
-                if let Some(b) = it.next() {
-                    a.extend(b);
-                }
-                merged.push(a);
-            }
-            merged.resize(n, Vec::new());
-            self.buckets = merged;
-            self.shift += 1;
-        }
-        // A merged bucket's last block may be partly full: new entries continue in it.
-        for b in 0..self.buckets.len() {
-            self.cursors[b] = match self.buckets[b].last() {
-                Some(&id) => {
-                    let (slab, start) = self.locate(id);
-                    let pos = start as u32 + self.lens[id as usize];
-                    Cursor { slab: slab as u32, pos, end: (start + BLOCK) as u32 }
-                }
-                None => Cursor::default(),
-            };
-        }
+        let block = self.bucketer.bucket(&self.pending).expect("pushed entries were checked");
+        self.bytes -= self.pending.len() * std::mem::size_of::<Triplet<V>>();
+        self.len -= self.pending.len();
+        self.pending.clear();
+        self.push_block(block);
     }
 
-    /// Empties the chunk, keeping its slabs for reuse.
+    /// Empties the chunk.
     fn clear(&mut self) {
-        for (bucket, cursor) in self.buckets.iter_mut().zip(&mut self.cursors) {
-            for id in bucket.drain(..) {
-                self.lens[id as usize] = 0;
-                self.free.push(id);
-            }
-            *cursor = Cursor::default();
-        }
+        self.blocks.clear();
+        self.pending.clear();
         self.len = 0;
+        self.bytes = 0;
     }
 
-    /// The entries of block `id` of bucket `b`.
-    fn block(&self, b: usize, id: u32) -> &[Entry<V>] {
-        let (slab, start) = self.locate(id);
-        let len = if self.buckets[b].last() == Some(&id) {
-            self.cursors[b].pos as usize - start
-        } else {
-            self.lens[id as usize] as usize
-        };
-        &self.slabs[slab][start..start + len]
+    /// The chunk's shift: the largest of its blocks'.
+    fn shift(&self) -> u32 {
+        self.blocks.iter().map(|b| b.shift).max().unwrap_or(self.bucketer.min_shift)
     }
 
-    fn bucket_entries(&self, b: usize) -> impl Iterator<Item = &Entry<V>> + Clone + '_ {
-        self.buckets[b].iter().flat_map(move |&id| self.block(b, id).iter())
-    }
-
-    fn bucket_len(&self, b: usize) -> usize {
-        self.buckets[b].iter().map(|&id| self.block(b, id).len()).sum()
+    /// The pieces of chunk bucket `b` (at `shift`), in input order.
+    fn bucket_slices(&self, b: usize, shift: u32) -> impl Iterator<Item = Slice<'_, V>> + Clone + '_ {
+        self.blocks.iter().map(move |blk| {
+            // Block buckets `b << d .. (b + 1) << d` (clipped to the block's) make chunk bucket `b`.
+            let (d, nb) = (shift - blk.shift, blk.offsets.len() - 1);
+            let lo = if b == 0 {
+                0
+            } else if d >= 32 {
+                nb
+            } else {
+                b << d
+            };
+            let hi = if d >= 32 { nb } else { (b + 1) << d };
+            blk.slice(lo, hi)
+        })
     }
 }
 
@@ -275,7 +419,7 @@ impl<V: Element> SortedBucket<V> {
 }
 
 /// Sorts `chunk` stably by `(outer, inner)`, combines duplicates by `combine`, hands the sorted buckets
-/// to `emit` in order, and empties the chunk (keeping its memory).
+/// to `emit` in order (with `encode`, as the writer's bytes), and empties the chunk.
 ///
 /// # Errors
 ///
@@ -286,9 +430,19 @@ pub(crate) fn sort_chunk<V: Element>(
     encode: Option<IndexType>,
     emit: &mut (dyn FnMut(&SortedBucket<V>) -> Result<()> + Send),
 ) -> Result<()> {
+    chunk.seal();
     let result = sort_buckets(chunk, combine, encode, emit);
     chunk.clear();
     result
+}
+
+/// A sort worker's buffers, kept across the buckets it sorts.
+struct Scratch<V> {
+    sorted: Vec<Entry<V>>,
+    long: Vec<Entry<V>>,
+    keys: Vec<u64>,
+    start: Vec<usize>,
+    cursor: Vec<usize>,
 }
 
 fn sort_buckets<V: Element>(
@@ -297,23 +451,28 @@ fn sort_buckets<V: Element>(
     encode: Option<IndexType>,
     emit: &mut (dyn FnMut(&SortedBucket<V>) -> Result<()> + Send),
 ) -> Result<()> {
-    let nbuckets = chunk.buckets.len();
-    let width = 1u64 << chunk.shift;
-    let window = 4 * rayon::current_num_threads().max(1);
+    let nbuckets = chunk.bucketer.nbuckets;
+    let shift = chunk.shift();
+    // Buckets sorted per step: enough that a step's work dwarfs its synchronisation (8 K buckets of a few
+    // thousand entries), few enough that the sorted output waiting to be written stays small.
+    let window = 32 * rayon::current_num_threads().max(1);
     // Output buffers recycled between windows: no fresh memory per bucket.
     let pool: Mutex<Vec<SortedBucket<V>>> = Mutex::new(Vec::new());
     let sort_window = |from: usize| -> Vec<Result<SortedBucket<V>>> {
         (from..(from + window).min(nbuckets))
             .into_par_iter()
             .map_init(
-                || (Vec::new(), Vec::new()),
-                |(scratch, long_scratch), b| {
+                || Scratch {
+                    sorted: Vec::new(),
+                    long: Vec::new(),
+                    keys: Vec::new(),
+                    start: Vec::new(),
+                    cursor: Vec::new(),
+                },
+                |scratch, b| {
                     let mut out = pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_else(SortedBucket::empty);
                     out.clear();
-                    sort_bucket(chunk, b, b as u64 * width, width, scratch, long_scratch, combine, &mut out)?;
-                    if let Some(index_type) = encode {
-                        encode_bucket(&mut out, index_type);
-                    }
+                    sort_bucket(chunk, b, shift, scratch, combine, encode, &mut out)?;
                     Ok(out)
                 },
             )
@@ -342,56 +501,72 @@ fn sort_buckets<V: Element>(
     }
 }
 
-/// Sorts bucket `b` (outer indices `first .. first + width`) into `out`, using `sorted` and
-/// `long_scratch` as scratch.
-#[allow(clippy::too_many_arguments)]
+/// Sorts chunk bucket `b` (outer indices from `b << shift`, `1 << shift` of them) into `out`.
 fn sort_bucket<V: Element>(
     chunk: &Chunk<V>,
     b: usize,
-    first: u64,
-    width: u64,
-    sorted: &mut Vec<Entry<V>>,
-    long_scratch: &mut Vec<Entry<V>>,
+    shift: u32,
+    scratch: &mut Scratch<V>,
     combine: Combine,
+    encode: Option<IndexType>,
     out: &mut SortedBucket<V>,
 ) -> Result<()> {
-    sorted.clear();
-    let n = chunk.bucket_len(b);
+    let slices = chunk.bucket_slices(b, shift);
+    let n: usize = slices.clone().map(|s| s.len()).sum();
     if n == 0 {
         return Ok(());
     }
-    let entries = chunk.bucket_entries(b);
+    // The bucket holds an index below 2^63, so neither shift overflows.
+    let (first, width) = ((b as u64) << shift, 1u64 << shift);
+    let sorted = &mut scratch.sorted;
     if width > 4 * n as u64 + 64 {
         // Sparse band: a histogram would dwarf the data.
-        sorted.extend(entries.copied());
+        sorted.clear();
+        for s in slices {
+            s.for_each(|e| sorted.push(e));
+        }
         sorted.sort_by_key(|e| (e.outer, e.inner)); // stable
-    } else {
-        let w = width as usize;
-        let mut start = vec![0usize; w + 1];
-        for e in entries.clone() {
-            start[(e.outer - first) as usize + 1] += 1;
-        }
-        for r in 0..w {
-            start[r + 1] += start[r];
-        }
-        let mut cursor = start.clone();
-        let seed = *entries.clone().next().expect("the bucket is not empty");
+        return combine_sorted(sorted, combine, encode, out);
+    }
+    // A counting sort by outer index (scipy's coo_tocsr), then each outer index's entries by inner.
+    let w = width as usize;
+    let start = &mut scratch.start;
+    start.clear();
+    start.resize(w + 1, 0);
+    for s in slices.clone() {
+        s.for_each_outer(|o| start[(o - first) as usize + 1] += 1);
+    }
+    for r in 0..w {
+        start[r + 1] += start[r];
+    }
+    let cursor = &mut scratch.cursor;
+    cursor.clear();
+    cursor.extend_from_slice(&start[..w]);
+    if sorted.len() < n {
+        let seed = slices.clone().find_map(|s| s.first()).expect("the bucket is not empty");
         sorted.resize(n, seed);
-        for e in entries {
+    }
+    let sorted = &mut sorted[..n];
+    for s in slices {
+        s.for_each(|e| {
             let slot = &mut cursor[(e.outer - first) as usize];
-            sorted[*slot] = *e;
+            sorted[*slot] = e;
             *slot += 1;
-        }
-        for r in 0..w {
-            let row = &mut sorted[start[r]..start[r + 1]];
-            if row.len() > 64 {
-                sort_long_row(row, long_scratch);
-            } else if row.len() > 1 {
-                insertion_sort_by_inner(row);
-            }
+        });
+    }
+    for r in 0..w {
+        let row = &mut sorted[start[r]..start[r + 1]];
+        // Insertion sort for the few entries most rows hold, radix for the power-law rows with
+        // thousands (its 2 x 2048-counter passes pay off there), a key sort between.
+        if row.len() > 1024 {
+            sort_long_row(row, &mut scratch.long);
+        } else if row.len() > 24 {
+            sort_medium_row(row, &mut scratch.keys, &mut scratch.long);
+        } else if row.len() > 1 {
+            insertion_sort_by_inner(row);
         }
     }
-    combine_sorted(sorted, combine, out)
+    combine_sorted(sorted, combine, encode, out)
 }
 
 /// Sorts a long row by inner index, stably: an LSD radix sort on 11-bit digits, as many passes as the
@@ -432,25 +607,22 @@ fn sort_long_row<V: Copy>(row: &mut [Entry<V>], scratch: &mut Vec<Entry<V>>) {
     }
 }
 
-/// Moves a bucket's inner indices and values into the writer's byte encoding.
-fn encode_bucket<V: Element>(out: &mut SortedBucket<V>, index_type: IndexType) {
-    match index_type {
-        IndexType::Uint32 => {
-            out.index_bytes.reserve(out.inners.len() * 4);
-            for &i in &out.inners {
-                out.index_bytes.extend_from_slice(&(i as u32).to_le_bytes());
-            }
-        }
-        IndexType::Uint64 => {
-            out.index_bytes.reserve(out.inners.len() * 8);
-            for &i in &out.inners {
-                out.index_bytes.extend_from_slice(&i.to_le_bytes());
-            }
-        }
+/// Sorts a row of up to 1024 entries by inner index, stably: an unstable sort of 8-byte keys
+/// `inner << 10 | position` (distinct, so the order is the stable one) and a gather, several times
+/// cheaper than a stable sort moving 24-byte entries. Rows whose inner indices need more than 54 bits
+/// take std's stable sort.
+fn sort_medium_row<V: Copy>(row: &mut [Entry<V>], keys: &mut Vec<u64>, scratch: &mut Vec<Entry<V>>) {
+    debug_assert!(row.len() <= 1 << 10);
+    if row.iter().any(|e| e.inner >= 1 << 54) {
+        row.sort_by_key(|e| e.inner);
+        return;
     }
-    V::extend_le_bytes(&out.values, &mut out.value_bytes);
-    out.inners.clear();
-    out.values.clear();
+    keys.clear();
+    keys.extend(row.iter().enumerate().map(|(k, e)| e.inner << 10 | k as u64));
+    keys.sort_unstable();
+    scratch.clear();
+    scratch.extend(keys.iter().map(|&key| row[(key & 1023) as usize]));
+    row.copy_from_slice(scratch);
 }
 
 /// Stable insertion sort by inner index: the fastest sort for the handful of entries most rows hold.
@@ -467,9 +639,48 @@ fn insertion_sort_by_inner<V: Copy>(row: &mut [Entry<V>]) {
     }
 }
 
-/// Combines equal neighbours of a sorted run of entries into `out`.
-fn combine_sorted<V: Element>(sorted: &[Entry<V>], combine: Combine, out: &mut SortedBucket<V>) -> Result<()> {
-    out.inners.reserve(sorted.len());
+/// Combines equal neighbours of a sorted run of entries into `out`, encoded for the writer when
+/// `encode` says (combining and encoding fused in one pass).
+fn combine_sorted<V: Element>(
+    sorted: &[Entry<V>],
+    combine: Combine,
+    encode: Option<IndexType>,
+    out: &mut SortedBucket<V>,
+) -> Result<()> {
+    match encode {
+        None => combine_into(sorted, combine, out, |out, e, v| {
+            out.inners.push(e.inner);
+            out.values.push(v);
+        })?,
+        Some(IndexType::Uint32) => {
+            out.index_bytes.reserve(sorted.len() * 4);
+            combine_into(sorted, combine, out, |out, e, v| {
+                out.index_bytes.extend_from_slice(&(e.inner as u32).to_le_bytes());
+                out.values.push(v);
+            })?
+        }
+        Some(IndexType::Uint64) => {
+            out.index_bytes.reserve(sorted.len() * 8);
+            combine_into(sorted, combine, out, |out, e, v| {
+                out.index_bytes.extend_from_slice(&e.inner.to_le_bytes());
+                out.values.push(v);
+            })?
+        }
+    }
+    if encode.is_some() {
+        V::extend_le_bytes(&out.values, &mut out.value_bytes);
+        out.values.clear();
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn combine_into<V: Element>(
+    sorted: &[Entry<V>],
+    combine: Combine,
+    out: &mut SortedBucket<V>,
+    mut put: impl FnMut(&mut SortedBucket<V>, &Entry<V>, V),
+) -> Result<()> {
     out.values.reserve(sorted.len());
     let mut i = 0;
     while i < sorted.len() {
@@ -489,8 +700,7 @@ fn combine_sorted<V: Element>(sorted: &[Entry<V>], combine: Combine, out: &mut S
                 out.counts.push(0);
             }
             *out.counts.last_mut().expect("a row was just opened") += 1;
-            out.inners.push(e.inner);
-            out.values.push(value);
+            put(out, &e, value);
         }
         i = j;
     }
@@ -511,11 +721,20 @@ mod tests {
         want.dedup_by_key(|e| (e.outer, e.inner));
         want.reverse();
         let combine = Combine { policy: Duplicates::Last, drop_zeros: false, layout: Layout::Csr };
-        let mut chunk = Chunk::new(capacity, outer_dim);
-        for round in 0..2 {
-            // Twice: the second round reuses the first round's blocks.
-            for e in &entries {
-                chunk.push(*e);
+        let shape = outer_dim.map(|d| (d, u64::MAX >> 2));
+        let bucketer = Bucketer::new(capacity, Layout::Csr, shape);
+        let triplets: Vec<Triplet<f64>> =
+            entries.iter().map(|e| Triplet { row: e.outer, col: e.inner, value: e.value }).collect();
+        let mut chunk = Chunk::new(bucketer);
+        for round in 0..3 {
+            // One entry at a time, then in blocks of various sizes (as parse workers make them).
+            match round {
+                0 => triplets.iter().for_each(|t| chunk.push(*t)),
+                _ => {
+                    for piece in triplets.chunks(if round == 1 { 7 } else { 100_000 }) {
+                        chunk.push_block(bucketer.bucket(piece).unwrap());
+                    }
+                }
             }
             assert_eq!(chunk.len(), entries.len());
             let mut got = Vec::new();
@@ -538,7 +757,9 @@ mod tests {
             x ^= x << 17;
             x
         };
-        for (n, rows) in [(0, 1), (1, 1), (1000, 10), (1000, 1), (5000, 400), (300, 1_000_000_000), (200_000, 3000)] {
+        for (n, rows) in
+            [(0, 1), (1, 1), (1000, 10), (1000, 1), (5000, 2), (5000, 400), (300, 1_000_000_000), (200_000, 3000)]
+        {
             let entries: Vec<Entry<f64>> = (0..n)
                 .map(|i| Entry {
                     outer: next() % rows + 7,
@@ -550,5 +771,10 @@ mod tests {
                 check(entries.clone(), dim, cap);
             }
         }
+        // Inner indices beyond 32 bits: blocks stored full width.
+        let wide: Vec<Entry<f64>> =
+            (0..3000).map(|i| Entry { outer: next() % 50, inner: (next() % 7) << 33, value: i as f64 }).collect();
+        check(wide.clone(), None, 1 << 20);
+        check(wide, Some(50), 1 << 26);
     }
 }

@@ -413,7 +413,23 @@ impl TripletReader {
         sink: &mut (dyn FnMut(&[Triplet<V>]) -> Result<()> + Send),
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<ReadSummary> {
-        pipeline::run(self, sink, progress)
+        pipeline::run(self, &|_| (), &mut |triplets, ()| sink(triplets), progress)
+    }
+
+    /// Like [`read_all`](Self::read_all), with work done on each block's triplets by the parse worker
+    /// that parsed them, in parallel: `sink` gets, in file order, the triplets and what `prepare`
+    /// made of them. (Array files are prepared in file order.)
+    ///
+    /// # Errors
+    ///
+    /// As [`read_all`](Self::read_all).
+    pub(crate) fn read_all_prepared<V: ParseValue, T: Send>(
+        self,
+        prepare: &pipeline::Prepare<'_, V, T>,
+        sink: &mut pipeline::Sink<'_, V, T>,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<ReadSummary> {
+        pipeline::run(self, prepare, sink, progress)
     }
 }
 

@@ -62,8 +62,16 @@ impl<V> Parsed<V> {
     }
 }
 
-/// A batch of blocks, what parsing them produced, and the reading failure that ended it, if any.
-type ParsedBatch<V> = (Vec<Block>, Vec<Parsed<V>>, Option<Msg>);
+/// A batch of blocks, what parsing (and preparing) them produced, and the reading failure that ended
+/// it, if any.
+type ParsedBatch<V, T> = (Vec<Block>, Vec<(Parsed<V>, Option<T>)>, Option<Msg>);
+
+/// Work on a block's triplets done by the parse worker that parsed them, in parallel, before they are
+/// handed on in file order (array files: in the ordered step, once their coordinates are known).
+pub(crate) type Prepare<'a, V, T> = dyn Fn(&[Triplet<V>]) -> T + Sync + 'a;
+
+/// Takes each block's triplets in file order, with what [`Prepare`] made of them.
+pub(crate) type Sink<'a, V, T> = dyn FnMut(&[Triplet<V>], T) -> Result<()> + Send + 'a;
 
 /// Parses one block of text, given a capacity hint for its output.
 type BlockParser<'a, V> = dyn Fn(&[u8], usize, Vec<Triplet<V>>) -> Parsed<V> + Sync + 'a;
@@ -96,9 +104,10 @@ impl State {
     }
 }
 
-pub(crate) fn run<V: ParseValue>(
+pub(crate) fn run<V: ParseValue, T: Send>(
     reader: TripletReader,
-    sink: &mut (dyn FnMut(&[Triplet<V>]) -> Result<()> + Send),
+    prepare: &Prepare<'_, V, T>,
+    sink: &mut Sink<'_, V, T>,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<ReadSummary> {
     let TripletReader { path, dialect, prefix, block_bytes, .. } = reader;
@@ -142,7 +151,7 @@ pub(crate) fn run<V: ParseValue>(
             recycle: recycle_tx,
         };
         // `rx` is dropped when `consume` returns, so on an early error the reader thread stops at its next send.
-        ordered.consume(rx, threads, &*parse, action, head_lines, sink, progress)
+        ordered.consume(rx, threads, &*parse, prepare, action, head_lines, sink, progress)
     })
 }
 
@@ -161,19 +170,21 @@ impl Ordered<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn consume<V: ParseValue>(
+    fn consume<V: ParseValue, T: Send>(
         mut self,
         rx: Receiver<Msg>,
         threads: usize,
         parse: &BlockParser<'_, V>,
+        prepare: &Prepare<'_, V, T>,
         action: &'static str,
         head_lines: u64,
-        sink: &mut (dyn FnMut(&[Triplet<V>]) -> Result<()> + Send),
+        sink: &mut Sink<'_, V, T>,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<ReadSummary> {
         // Two stages overlap: while batch k is checked and handed to `sink` (the caller's sequential
         // work, e.g. the builder filling its chunk), batch k + 1 is parsed on the other threads.
-        let mut pending: Option<ParsedBatch<V>> = None;
+        let mut pending: Option<ParsedBatch<V, T>> = None;
+        let array = self.cursor.is_some();
         // Triplet buffers handed back after `sink`, for the next blocks to parse into.
         let spare: Mutex<Vec<Vec<Triplet<V>>>> = Mutex::new(Vec::new());
         let mut done = false;
@@ -194,19 +205,21 @@ impl Ordered<'_> {
                 }
             }
             let capacities: Vec<usize> = batch.iter().map(|b| self.state.capacity(b.text().len())).collect();
-            let parse_batch = || -> Vec<Parsed<V>> {
+            let parse_batch = || -> Vec<(Parsed<V>, Option<T>)> {
                 batch
                     .par_iter()
                     .zip(capacities)
                     .map(|(block, cap)| {
                         let buffer = spare.lock().ok().and_then(|mut s| s.pop()).unwrap_or_default();
-                        parse(block.text(), cap, buffer)
+                        let parsed = parse(block.text(), cap, buffer);
+                        let prepared = (!array && parsed.error.is_none()).then(|| prepare(&parsed.triplets));
+                        (parsed, prepared)
                     })
                     .collect()
             };
             let (handed, parsed) = match pending.take() {
                 Some(previous) => {
-                    rayon::join(|| self.hand_on_batch(previous, action, sink, progress, &spare), parse_batch)
+                    rayon::join(|| self.hand_on_batch(previous, action, prepare, sink, progress, &spare), parse_batch)
                 }
                 None => (Ok(()), parse_batch()),
             };
@@ -215,7 +228,7 @@ impl Ordered<'_> {
             pending = Some((batch, parsed, failure));
             if stop {
                 if let Some(last) = pending.take() {
-                    self.hand_on_batch(last, action, sink, progress, &spare)?;
+                    self.hand_on_batch(last, action, prepare, sink, progress, &spare)?;
                 }
                 break;
             }
@@ -252,17 +265,18 @@ impl Ordered<'_> {
 
     /// Hands on a parsed batch in order, recycles its buffers, and reports a reading failure that
     /// ended it.
-    fn hand_on_batch<V: ParseValue>(
+    fn hand_on_batch<V: ParseValue, T: Send>(
         &mut self,
-        (batch, parsed, failure): ParsedBatch<V>,
+        (batch, parsed, failure): ParsedBatch<V, T>,
         action: &'static str,
-        sink: &mut (dyn FnMut(&[Triplet<V>]) -> Result<()> + Send),
+        prepare: &Prepare<'_, V, T>,
+        sink: &mut Sink<'_, V, T>,
         progress: &mut (dyn FnMut(u64) + Send),
         spare: &Mutex<Vec<Vec<Triplet<V>>>>,
     ) -> Result<()> {
         let mut stored = None;
-        for (block, out) in batch.into_iter().zip(parsed) {
-            self.hand_on(block.text(), out, sink, spare)?;
+        for (block, (out, prepared)) in batch.into_iter().zip(parsed) {
+            self.hand_on(block.text(), out, prepared, prepare, sink, spare)?;
             stored = Some(block.stored);
             let _ = self.recycle.send(block.data);
         }
@@ -278,12 +292,15 @@ impl Ordered<'_> {
     }
 
     /// Checks one parsed block in file order (declared count, errors), gives array values their
-    /// coordinates, updates the totals and calls `sink`.
-    fn hand_on<V: ParseValue>(
+    /// coordinates, updates the totals and calls `sink` (with `prepared`, or, for array values, what
+    /// `prepare` makes of them now).
+    fn hand_on<V: ParseValue, T>(
         &mut self,
         data: &[u8],
         out: Parsed<V>,
-        sink: &mut (dyn FnMut(&[Triplet<V>]) -> Result<()> + Send),
+        prepared: Option<T>,
+        prepare: &Prepare<'_, V, T>,
+        sink: &mut Sink<'_, V, T>,
         spare: &Mutex<Vec<Vec<Triplet<V>>>>,
     ) -> Result<()> {
         let first_line = self.state.next_line;
@@ -352,7 +369,8 @@ impl Ordered<'_> {
         if !triplets.is_empty() {
             st.max_row = Some(st.max_row.map_or(max_row, |m| m.max(max_row)));
             st.max_col = Some(st.max_col.map_or(max_col, |m| m.max(max_col)));
-            sink(&triplets)?;
+            let prepared = prepared.unwrap_or_else(|| prepare(&triplets));
+            sink(&triplets, prepared)?;
         }
         // Recycle the allocation: a fresh one per block would cost the kernel a zeroed page for every
         // 4 KiB of triplets, on every block.
