@@ -49,7 +49,7 @@ impl Default for AddOptions {
 /// ```
 /// use sparsedisk::{gen::{generate, Generator}, ops::{add, AddOptions}, Layout, WriterOptions};
 /// # let tmp = tempfile::tempdir().unwrap();
-/// let a = generate::<f64>(&Generator::Laplace2d { n: 3 }, tmp.path().join("a"), Layout::Csr, WriterOptions::default())?;
+/// let a = generate::<f64>(&Generator::Laplace2d { n: 3 }, &tmp.path().join("a"), Layout::Csr, WriterOptions::default())?;
 /// let options = AddOptions { alpha: 2.0, beta: -1.0, ..AddOptions::default() };
 /// let (c, _) = add(&a, &a, tmp.path().join("c"), &options, None)?;
 /// assert_eq!(c.to_sprs()?, a.to_sprs()?);

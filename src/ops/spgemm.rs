@@ -141,7 +141,7 @@ pub fn output_value_type(a: ValueType, b: ValueType, semiring: Semiring) -> Valu
 /// ```
 /// use sparsedisk::{gen::{generate, Generator}, ops::{spgemm, SpgemmOptions}, Layout, WriterOptions};
 /// # let tmp = tempfile::tempdir().unwrap();
-/// let a = generate::<f64>(&Generator::Laplace2d { n: 4 }, tmp.path().join("a"), Layout::Csr, WriterOptions::default())?;
+/// let a = generate::<f64>(&Generator::Laplace2d { n: 4 }, &tmp.path().join("a"), Layout::Csr, WriterOptions::default())?;
 /// let (c, stats) = spgemm(&a, &a, tmp.path().join("c"), &SpgemmOptions::default(), None)?;
 /// assert_eq!(c.shape(), (16, 16));
 /// assert_eq!(c.to_sprs()?.get(0, 0), Some(&18.0)); // 4 * 4 + (-1) * (-1) * 2

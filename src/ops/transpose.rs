@@ -32,7 +32,7 @@ use std::time::Instant;
 /// ```
 /// use sparsedisk::{gen::{generate, Generator}, ops::{transpose, OpOptions}, Layout, WriterOptions};
 /// # let tmp = tempfile::tempdir().unwrap();
-/// let a = generate::<f64>(&Generator::Banded { n: 5, lower: 0, upper: 2 }, tmp.path().join("a"), Layout::Csr, WriterOptions::default())?;
+/// let a = generate::<f64>(&Generator::Banded { n: 5, lower: 0, upper: 2 }, &tmp.path().join("a"), Layout::Csr, WriterOptions::default())?;
 /// let (at, _) = transpose(&a, tmp.path().join("at"), None, &OpOptions::default(), None)?;
 /// assert_eq!(at.to_sprs()?, a.to_sprs()?.transpose_into().to_csr());
 /// # Ok::<(), sparsedisk::Error>(())
