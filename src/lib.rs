@@ -42,6 +42,7 @@ pub mod import;
 pub mod io;
 pub mod kernels;
 pub mod matrix;
+pub mod ops;
 pub mod segment;
 pub mod storage;
 pub mod units;

@@ -31,6 +31,14 @@ pub enum Command {
     Spmv(crate::spmv::SpmvArgs),
     /// Sparse matrix times a dense block of vectors: Y = A X, one pass over the matrix.
     Spmm(crate::spmv::SpmmArgs),
+    /// Sparse times sparse: C = A B (row-wise, out of core, bounded memory).
+    Spgemm(crate::ops::SpgemmArgs),
+    /// Write A^T (out of core, bounded memory).
+    Transpose(crate::ops::TransposeArgs),
+    /// Write A in the other layout (CSR <-> CSC), out of core.
+    Convert(crate::ops::ConvertArgs),
+    /// C = alpha A + beta B (same shape), streaming.
+    Add(crate::ops::AddArgs),
     /// Print a matrix's shape, nnz, types, segments and bytes on disk.
     Info(InfoArgs),
     /// Check every checksum and every structural invariant of a matrix (O(nnz)).
@@ -130,6 +138,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(args) => crate::info::run(args),
         Command::Spmv(args) => crate::spmv::run_spmv(args),
         Command::Spmm(args) => crate::spmv::run_spmm(args),
+        Command::Spgemm(args) => crate::ops::run_spgemm(args, quiet),
+        Command::Transpose(args) => crate::ops::run_transpose(args, quiet),
+        Command::Convert(args) => crate::ops::run_convert(args, quiet),
+        Command::Add(args) => crate::ops::run_add(args, quiet),
         Command::Verify(args) => crate::verify::run(args, quiet),
         Command::Export(args) => crate::export::run(args, quiet),
     }

@@ -6,6 +6,7 @@ mod export;
 mod generate;
 mod import;
 mod info;
+mod ops;
 mod output;
 mod spmv;
 mod verify;

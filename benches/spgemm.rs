@@ -1,0 +1,236 @@
+//! # `spgemm`: SpGEMM against scipy, in memory and out of core, side by side in one run
+//!
+//! In memory: `sparsedisk spgemm A A` with 1 and 2 threads (files in the page cache; the output
+//! written durably, and with `--no-fsync`), against scipy's `A @ A` (`anchors.py spgemm`, the product
+//! held in memory) on a 2-D Laplacian (n = 1000, 5 M nonzeros) and an R-MAT graph (scale 16, edge
+//! factor 16: 164 M nonzeros in A*A). Medians; ratios are scipy's median over ours (above 1: faster).
+//!
+//! Out of core: R-MAT scale 18 squared (1.28 G nonzeros, 15 GB of output) under
+//! `../shared/tools/memcap 1G` with `--memory 768M`; a sample of rows checked against scipy
+//! (`benches/check_rows.py`); scipy's `A @ A` under the same cap.
+//!
+//! ```text
+//! cargo bench --bench spgemm                     # everything (builds inputs under target/bench-data/)
+//! cargo bench --bench spgemm -- --no-out-of-core # the in-memory part only
+//! cargo test --bench spgemm                      # smoke: a small Laplacian
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn python() -> String {
+    std::env::var("SPARSEDISK_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn anchors() -> PathBuf {
+    root().join("../shared/tools/anchors/anchors.py")
+}
+
+fn has_scipy() -> bool {
+    anchors().exists()
+        && Command::new(python())
+            .args(["-c", "import scipy, fast_matrix_market"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+fn run_json(cmd: &mut Command, what: &str) -> Result<serde_json::Value, String> {
+    let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().ok_or(format!("{what} printed nothing"))?;
+    serde_json::from_str(line).map_err(|e| format!("{what}: {e}"))
+}
+
+fn sparsedisk() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
+}
+
+fn f(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// An R-MAT graph from the anchors' generator, as Matrix Market and imported.
+fn rmat(data: &Path, scale: u32) -> Result<(PathBuf, PathBuf), String> {
+    let mtx = data.join(format!("rmat{scale}.mtx"));
+    let dir = data.join(format!("rmat{scale}"));
+    if !mtx.exists() {
+        let s = scale.to_string();
+        run_json(
+            Command::new(python()).arg(anchors()).args(["gen", "rmat"]).arg(&mtx).args([
+                "--scale",
+                &s,
+                "--edge-factor",
+                "16",
+                "--seed",
+                "1",
+            ]),
+            "anchors.py gen rmat",
+        )?;
+    }
+    if sparsedisk::Matrix::open(&dir).is_err() {
+        run_json(sparsedisk().arg("import").arg(&mtx).arg("-o").arg(&dir).args(["--force", "--json"]), "import")?;
+    }
+    Ok((dir, mtx))
+}
+
+fn laplacian(data: &Path, n: &str) -> Result<(PathBuf, PathBuf), String> {
+    let dir = data.join(format!("lap2d-{n}"));
+    let mtx = data.join(format!("lap2d-{n}.mtx"));
+    if sparsedisk::Matrix::open(&dir).is_err() {
+        run_json(
+            sparsedisk().args(["generate", "laplace2d", "--n", n, "--force", "--json", "-o"]).arg(&dir),
+            "generate",
+        )?;
+    }
+    if !mtx.exists() {
+        let st = sparsedisk().args(["export", "--force"]).arg(&dir).arg("-o").arg(&mtx).status();
+        if !st.is_ok_and(|s| s.success()) {
+            return Err("export failed".into());
+        }
+    }
+    Ok((dir, mtx))
+}
+
+/// Our product, `repeat` times from a fresh output directory: the median and every run's JSON.
+fn ours(a: &Path, out: &Path, threads: &str, extra: &[&str], repeat: usize) -> Result<serde_json::Value, String> {
+    let mut times = Vec::new();
+    let mut last = serde_json::Value::Null;
+    for _ in 0..repeat {
+        let _ = std::fs::remove_dir_all(out);
+        last = run_json(
+            sparsedisk()
+                .args(["--threads", threads, "spgemm"])
+                .arg(a)
+                .arg(a)
+                .arg("-o")
+                .arg(out)
+                .arg("--json")
+                .args(extra),
+            "sparsedisk spgemm",
+        )?;
+        times.push(f(&last["seconds"]));
+    }
+    let _ = std::fs::remove_dir_all(out);
+    last["all_seconds"] = serde_json::json!(times.clone());
+    last["seconds"] = serde_json::json!(median(times));
+    Ok(last)
+}
+
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    let full = args.iter().any(|a| a == "--bench");
+    let out_of_core = full && !args.iter().any(|a| a == "--no-out-of-core");
+    let repeat = if full { 3 } else { 1 };
+    let mode = if full { "full" } else { "smoke" };
+    let data = root().join("target/bench-data");
+    std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+    let scipy = has_scipy();
+    if !scipy {
+        eprintln!("spgemm bench: python with scipy and fast_matrix_market not found: the anchors are skipped");
+    }
+    let mut inputs = vec![("laplace2d", laplacian(&data, if full { "1000" } else { "60" })?)];
+    if full && scipy {
+        inputs.push(("rmat scale 16", rmat(&data, 16)?));
+    }
+    let out = data.join("spgemm-out");
+    for (name, (dir, mtx)) in &inputs {
+        let mut seconds = serde_json::Map::new();
+        for threads in ["1", "2"] {
+            for (label, extra) in [("durable", &[][..]), ("no_fsync", &["--no-fsync"][..])] {
+                let j = ours(dir, &out, threads, extra, repeat)?;
+                seconds.insert(format!("t{threads}_{label}"), j["seconds"].clone());
+                println!(
+                    "{}",
+                    serde_json::json!({"bench": "spgemm", "mode": mode, "matrix": name, "tool": "sparsedisk.spgemm",
+                        "threads": threads, "output": label, "seconds": j["seconds"], "all_seconds": j["all_seconds"],
+                        "nnz_c": j["nnz"], "flops": j["flops"], "peak_rss_bytes": j["peak_rss_bytes"]})
+                );
+            }
+        }
+        if scipy {
+            let s = run_json(
+                Command::new(python()).arg(anchors()).arg("spgemm").arg(mtx).args(["--repeat", &repeat.to_string()]),
+                "anchors spgemm",
+            )?;
+            println!(
+                "{}",
+                serde_json::json!({"bench": "spgemm", "mode": mode, "matrix": name, "tool": "scipy.csr@csr",
+                    "seconds": s["seconds"], "all_seconds": s["all_seconds"], "nnz_c": s["nnz_c"], "peak_rss_bytes": s["peak_rss_bytes"]})
+            );
+            let ratio = |k: &str| f(&s["seconds"]) / f(&seconds[k]);
+            println!(
+                "{}",
+                serde_json::json!({"bench": "spgemm", "mode": mode, "matrix": name,
+                    "ratio_1_thread": ratio("t1_durable"), "ratio_2_threads": ratio("t2_durable"),
+                    "ratio_1_thread_no_fsync": ratio("t1_no_fsync"), "ratio_2_threads_no_fsync": ratio("t2_no_fsync")})
+            );
+        }
+    }
+    if out_of_core && scipy {
+        let memcap = root().join("../shared/tools/memcap");
+        let (dir, mtx) = rmat(&data, 18)?;
+        let c = data.join("rmat18-squared");
+        let _ = std::fs::remove_dir_all(&c);
+        let j = run_json(
+            Command::new(&memcap)
+                .arg("1G")
+                .arg(env!("CARGO_BIN_EXE_sparsedisk"))
+                .arg("spgemm")
+                .arg(&dir)
+                .arg(&dir)
+                .arg("-o")
+                .arg(&c)
+                .args(["--memory", "768M", "--json", "--quiet"]),
+            "sparsedisk spgemm under memcap",
+        )?;
+        let info = run_json(sparsedisk().arg("info").arg(&c).arg("--json"), "info")?;
+        let check = run_json(
+            Command::new(python())
+                .arg(root().join("benches/check_rows.py"))
+                .arg(&mtx)
+                .arg(&c)
+                .args(["--samples", "300"]),
+            "check_rows",
+        )?;
+        let scipy_capped = Command::new(&memcap)
+            .arg("1G")
+            .arg(python())
+            .arg(anchors())
+            .arg("spgemm")
+            .arg(&mtx)
+            .output()
+            .map_err(|e| e.to_string())?;
+        println!(
+            "{}",
+            serde_json::json!({"bench": "spgemm", "mode": "out_of_core", "matrix": "rmat scale 18 squared", "cap": "1G",
+                "tool": "sparsedisk.spgemm", "seconds": j["seconds"], "nnz_c": j["nnz"], "flops": j["flops"],
+                "output_bytes": info["bytes_on_disk"], "peak_rss_bytes": j["peak_rss_bytes"],
+                "nnz_per_s": f(&j["nnz"]) / f(&j["seconds"]), "sample_check": check,
+                "scipy_under_cap_exit": scipy_capped.status.code()})
+        );
+        let _ = std::fs::remove_dir_all(&c);
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spgemm bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

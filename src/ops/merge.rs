@@ -1,0 +1,202 @@
+//! The pieces the operations share: the value types they compute in, reading a matrix outer index by
+//! outer index, and the n-way merge of aligned outer indices (used by `add` and by the merge of an
+//! out-of-core product's partial results).
+
+use super::{corrupt_index, OpProgress, ProgressFn};
+use crate::element::{Element, Indices, Values};
+use crate::error::{Error, Result};
+use crate::matrix::Matrix;
+use crate::segment::MappedSegment;
+use crate::writer::MatrixWriter;
+use memmap2::Advice;
+
+/// A value type the operations compute in: `f64`, `i64`, or `()` (structure only). Stored values of
+/// any type convert to it (pattern entries are 1).
+pub(crate) trait Scalar: Element + Default {
+    /// Appends stored values `lo..hi` of `values`, converted.
+    fn extend_from(values: Values<'_>, lo: usize, hi: usize, out: &mut Vec<Self>);
+    /// Value `k` of `values`, converted.
+    fn at(values: Values<'_>, k: usize) -> Self;
+    /// `c * self` (integers: `c` is integral, checked by the caller; wrapping as NumPy).
+    fn scale(self, c: f64) -> Self;
+    /// The little-endian bytes of `values` (the crate only builds on little-endian targets).
+    fn le_bytes(values: &[Self]) -> &[u8];
+}
+
+impl Scalar for f64 {
+    #[inline]
+    fn extend_from(values: Values<'_>, lo: usize, hi: usize, out: &mut Vec<f64>) {
+        match values {
+            Values::F64(v) => out.extend_from_slice(&v[lo..hi]),
+            Values::F32(v) => out.extend(v[lo..hi].iter().map(|&x| x as f64)),
+            Values::I64(v) => out.extend(v[lo..hi].iter().map(|&x| x as f64)),
+            Values::Pattern => out.resize(out.len() + (hi - lo), 1.0),
+        }
+    }
+    #[inline(always)]
+    fn at(values: Values<'_>, k: usize) -> f64 {
+        values.get_f64(k)
+    }
+    #[inline]
+    fn scale(self, c: f64) -> f64 {
+        c * self
+    }
+    fn le_bytes(values: &[f64]) -> &[u8] {
+        bytemuck::cast_slice(values)
+    }
+}
+
+impl Scalar for i64 {
+    #[inline]
+    fn extend_from(values: Values<'_>, lo: usize, hi: usize, out: &mut Vec<i64>) {
+        match values {
+            Values::I64(v) => out.extend_from_slice(&v[lo..hi]),
+            Values::F64(v) => out.extend(v[lo..hi].iter().map(|&x| x as i64)),
+            Values::F32(v) => out.extend(v[lo..hi].iter().map(|&x| x as i64)),
+            Values::Pattern => out.resize(out.len() + (hi - lo), 1),
+        }
+    }
+    #[inline(always)]
+    fn at(values: Values<'_>, k: usize) -> i64 {
+        match values {
+            Values::I64(v) => v[k],
+            Values::F64(v) => v[k] as i64,
+            Values::F32(v) => v[k] as i64,
+            Values::Pattern => 1,
+        }
+    }
+    #[inline]
+    fn scale(self, c: f64) -> i64 {
+        self.wrapping_mul(c as i64)
+    }
+    fn le_bytes(values: &[i64]) -> &[u8] {
+        bytemuck::cast_slice(values)
+    }
+}
+
+impl Scalar for () {
+    #[inline]
+    fn extend_from(_values: Values<'_>, lo: usize, hi: usize, out: &mut Vec<()>) {
+        out.resize(out.len() + (hi - lo), ());
+    }
+    #[inline(always)]
+    fn at(_values: Values<'_>, _k: usize) {}
+    #[inline]
+    fn scale(self, _c: f64) {}
+    fn le_bytes(_values: &[()]) -> &[u8] {
+        &[]
+    }
+}
+
+/// Reads a matrix one outer index at a time, mapping one segment at a time (row pointers checked
+/// when it is mapped, every inner index checked against the inner dimension).
+pub(crate) struct RowStream<'m> {
+    m: &'m Matrix,
+    next_segment: usize,
+    seg: Option<MappedSegment>,
+    outer: u64,
+    inner_dim: u64,
+}
+
+impl<'m> RowStream<'m> {
+    pub(crate) fn new(m: &'m Matrix) -> RowStream<'m> {
+        let (_, inner_dim) = m.layout().outer_inner(m.shape());
+        RowStream { m, next_segment: 0, seg: None, outer: 0, inner_dim }
+    }
+
+    /// Appends the entries of the next outer index to `cols` and `vals`.
+    pub(crate) fn next_into<T: Scalar>(&mut self, cols: &mut Vec<u64>, vals: &mut Vec<T>) -> Result<()> {
+        let need_segment = match &self.seg {
+            Some(s) => self.outer >= s.end(),
+            None => true,
+        };
+        if need_segment {
+            self.seg = None;
+            let Some(entry) = self.m.segments().get(self.next_segment) else {
+                return Err(Error::invalid("RowStream read past the last outer index"));
+            };
+            if entry.start != self.outer {
+                return Err(Error::corrupt(self.m.dir(), "segments do not tile the outer dimension"));
+            }
+            let seg = self.m.map_segment(self.next_segment)?;
+            seg.check_row_pointers()?;
+            seg.advise(Advice::Sequential);
+            self.seg = Some(seg);
+            self.next_segment += 1;
+        }
+        let seg = self.seg.as_ref().expect("a segment was mapped above");
+        let r = (self.outer - seg.start()) as usize;
+        let indptr = seg.indptr();
+        let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
+        let start = cols.len();
+        match seg.indices() {
+            Indices::U32(ix) => cols.extend(ix.get(lo..hi).unwrap_or(&[]).iter().map(|&i| i as u64)),
+            Indices::U64(ix) => cols.extend_from_slice(ix.get(lo..hi).unwrap_or(&[])),
+        }
+        if cols.len() - start != hi - lo || cols[start..].iter().any(|&c| c >= self.inner_dim) {
+            return Err(corrupt_index(seg, "an index lies outside the matrix"));
+        }
+        T::extend_from(seg.values(), lo, hi, vals);
+        self.outer += 1;
+        Ok(())
+    }
+}
+
+/// Merges `inputs` (same shape and layout) outer index by outer index into `writer`: the entries of
+/// input `s` are mapped by `map(s, value)`, entries at the same position are combined in input order
+/// by `combine`, and combined zeros are dropped when `drop_zeros`. Returns the entries read.
+pub(crate) fn merge_into<T: Scalar>(
+    inputs: &[&Matrix],
+    map: impl Fn(usize, T) -> T,
+    combine: impl Fn(T, T) -> T,
+    drop_zeros: bool,
+    writer: &mut MatrixWriter<T>,
+    phase: &'static str,
+    progress: Option<ProgressFn<'_>>,
+) -> Result<u64> {
+    let Some(first) = inputs.first() else { return Ok(0) };
+    let (outer_dim, _) = first.layout().outer_inner(first.shape());
+    let mut streams: Vec<RowStream<'_>> = inputs.iter().map(|m| RowStream::new(m)).collect();
+    let (mut cols, mut vals) = (Vec::<u64>::new(), Vec::<T>::new());
+    let mut entries: Vec<(u64, T)> = Vec::new();
+    let (mut out_cols, mut out_vals) = (Vec::<u64>::new(), Vec::<T>::new());
+    let total: u64 = inputs.iter().map(|m| m.nnz()).sum();
+    let mut read = 0u64;
+    let mut reported = 0u64;
+    for _ in 0..outer_dim {
+        entries.clear();
+        for (s, stream) in streams.iter_mut().enumerate() {
+            cols.clear();
+            vals.clear();
+            stream.next_into(&mut cols, &mut vals)?;
+            entries.extend(cols.iter().zip(&vals).map(|(&c, &v)| (c, map(s, v))));
+        }
+        read += entries.len() as u64;
+        // Stable: equal positions stay in input order. Each input's row is a sorted run, which the
+        // standard library's merge sort detects, so this is a k-way merge in O(n log k).
+        entries.sort_by_key(|e| e.0);
+        out_cols.clear();
+        out_vals.clear();
+        let mut i = 0;
+        while i < entries.len() {
+            let (c, mut v) = entries[i];
+            i += 1;
+            while i < entries.len() && entries[i].0 == c {
+                v = combine(v, entries[i].1);
+                i += 1;
+            }
+            if !(drop_zeros && v.is_zero()) {
+                out_cols.push(c);
+                out_vals.push(v);
+            }
+        }
+        writer.push_row(&out_cols, &out_vals)?;
+        if let Some(p) = progress {
+            if read - reported >= 1 << 20 {
+                reported = read;
+                p(OpProgress { phase, done: read, total });
+            }
+        }
+    }
+    Ok(read)
+}
