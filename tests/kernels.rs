@@ -188,7 +188,7 @@ fn wide_random_rows_take_the_prefetching_gather() {
     let mut bytes = std::fs::read(&indices).unwrap();
     bytes[40..44].copy_from_slice(&(cols as u32).to_le_bytes());
     std::fs::write(&indices, &bytes).unwrap();
-    let m = Matrix::open(&tmp.path().join("wide")).unwrap();
+    let m = Matrix::open(tmp.path().join("wide")).unwrap();
     let mut y = vec![0.0; 3_000];
     let err = Operator::new(&m, 0).unwrap().spmv(1.0, &x, 0.0, &mut y).unwrap_err();
     assert!(err.to_string().contains("outside the matrix"), "{err}");
