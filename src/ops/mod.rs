@@ -1,4 +1,4 @@
-//! Whole-matrix operations that write a new matrix: sparse times sparse ([`spgemm`]), transposition and
+//! Whole-matrix operations that write a new matrix: sparse times sparse ([`spgemm()`]), transposition and
 //! layout conversion ([`transpose`], [`convert`]), and the linear combination `alpha A + beta B`
 //! ([`add`]). Every one streams its inputs segment by segment and its output through the
 //! [`MatrixWriter`](crate::MatrixWriter), in memory bounded by [`OpOptions::memory_budget`], so inputs

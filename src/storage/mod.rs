@@ -82,7 +82,7 @@ impl MappedFile {
 
     /// Reads the whole file into the page cache and maps it into this process, blocking until done, so
     /// that later reads of the map neither wait for the disk nor take page faults: it touches one byte
-    /// per 4 KiB page, front to back. With the huge-page advice given at [`MappedFile::open`], the
+    /// per 4 KiB page, front to back. With the huge-page advice given at `MappedFile::open`, the
     /// kernel reads and maps 2 MiB at each fault; measured under a memory cap from a cold cache, this
     /// reads a segment about 3x faster than `MADV_POPULATE_READ` on 4 KiB pages (README, performance).
     pub fn populate(&self) {
