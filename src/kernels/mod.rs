@@ -6,10 +6,17 @@
 //! transposed times `x`. A *scatter* walks outer indices and adds each entry into the output element of
 //! its inner index (`y[inner] += A[outer, inner] x[outer]`): CSC times `x`, and CSR transposed times `x`.
 //!
-//! **Streaming.** Segments are visited in order; the next segment is mapped and announced to the kernel
-//! (`MADV_WILLNEED`, so its pages are read ahead) while the current one is computed, and a segment is
-//! unmapped as soon as it is done: at most two are mapped at a time, and the matrix is never copied into
-//! heap memory.
+//! **Streaming.** Segments are visited in order and never copied into heap memory. How their pages
+//! reach memory is an [`Operator`]'s [`CachePolicy`]:
+//! * `Managed` (the default): the leading segments that fit a resident budget stay mapped across
+//!   products; the rest stream through three threads: a reader maps the next segments and reads them
+//!   in whole (on 2 MiB folios, which reads a cold file about 3x faster than 4 KiB faults) up to
+//!   [`READ_AHEAD_SEGMENTS`] ahead, the rayon pool computes the current one, and a releaser unmaps each
+//!   computed segment and drops its pages from the page cache, so that a matrix larger than memory is
+//!   a cyclic scan that does not evict the resident part. At most `READ_AHEAD_SEGMENTS + 1` streamed
+//!   segments are mapped at once.
+//! * `Kernel`: everything is mapped with sequential advice and the kernel's LRU decides, as with
+//!   `numpy.memmap`: the baseline the managed policy is measured against (README, performance).
 //!
 //! **Parallelism.** Work inside a segment is split by nonzeros, not rows, on the ambient rayon pool, so
 //! a power-law row does not stall one thread. Gathers give each thread a disjoint range of `y`. Scatters
@@ -18,8 +25,9 @@
 //! given thread count (and a gather's are independent of it).
 //!
 //! **Safety on unverified matrices.** The kernels do not trust the arrays: row pointers are checked
-//! when a segment is mapped (O(rows)), and every inner index is looked up with a checked access; an
-//! index out of range makes the product fail with [`Error::Corrupt`](crate::Error::Corrupt) naming the segment, never a panic
+//! when a segment is mapped (O(rows)), and inner indices are checked before `x` or `y` is indexed by
+//! them (the gather checks the largest index of each block of about 2048 entries, then reads `x`
+//! unchecked inside the block; the scatter uses checked accesses); an index out of range makes the product fail with [`Error::Corrupt`](crate::Error::Corrupt) naming the segment, never a panic
 //! or an out-of-bounds read.
 
 mod spmv;
