@@ -621,6 +621,14 @@ fn gather_typed<I: Index, V: Scalar>(
             };
             update(o, s);
         }
+    } else if k == 2 {
+        return gather_fixed::<I, V, 2>(indptr, ix, vals, a, b, alpha, x, beta, out);
+    } else if k == 4 {
+        return gather_fixed::<I, V, 4>(indptr, ix, vals, a, b, alpha, x, beta, out);
+    } else if k == 8 {
+        return gather_fixed::<I, V, 8>(indptr, ix, vals, a, b, alpha, x, beta, out);
+    } else if k == 16 {
+        return gather_fixed::<I, V, 16>(indptr, ix, vals, a, b, alpha, x, beta, out);
     } else {
         let mut acc = vec![0.0; k];
         for (r, o) in (a..b).zip(out.chunks_exact_mut(k)) {
@@ -640,6 +648,62 @@ fn gather_typed<I: Index, V: Scalar>(
         }
     }
     ok
+}
+
+/// The gather for `K` columns known at compile time (the common widths of a block of vectors): the
+/// accumulator is a fixed array the compiler keeps in vector registers, and `X` is read unchecked after
+/// the same chunked index check as the one-column gather. Every element is accumulated in the same
+/// order as by the general loop, so results do not depend on which loop ran.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gather_fixed<I: Index, V: Scalar, const K: usize>(
+    indptr: &[u64],
+    ix: &[I],
+    vals: Option<&[V]>,
+    a: usize,
+    b: usize,
+    alpha: f64,
+    x: &[f64],
+    beta: f64,
+    out: &mut [f64],
+) -> bool {
+    let cols = x.len() / K;
+    let end_entry = indptr[b] as usize;
+    let mut checked = indptr[a] as usize;
+    for (w, o) in indptr[a..=b].windows(2).zip(out.chunks_exact_mut(K)) {
+        let (lo, hi) = (w[0] as usize, w[1] as usize);
+        if hi > checked {
+            let to = (checked + GATHER_BLOCK as usize).max(hi).min(end_entry);
+            let chunk = &ix[checked..to];
+            // As in the one-column gather: the bitwise or bounds the largest index from above.
+            let any = chunk.iter().fold(I::NONE, |o, &c| o | c);
+            if any.at() >= cols && chunk.iter().copied().max().is_some_and(|m| m.at() >= cols) {
+                return false;
+            }
+            checked = to;
+        }
+        let mut acc = [0.0f64; K];
+        let row = |c: I| {
+            // SAFETY: the row's entries lie in indptr[a]..checked, whose every index is below
+            // cols = x.len() / K, so c * K + K <= x.len().
+            unsafe { x.get_unchecked(c.at() * K..c.at() * K + K) }
+        };
+        match vals {
+            Some(v) => {
+                for (&c, &w) in ix[lo..hi].iter().zip(&v[lo..hi]) {
+                    let w = w.f64();
+                    acc.iter_mut().zip(row(c)).for_each(|(s, &xv)| *s += w * xv);
+                }
+            }
+            None => {
+                for &c in &ix[lo..hi] {
+                    acc.iter_mut().zip(row(c)).for_each(|(s, &xv)| *s += 1.0 * xv);
+                }
+            }
+        }
+        o.iter_mut().zip(&acc).for_each(|(y, &s)| *y = if beta == 0.0 { alpha * s } else { beta * *y + alpha * s });
+    }
+    true
 }
 
 fn scatter_segment(seg: &MappedSegment, x: &[f64], y_len: usize, k: usize, parts: &mut Vec<Vec<f64>>) -> Result<()> {
