@@ -18,7 +18,7 @@
 //! Each product command runs `--ooc-repeat` products (3): the first one is the cold product, the
 //! median of the others is the steady state of repeated products (PageRank, CG), where the managed
 //! policy keeps part of the matrix resident and the kernel's LRU re-reads everything. Peak memory is
-//! the cgroup's peak (page cache included) as memcap prints it.
+//! the cgroup's peak (page cache included) as memcap prints it, and the process's peak RSS.
 //!
 //! ```text
 //! cargo bench --bench spmv                               # in memory: Laplacian n = 3000 (45 M nnz), R-MAT scale 22
@@ -304,6 +304,7 @@ fn out_of_core(name: &str, dir: &Path, mmdir: &Path, cap: &str, rounds: usize, r
     let mut first: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
     let mut steady: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
     let mut peaks: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
+    let mut rss: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
     let mut nnz = f64::NAN;
     for _ in 0..rounds {
         evict(dir)?;
@@ -317,6 +318,7 @@ fn out_of_core(name: &str, dir: &Path, mmdir: &Path, cap: &str, rounds: usize, r
             first[t].push(all.first().copied().unwrap_or(f64::NAN));
             steady[t].push(spread(all.get(1..).unwrap_or(&[])).0);
             peaks[t].push(peak);
+            rss[t].push(f(&j["peak_rss_bytes"]));
             if t == 2 {
                 nnz = f(&j["nnz"]);
             }
@@ -334,7 +336,7 @@ fn out_of_core(name: &str, dir: &Path, mmdir: &Path, cap: &str, rounds: usize, r
                    "cold_seconds": med, "cold_min_seconds": min, "cold_max_seconds": max, "round_cold_seconds": first[t],
                    "cold_gb_per_s": bytes as f64 / med / 1e9,
                    "steady_seconds": steady_med, "steady_min_seconds": steady_min, "steady_max_seconds": steady_max,
-                   "peak_bytes_max": spread(&peaks[t]).2, "nnz": nnz})
+                   "peak_bytes_max": spread(&peaks[t]).2, "peak_rss_bytes_max": spread(&rss[t]).2, "nnz": nnz})
         );
     }
     println!(
