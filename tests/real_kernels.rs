@@ -52,7 +52,7 @@ fn python_or_skip() -> Option<String> {
         return Some(python);
     }
     assert!(
-        std::env::var("SPARSEDISK_REQUIRE_PYTHON").ok().is_none_or(|v| v != "1"),
+        std::env::var("SPARSEDISK_REQUIRE_PYTHON").as_deref() != Ok("1"),
         "SPARSEDISK_REQUIRE_PYTHON=1 but `{python}` lacks scipy/numpy"
     );
     eprintln!("real_kernels: SKIPPED: `{python}` lacks scipy/numpy");
@@ -94,7 +94,7 @@ fn import_as(mtx: &Path, out: &Path, layout: LayoutChoice) -> sparsedisk::Result
 fn products_on_real_matrices_equal_scipy() {
     let Some(datasets) = std::env::var_os("SPARSEDISK_REAL_DATASETS").filter(|v| !v.is_empty()) else {
         assert!(
-            std::env::var("SPARSEDISK_REQUIRE_DATASETS").ok().is_none_or(|v| v != "1"),
+            std::env::var("SPARSEDISK_REQUIRE_DATASETS").as_deref() != Ok("1"),
             "SPARSEDISK_REQUIRE_DATASETS=1 but SPARSEDISK_REAL_DATASETS is not set"
         );
         eprintln!("real_kernels: SKIPPED: SPARSEDISK_REAL_DATASETS is not set");
