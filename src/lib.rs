@@ -33,6 +33,7 @@
 
 #![warn(missing_docs)]
 
+pub mod algo;
 pub mod build;
 pub mod element;
 pub mod error;

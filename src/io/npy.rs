@@ -160,19 +160,9 @@ pub fn write_npy(path: &Path, data: &[f64], rows: usize, cols: Option<usize>) ->
         None => format!("({rows},)"),
         Some(c) => format!("({rows}, {c})"),
     };
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}");
-    // Magic (6) + version (2) + length (2) + header + newline, padded to a multiple of 64.
-    let total = (10 + header.len() + 1).next_multiple_of(64);
-    header.push_str(&" ".repeat(total - 10 - header.len() - 1));
-    header.push('\n');
     let mut file = AtomicFile::create(path)?;
     let w = file.writer();
-    let mut head = Vec::with_capacity(total);
-    head.extend_from_slice(MAGIC);
-    head.extend_from_slice(&[1, 0]);
-    head.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    head.extend_from_slice(header.as_bytes());
-    w.write_all(&head).map_err(|e| Error::io(path, "writing a .npy file", e))?;
+    w.write_all(&npy_header("<f8", &shape)).map_err(|e| Error::io(path, "writing a .npy file", e))?;
     for chunk in data.chunks(1 << 16) {
         let mut buf = Vec::with_capacity(chunk.len() * 8);
         for v in chunk {
@@ -181,6 +171,40 @@ pub fn write_npy(path: &Path, data: &[f64], rows: usize, cols: Option<usize>) ->
         w.write_all(&buf).map_err(|e| Error::io(path, "writing a .npy file", e))?;
     }
     file.commit(true)
+}
+
+/// Writes `data` as a 1-D `int64` `.npy` file, atomically (graph results: BFS levels, component
+/// labels).
+///
+/// # Errors
+///
+/// [`Error::Io`] on write failures.
+pub fn write_npy_i64(path: &Path, data: &[i64]) -> Result<()> {
+    let mut file = AtomicFile::create(path)?;
+    let w = file.writer();
+    w.write_all(&npy_header("<i8", &format!("({},)", data.len())))
+        .map_err(|e| Error::io(path, "writing a .npy file", e))?;
+    for chunk in data.chunks(1 << 16) {
+        let buf: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
+        w.write_all(&buf).map_err(|e| Error::io(path, "writing a .npy file", e))?;
+    }
+    file.commit(true)
+}
+
+/// The magic, version 1.0 and a header dictionary padded so that the data starts at a multiple of 64
+/// bytes.
+fn npy_header(descr: &str, shape: &str) -> Vec<u8> {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    // Magic (6) + version (2) + length (2) + header + newline, padded to a multiple of 64.
+    let total = (10 + header.len() + 1).next_multiple_of(64);
+    header.push_str(&" ".repeat(total - 10 - header.len() - 1));
+    header.push('\n');
+    let mut head = Vec::with_capacity(total);
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&[1, 0]);
+    head.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    head.extend_from_slice(header.as_bytes());
+    head
 }
 
 #[cfg(test)]

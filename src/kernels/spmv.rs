@@ -291,6 +291,36 @@ impl<'a> Operator<'a> {
     pub fn spmm(&self, alpha: f64, x: &[f64], beta: f64, y: &mut [f64], k: usize) -> Result<Product> {
         product(self, false, alpha, x, beta, y, k)
     }
+
+    /// `y = A x` and the dot product `w . y`, computed in the same pass: for a CSR matrix each task
+    /// multiplies its slice of `y` by `w` while the slice is still in cache (CG's `p . Ap` costs no
+    /// second pass over two vectors). The partial sums are added in task order, so the result is
+    /// deterministic for a given thread count.
+    ///
+    /// # Errors
+    ///
+    /// As [`spmv`]; [`Error::InvalidInput`] when `w` and `y` differ in length.
+    pub fn spmv_dot(&self, x: &[f64], y: &mut [f64], w: &[f64]) -> Result<(Product, f64)> {
+        if w.len() != y.len() {
+            return Err(Error::invalid(format!("w has {} elements, y {}", w.len(), y.len())));
+        }
+        let mut dot = 0.0;
+        let stats = product_with_dot(self, false, 1.0, x, 0.0, y, 1, Some((w, &mut dot)))?;
+        Ok((stats, dot))
+    }
+
+    /// Visits every segment in order under the operator's cache policy, as the products do
+    /// (resident segments as they are, the others read ahead by a reader thread and released after
+    /// the visit). Row pointers are checked before a segment is visited; inner indices are not: the
+    /// visitor must check them before using them as positions. For algorithms that need a pass over
+    /// the stored entries other than a product (graph traversals, connected components).
+    ///
+    /// # Errors
+    ///
+    /// What `visit` returns; [`Error::Io`] or [`Error::Corrupt`] when a segment cannot be mapped.
+    pub fn for_each_segment(&self, visit: impl FnMut(&MappedSegment) -> Result<()>) -> Result<()> {
+        stream(self, visit)
+    }
 }
 
 /// `y = alpha * A * x + beta * y`.
@@ -338,6 +368,21 @@ fn product(
     y: &mut [f64],
     k: usize,
 ) -> Result<Product> {
+    product_with_dot(op, transpose, alpha, x, beta, y, k, None)
+}
+
+/// [`product`], optionally also computing `w . y` into `dot` (`k == 1` only).
+#[allow(clippy::too_many_arguments)]
+fn product_with_dot(
+    op: &Operator<'_>,
+    transpose: bool,
+    alpha: f64,
+    x: &[f64],
+    beta: f64,
+    y: &mut [f64],
+    k: usize,
+    mut dot: Option<(&[f64], &mut f64)>,
+) -> Result<Product> {
     if k == 0 {
         return Err(Error::invalid("a product needs at least one column (k >= 1)"));
     }
@@ -365,7 +410,11 @@ fn product(
         stats.bytes += seg.payload_bytes();
         stats.nnz += seg.nnz();
         if gather {
-            gather_segment(seg, alpha, x, beta, y, k)
+            let partial = gather_segment(seg, alpha, x, beta, y, k, dot.as_ref().map(|(w, _)| *w))?;
+            if let Some((_, total)) = dot.as_mut() {
+                **total += partial;
+            }
+            Ok(())
         } else {
             scatter_segment(seg, x, y_len as usize * k, k, &mut scatter_parts)
         }
@@ -383,6 +432,15 @@ fn product(
                 *v = if beta == 0.0 { alpha * s } else { beta * *v + alpha * s };
             }
         });
+        if let Some((w, total)) = dot {
+            // Chunks of a fixed size summed in order: the same result on any thread count.
+            let partials: Vec<f64> = y
+                .par_chunks(1 << 14)
+                .zip(w.par_chunks(1 << 14))
+                .map(|(a, b)| a.iter().zip(b).map(|(u, v)| u * v).sum::<f64>())
+                .collect();
+            *total = partials.iter().sum();
+        }
     }
     Ok(stats)
 }
@@ -485,7 +543,17 @@ fn pieces(indptr: &[u64], parts: usize) -> Vec<(usize, usize)> {
     out
 }
 
-fn gather_segment(seg: &MappedSegment, alpha: f64, x: &[f64], beta: f64, y: &mut [f64], k: usize) -> Result<()> {
+/// Gathers one segment into its band of `y`; with `dot_with`, returns the band's `w . y` (summed per
+/// task, in task order), else 0.
+fn gather_segment(
+    seg: &MappedSegment,
+    alpha: f64,
+    x: &[f64],
+    beta: f64,
+    y: &mut [f64],
+    k: usize,
+    dot_with: Option<&[f64]>,
+) -> Result<f64> {
     let indptr = seg.indptr();
     let start = seg.start() as usize;
     let band = indptr.len() - 1;
@@ -502,11 +570,21 @@ fn gather_segment(seg: &MappedSegment, alpha: f64, x: &[f64], beta: f64, y: &mut
         rest = tail;
         at = b;
     }
-    let bad = slices.into_par_iter().map(|((a, b), out)| gather_rows(seg, a, b, alpha, x, beta, out, k)).any(|ok| !ok);
-    if bad {
+    let results: Vec<(bool, f64)> = slices
+        .into_par_iter()
+        .map(|((a, b), out)| {
+            let ok = gather_rows(seg, a, b, alpha, x, beta, out, k);
+            let partial = match dot_with {
+                Some(w) if ok => out.iter().zip(&w[start + a..start + b]).map(|(u, v)| u * v).sum(),
+                _ => 0.0,
+            };
+            (ok, partial)
+        })
+        .collect();
+    if results.iter().any(|&(ok, _)| !ok) {
         return Err(corrupt(seg, "an index lies outside the matrix"));
     }
-    Ok(())
+    Ok(results.iter().map(|&(_, p)| p).sum())
 }
 
 /// Gathers band-local rows `a..b` into `out` (`out = alpha * rows + beta * out`); false when an index
@@ -729,6 +807,31 @@ fn scatter_segment(seg: &MappedSegment, x: &[f64], y_len: usize, k: usize, parts
 
 /// Scatters band-local outer indices `a..b` into `part`; false when an index is out of range.
 fn scatter_rows(seg: &MappedSegment, start: usize, a: usize, b: usize, x: &[f64], part: &mut [f64], k: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2 (checked just above).
+        return unsafe { scatter_rows_avx2(seg, start, a, b, x, part, k) };
+    }
+    let indptr = seg.indptr();
+    dispatch!(seg, |ix, vals| scatter_typed(indptr, ix, vals, start, a, b, x, part, k))
+}
+
+/// [`scatter_rows`] compiled for AVX2, chosen at run time (see [`gather_rows_avx2`]).
+///
+/// # Safety
+///
+/// The processor supports AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scatter_rows_avx2(
+    seg: &MappedSegment,
+    start: usize,
+    a: usize,
+    b: usize,
+    x: &[f64],
+    part: &mut [f64],
+    k: usize,
+) -> bool {
     let indptr = seg.indptr();
     dispatch!(seg, |ix, vals| scatter_typed(indptr, ix, vals, start, a, b, x, part, k))
 }
@@ -778,20 +881,54 @@ fn scatter_typed<I: Index, V: Scalar>(
     k: usize,
 ) -> bool {
     let mut ok = true;
+    if k == 1 {
+        // As the gather: indices checked in chunks that follow the entries (a bitwise or bounds
+        // them), then `part` written unchecked, with its lines prefetched ahead where a chunk's
+        // indices spread wide (a graph's transposed product writes at random).
+        let Some(xs) = x.get(start + a..start + b) else { return false };
+        let end_entry = indptr[b] as usize;
+        let mut checked = indptr[a] as usize;
+        let mut prefetch = false;
+        for (w, &xv) in indptr[a..=b].windows(2).zip(xs) {
+            let (lo, hi) = (w[0] as usize, w[1] as usize);
+            if hi > checked {
+                let to = (checked + GATHER_BLOCK as usize).max(hi).min(end_entry);
+                let chunk = &ix[checked..to];
+                let (any, all) = chunk.iter().fold((I::NONE, I::ALL), |(o, n), &c| (o | c, n & c));
+                if any.at() >= part.len() && chunk.iter().copied().max().is_some_and(|m| m.at() >= part.len()) {
+                    return false;
+                }
+                prefetch = (any ^ all).at() >= 2 * PREFETCH_SPAN;
+                checked = to;
+            }
+            if prefetch {
+                let ahead = (lo + PREFETCH_AHEAD).min(end_entry)..(hi + PREFETCH_AHEAD).min(end_entry);
+                ix[ahead].iter().for_each(|&c| prefetch_read(part, c.at()));
+            }
+            // SAFETY: the row's entries lie in indptr[a]..checked, whose every index was checked
+            // below part.len().
+            unsafe {
+                match vals {
+                    Some(v) => {
+                        for (&c, &wv) in ix[lo..hi].iter().zip(&v[lo..hi]) {
+                            *part.get_unchecked_mut(c.at()) += wv.f64() * xv;
+                        }
+                    }
+                    None => {
+                        for &c in &ix[lo..hi] {
+                            *part.get_unchecked_mut(c.at()) += 1.0 * xv;
+                        }
+                    }
+                }
+            }
+        }
+        return true;
+    }
     for r in a..b {
         let o = start + r;
         let Some(xr) = x.get(o * k..o * k + k) else { return false };
         let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
-        if k == 1 {
-            let xv = xr[0];
-            for (j, &c) in (lo..hi).zip(&ix[lo..hi]) {
-                let w = vals.map_or(1.0, |v| v[j].f64());
-                match part.get_mut(c.at()) {
-                    Some(y) => *y += w * xv,
-                    None => ok = false,
-                }
-            }
-        } else {
+        {
             for (j, &c) in (lo..hi).zip(&ix[lo..hi]) {
                 let i = c.at();
                 let w = vals.map_or(1.0, |v| v[j].f64());

@@ -39,6 +39,14 @@ pub enum Command {
     Convert(crate::ops::ConvertArgs),
     /// C = alpha A + beta B (same shape), streaming.
     Add(crate::ops::AddArgs),
+    /// PageRank of a graph (entry (i, j): edge i -> j), by power iteration, out of core.
+    Pagerank(crate::algo::PagerankArgs),
+    /// Breadth-first search: hop distance of every vertex from a source.
+    Bfs(crate::algo::BfsArgs),
+    /// Weakly connected components (labels: smallest vertex of each component).
+    Components(crate::algo::ComponentsArgs),
+    /// Solve A x = b by conjugate gradients (A symmetric positive definite), out of core.
+    Cg(crate::algo::CgArgs),
     /// Print a matrix's shape, nnz, types, segments and bytes on disk.
     Info(InfoArgs),
     /// Check every checksum and every structural invariant of a matrix (O(nnz)).
@@ -142,6 +150,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Transpose(args) => crate::ops::run_transpose(args, quiet),
         Command::Convert(args) => crate::ops::run_convert(args, quiet),
         Command::Add(args) => crate::ops::run_add(args, quiet),
+        Command::Pagerank(args) => crate::algo::run_pagerank(args, quiet),
+        Command::Bfs(args) => crate::algo::run_bfs(args, quiet),
+        Command::Components(args) => crate::algo::run_components(args, quiet),
+        Command::Cg(args) => crate::algo::run_cg(args, quiet),
         Command::Verify(args) => crate::verify::run(args, quiet),
         Command::Export(args) => crate::export::run(args, quiet),
     }

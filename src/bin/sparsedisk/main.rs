@@ -1,5 +1,6 @@
 //! The `sparsedisk` command: a thin layer over the library's public API.
 
+mod algo;
 mod cli;
 mod demo;
 mod export;

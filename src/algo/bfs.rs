@@ -1,0 +1,158 @@
+//! Breadth-first search: hop distances from a source along the stored edges.
+
+use super::{operator, require_square, Iteration};
+use crate::element::Indices;
+use crate::error::{Error, Result};
+use crate::format::Layout;
+use crate::matrix::Matrix;
+use crate::segment::MappedSegment;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Instant;
+
+/// What [`bfs`] computed.
+#[derive(Debug, Clone)]
+pub struct BfsResult {
+    /// Hop distance of each vertex from the source; -1 where it cannot be reached.
+    pub levels: Vec<i64>,
+    /// The largest level reached (0 when only the source is).
+    pub depth: usize,
+    /// Vertices reached, the source included.
+    pub reached: u64,
+}
+
+/// Level-synchronous breadth-first search from `source` along the edges `i -> j` of the stored
+/// entries `(i, j)` (values are ignored).
+///
+/// On a CSR matrix each level reads only the rows of its frontier ("push"), segment by segment in
+/// order, in parallel over the frontier; on a CSC matrix each level makes one streamed pass over the
+/// columns not yet reached and looks for a parent in the frontier ("pull"), under the cache policy of
+/// an [`Operator`](crate::kernels::Operator) with `resident_bytes` (`None`: the default budget).
+/// Levels are exact whatever the thread count.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] for a matrix that is not square or a source outside it;
+/// [`Error::Corrupt`] for an index outside the matrix; [`Error::Io`].
+pub fn bfs(
+    matrix: &Matrix,
+    source: u64,
+    resident_bytes: Option<u64>,
+    progress: &mut dyn FnMut(&Iteration),
+) -> Result<BfsResult> {
+    let n = require_square(matrix, "BFS", false)?;
+    if source >= n as u64 {
+        return Err(Error::invalid(format!("the source {source} lies outside the {n} x {n} matrix")));
+    }
+    let levels: Vec<AtomicI64> = (0..n).map(|_| AtomicI64::new(-1)).collect();
+    levels[source as usize].store(0, Ordering::Relaxed);
+    let mut frontier = vec![source];
+    let mut reached = 1u64;
+    let mut depth = 0usize;
+    let op = if matrix.layout() == Layout::Csc { Some(operator(matrix, resident_bytes, 1)?) } else { None };
+    while !frontier.is_empty() {
+        let started = Instant::now();
+        let next_level = depth as i64 + 1;
+        let mut next = match &op {
+            None => push_level(matrix, &frontier, &levels, next_level)?,
+            Some(op) => {
+                let mut found = Vec::new();
+                op.for_each_segment(|seg| pull_segment(seg, &levels, next_level, &mut found))?;
+                found
+            }
+        };
+        next.par_sort_unstable();
+        if next.is_empty() {
+            break;
+        }
+        depth += 1;
+        reached += next.len() as u64;
+        progress(&Iteration { iteration: depth, figure: next.len() as f64, seconds: started.elapsed().as_secs_f64() });
+        frontier = next;
+    }
+    Ok(BfsResult { levels: levels.into_iter().map(AtomicI64::into_inner).collect(), depth, reached })
+}
+
+fn corrupt_index(seg: &MappedSegment) -> Error {
+    Error::corrupt(seg.path(), "an index lies outside the matrix (run `sparsedisk verify` on the matrix)")
+}
+
+/// One push level over a CSR matrix: the unreached targets of the frontier's rows (sorted frontier).
+fn push_level(matrix: &Matrix, frontier: &[u64], levels: &[AtomicI64], level: i64) -> Result<Vec<u64>> {
+    let mut next = Vec::new();
+    let mut at = 0;
+    for (s, entry) in matrix.segments().iter().enumerate() {
+        let from = at + frontier[at..].partition_point(|&v| v < entry.start);
+        let to = from + frontier[from..].partition_point(|&v| v < entry.end);
+        at = to;
+        if from == to {
+            continue;
+        }
+        let seg = matrix.map_segment(s)?;
+        seg.check_row_pointers()?;
+        let indptr = seg.indptr();
+        let found: Result<Vec<Vec<u64>>> = frontier[from..to]
+            .par_chunks(256)
+            .map(|rows| {
+                let mut mine = Vec::new();
+                for &v in rows {
+                    let r = (v - entry.start) as usize;
+                    let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
+                    for k in lo..hi {
+                        let j = seg.indices().get(k);
+                        let target = levels.get(j as usize).ok_or_else(|| corrupt_index(&seg))?;
+                        if target.compare_exchange(-1, level, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+                            mine.push(j);
+                        }
+                    }
+                }
+                Ok(mine)
+            })
+            .collect();
+        found?.into_iter().for_each(|mut v| next.append(&mut v));
+    }
+    Ok(next)
+}
+
+/// One pull level over a band of columns: each unreached column with a stored row in the frontier
+/// (level `level - 1`) gets `level`.
+fn pull_segment(seg: &MappedSegment, levels: &[AtomicI64], level: i64, found: &mut Vec<u64>) -> Result<()> {
+    let indptr = seg.indptr();
+    let start = seg.start();
+    let band = indptr.len() - 1;
+    let chunks: Result<Vec<Vec<u64>>> = (0..band.div_ceil(1024))
+        .into_par_iter()
+        .map(|c| {
+            let mut mine = Vec::new();
+            for col in c * 1024..((c + 1) * 1024).min(band) {
+                let j = start + col as u64;
+                let Some(target) = levels.get(j as usize) else { return Err(corrupt_index(seg)) };
+                if target.load(Ordering::Relaxed) != -1 {
+                    continue;
+                }
+                let (lo, hi) = (indptr[col] as usize, indptr[col + 1] as usize);
+                let parent = match seg.indices() {
+                    Indices::U32(ix) => any_at_level(ix[lo..hi].iter().map(|&i| i as u64), levels, level - 1),
+                    Indices::U64(ix) => any_at_level(ix[lo..hi].iter().copied(), levels, level - 1),
+                };
+                if parent.ok_or_else(|| corrupt_index(seg))? {
+                    target.store(level, Ordering::Relaxed);
+                    mine.push(j);
+                }
+            }
+            Ok(mine)
+        })
+        .collect();
+    chunks?.into_iter().for_each(|mut v| found.append(&mut v));
+    Ok(())
+}
+
+/// Whether some index in `rows` has level `level`; `None` for an index outside `levels`.
+fn any_at_level(rows: impl Iterator<Item = u64>, levels: &[AtomicI64], level: i64) -> Option<bool> {
+    for i in rows {
+        if levels.get(i as usize)?.load(Ordering::Relaxed) == level {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
