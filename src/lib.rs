@@ -11,6 +11,9 @@
 //! * [`MatrixWriter`]: the one streaming writer every producer of matrices uses.
 //! * [`gen`]: deterministic generators (Laplacians, banded matrices) that stream into the writer.
 //! * [`io`]: Matrix Market export.
+//! * [`kernels`]: streaming SpMV, transposed SpMV and SpMM, in core and out of core.
+//! * [`ops`]: SpGEMM, transpose / layout conversion and add, writing new matrices out of core.
+//! * [`algo`]: PageRank, BFS, connected components and conjugate gradients over matrices on disk.
 //!
 //! ```
 //! use sparsedisk::{gen::{generate, Generator}, io::mtx::write_matrix_market, Layout, Matrix, WriterOptions};

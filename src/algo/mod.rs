@@ -1,7 +1,7 @@
 //! Graph and PDE algorithms over matrices on disk: [`pagerank()`], breadth-first search ([`bfs()`]),
 //! weakly connected components ([`components()`]) and the conjugate gradient method ([`cg()`]).
 //!
-//! Each streams the matrix through an [`Operator`](crate::kernels::Operator), so it runs out of core
+//! Each streams the matrix through an [`Operator`], so it runs out of core
 //! under the same page-cache policy as the products: a resident part kept across iterations, the rest
 //! read ahead and released. Vectors (ranks, levels, labels, the CG vectors) are held in memory: `n`
 //! elements each, small beside the matrix for the matrices this library is for.
