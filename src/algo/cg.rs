@@ -56,7 +56,8 @@ pub struct CgResult {
 ///
 /// Each iteration is one streamed product `q = A p` with `p . q` computed in the same pass
 /// ([`Operator::spmv_dot`](crate::kernels::Operator::spmv_dot)), then one vector loop that updates `x`
-/// and `r`, applies the preconditioner and forms `r . r` and `r . z`, then `p = z + beta p`. When the
+/// and `r` and forms `r . r` (with Jacobi, one more forms `z = M^-1 r` and `r . z`), then
+/// `p = z + beta p`. Vectors: `x`, `r`, `p`, `q` (and `z` with Jacobi) besides `b`. When the
 /// recurrence's residual meets `tol`, the true residual `b - A x` is computed (one more product): if it
 /// meets `tol` too the solve ends, otherwise CG restarts from it (rounding can make the two drift
 /// apart). `progress` hears each iteration's recurrence residual.
@@ -88,9 +89,15 @@ pub fn cg(matrix: &Matrix, b: &[f64], options: &CgOptions, progress: &mut dyn Fn
     };
     let mut r = dense_vector(n);
     r.copy_from_slice(b);
-    let mut z = dense_vector(n);
+    // Without a preconditioner z is r: no fifth vector (out of core, vectors compete with the
+    // matrix's pages for the memory budget).
+    let mut z = match &inv_diag {
+        Some(_) => dense_vector(n),
+        None => Vec::new(),
+    };
     let mut rz = precondition(&r, &mut z, inv_diag.as_deref());
-    let mut p = z.clone();
+    let mut p = dense_vector(n);
+    p.copy_from_slice(if inv_diag.is_some() { &z } else { &r });
     let mut q = dense_vector(n);
     let mut iterations = 0;
     loop {
@@ -114,27 +121,28 @@ pub fn cg(matrix: &Matrix, b: &[f64], options: &CgOptions, progress: &mut dyn Fn
             )));
         }
         let alpha = rz / pq;
-        // x += alpha p; r -= alpha q; z = M^-1 r; and r . r, r . z: one pass.
-        let parts: Vec<(f64, f64)> = x
+        // x += alpha p; r -= alpha q; r . r: one pass (then z = M^-1 r and r . z with Jacobi).
+        let rr: f64 = x
             .par_chunks_mut(CHUNK)
             .zip(r.par_chunks_mut(CHUNK))
-            .zip(z.par_chunks_mut(CHUNK))
             .enumerate()
-            .map(|(c, ((xc, rc), zc))| {
+            .map(|(c, (xc, rc))| {
                 let at = c * CHUNK;
-                let (mut rr, mut rzc) = (0.0, 0.0);
+                let mut rr = 0.0;
                 for i in 0..xc.len() {
                     xc[i] += alpha * p[at + i];
                     rc[i] -= alpha * q[at + i];
-                    zc[i] = inv_diag.as_ref().map_or(rc[i], |d| rc[i] * d[at + i]);
                     rr += rc[i] * rc[i];
-                    rzc += rc[i] * zc[i];
                 }
-                (rr, rzc)
+                rr
             })
-            .collect();
-        let rr: f64 = parts.iter().map(|t| t.0).sum();
-        let rz_next: f64 = parts.iter().map(|t| t.1).sum();
+            .collect::<Vec<f64>>()
+            .iter()
+            .sum();
+        let rz_next = match &inv_diag {
+            Some(d) => precondition(&r, &mut z, Some(d)),
+            None => rr,
+        };
         let estimate = rr.sqrt() / b_norm;
         progress(&Iteration { iteration: iterations, figure: estimate, seconds: started.elapsed().as_secs_f64() });
         if estimate <= options.tol {
@@ -145,24 +153,27 @@ pub fn cg(matrix: &Matrix, b: &[f64], options: &CgOptions, progress: &mut dyn Fn
             // The recurrence drifted from the truth: restart from the true residual (left in q).
             r.copy_from_slice(&q);
             rz = precondition(&r, &mut z, inv_diag.as_deref());
-            p.copy_from_slice(&z);
+            p.copy_from_slice(if inv_diag.is_some() { &z } else { &r });
             continue;
         }
         let beta = rz_next / rz;
         rz = rz_next;
-        p.par_chunks_mut(CHUNK).zip(z.par_chunks(CHUNK)).for_each(|(pc, zc)| {
+        let z_or_r = if inv_diag.is_some() { &z } else { &r };
+        p.par_chunks_mut(CHUNK).zip(z_or_r.par_chunks(CHUNK)).for_each(|(pc, zc)| {
             pc.iter_mut().zip(zc).for_each(|(pv, &zv)| *pv = zv + beta * *pv);
         });
     }
 }
 
-/// `z = M^-1 r`; returns `r . z`.
+/// `z = M^-1 r` (nothing without a preconditioner: `z` is `r`); returns `r . z`.
 fn precondition(r: &[f64], z: &mut [f64], inv_diag: Option<&[f64]>) -> f64 {
     match inv_diag {
-        None => z.copy_from_slice(r),
-        Some(d) => z.par_iter_mut().zip(r.par_iter().zip(d)).for_each(|(zv, (rv, dv))| *zv = rv * dv),
+        None => chunked_sum(r.len(), |range| r[range].iter().map(|a| a * a).sum()),
+        Some(d) => {
+            z.par_iter_mut().zip(r.par_iter().zip(d)).for_each(|(zv, (rv, dv))| *zv = rv * dv);
+            chunked_sum(r.len(), |range| r[range.clone()].iter().zip(&z[range]).map(|(a, b)| a * b).sum())
+        }
     }
-    chunked_sum(r.len(), |range| r[range.clone()].iter().zip(&z[range]).map(|(a, b)| a * b).sum())
 }
 
 /// `||b - A x||`, leaving `b - A x` in `scratch`.

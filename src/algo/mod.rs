@@ -9,8 +9,8 @@
 //! **One pass over the matrix per iteration**, and what can be fused into it is: PageRank's
 //! normalisation, dangling mass and convergence test ride on the single vector loop that follows
 //! its product; CG's `p . Ap` is computed while each band of `Ap` is still in cache
-//! ([`Operator::spmv_dot`](crate::kernels::Operator::spmv_dot)), and its vector updates, residual norm
-//! and preconditioner application share one loop. Connected components take one pass in all
+//! ([`Operator::spmv_dot`](crate::kernels::Operator::spmv_dot)), and its updates of `x` and `r` and
+//! the residual norm share one loop. Connected components take one pass in all
 //! (union-find); a BFS level reads only the rows of its frontier (CSR) or makes one pass (CSC).
 //!
 //! **Determinism.** Reductions over vectors use chunks of a fixed size ([`CHUNK`]) summed in order, so
