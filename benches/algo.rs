@@ -1,0 +1,301 @@
+//! # `algo`: PageRank and CG against scipy, in memory and out of core
+//!
+//! **In memory** (files in the page cache), `--rounds` rounds alternating the tools:
+//! `sparsedisk pagerank` against `anchors.py pagerank` (scipy, the same definition) on a shuffled
+//! R-MAT graph, and `sparsedisk cg` against `anchors.py cg` (`scipy.sparse.linalg.cg`) on a 3-D
+//! Laplacian, both with the same tolerance. Reported per tool: the whole run (median, min, max over
+//! rounds), iterations, and seconds per iteration. scipy's CG reports no iteration count; plain CG
+//! from `x = 0` runs the same iterations in exact arithmetic, so its time per iteration is taken over
+//! ours (the final residuals are printed to compare). Both totals include each tool's set-up (scipy:
+//! the transpose PageRank needs; sparsedisk: the out-weights product, mapping the matrix).
+//!
+//! **Out of core** (`--ooc`): the same commands of sparsedisk under `../shared/tools/memcap` with a
+//! cap below the matrix's size, from a cold cache (`../shared/tools/evict`), against scipy in memory
+//! and uncapped (it cannot run under the cap: the matrix alone exceeds it).
+//!
+//! ```text
+//! cargo bench --bench algo                  # in memory: PageRank on R-MAT 22, CG on a 3-D Laplacian n = 100
+//! cargo bench --bench algo -- --ooc         # and out of core: PageRank on R-MAT 22 under 512M, CG on n = 200 under 600M
+//! cargo test --bench algo                   # smoke: small matrices, one round
+//! ```
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn python() -> String {
+    std::env::var("SPARSEDISK_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn shared_tool(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools").join(name)
+}
+
+fn has_scipy() -> bool {
+    shared_tool("anchors/anchors.py").exists()
+        && Command::new(python())
+            .args(["-c", "import scipy, fast_matrix_market"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+/// Runs `cmd`; returns its last stdout line as JSON and its stderr.
+fn run_json(cmd: &mut Command, what: &str) -> Result<(Value, String), String> {
+    let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        return Err(format!("{what} failed ({}): {stderr}", out.status));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().ok_or(format!("{what} printed nothing"))?;
+    Ok((serde_json::from_str(line).map_err(|e| format!("{what}: {e}: {line}"))?, stderr))
+}
+
+fn sparsedisk() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
+}
+
+fn anchors(args: &[&str], file: &Path) -> Command {
+    let mut c = Command::new(python());
+    c.arg(shared_tool("anchors/anchors.py")).arg(args[0]).arg(file).args(&args[1..]);
+    c
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+fn spread(xs: &[f64]) -> (f64, f64, f64) {
+    let mut s: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    if s.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    s.sort_by(f64::total_cmp);
+    (s[s.len() / 2], s[0], s[s.len() - 1])
+}
+
+/// A generated matrix and its Matrix Market file.
+fn generated(data: &Path, name: &str, args: &[&str]) -> Result<(PathBuf, PathBuf), String> {
+    let dir = data.join(name);
+    let mtx = data.join(format!("{name}.mtx"));
+    if sparsedisk::Matrix::open(&dir).is_err() {
+        run_json(sparsedisk().arg("generate").args(args).args(["--force", "--json", "-o"]).arg(&dir), "generate")?;
+    }
+    if !mtx.exists() {
+        let st = sparsedisk()
+            .args(["export", "--force"])
+            .arg(&dir)
+            .arg("-o")
+            .arg(&mtx)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !st.success() {
+            return Err("export failed".into());
+        }
+    }
+    Ok((dir, mtx))
+}
+
+fn rmat(data: &Path, scale: &str) -> Result<(PathBuf, PathBuf), String> {
+    let mtx = data.join(format!("rmat{scale}-shuffled.mtx"));
+    let dir = data.join(format!("rmat{scale}"));
+    if !mtx.exists() {
+        run_json(
+            Command::new(python()).arg(shared_tool("anchors/anchors.py")).args(["gen", "rmat"]).arg(&mtx).args([
+                "--scale",
+                scale,
+                "--edge-factor",
+                "16",
+                "--seed",
+                "1",
+                "--shuffle",
+            ]),
+            "anchors.py gen rmat",
+        )?;
+    }
+    if sparsedisk::Matrix::open(&dir).is_err() {
+        run_json(sparsedisk().arg("import").arg(&mtx).arg("-o").arg(&dir).args(["--force", "--json"]), "import")?;
+    }
+    Ok((dir, mtx))
+}
+
+/// One algorithm: ours (optionally under a cap, cold) against scipy's, `rounds` times alternating.
+struct Case<'a> {
+    name: &'a str,
+    algorithm: &'a str,
+    dir: PathBuf,
+    mtx: PathBuf,
+    /// Extra arguments of ours (after `ALGO DIR -o OUT --json`).
+    ours: Vec<&'a str>,
+    /// Extra arguments of anchors.py (after `ALGO FILE`).
+    theirs: Vec<&'a str>,
+    /// `Some(cap)`: ours runs under memcap from a cold cache.
+    cap: Option<&'a str>,
+}
+
+fn run_case(case: &Case<'_>, rounds: usize, scipy: bool, mode: &str, out: &Path) -> Result<(), String> {
+    let (mut ours_s, mut ours_it, mut theirs_s, mut peaks, mut rss) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut ours_figure = f64::NAN;
+    let mut theirs_json = Value::Null;
+    for _ in 0..rounds {
+        let mut cmd = match case.cap {
+            Some(cap) => {
+                let st = Command::new(python())
+                    .arg(shared_tool("evict"))
+                    .arg(&case.dir)
+                    .output()
+                    .map_err(|e| e.to_string())?;
+                if !st.status.success() {
+                    return Err("evict failed".into());
+                }
+                let mut c = Command::new(shared_tool("memcap"));
+                c.arg(cap).arg(env!("CARGO_BIN_EXE_sparsedisk"));
+                c
+            }
+            None => sparsedisk(),
+        };
+        cmd.arg(case.algorithm).arg(&case.dir).arg("-o").arg(out).arg("--json").args(&case.ours);
+        let (j, stderr) = run_json(&mut cmd, case.algorithm)?;
+        ours_s.push(f(&j["seconds"]));
+        ours_it.push(f(&j["iterations"]));
+        ours_figure = f(&j[if case.algorithm == "cg" { "residual" } else { "delta" }]);
+        rss.push(f(&j["peak_rss_bytes"]));
+        if let Some(line) = stderr.lines().find(|l| l.starts_with("memcap:")) {
+            let peak = line.split_whitespace().find_map(|w| w.strip_prefix("peak=")).and_then(|v| v.parse().ok());
+            peaks.push(peak.unwrap_or(f64::NAN));
+            if !line.contains("failcnt=0") {
+                eprintln!("algo bench: {}: the cgroup hit its limit ({line})", case.name);
+            }
+        }
+        if scipy {
+            let args: Vec<&str> = std::iter::once(case.algorithm).chain(case.theirs.iter().copied()).collect();
+            let (t, _) = run_json(&mut anchors(&args, &case.mtx), "anchors.py")?;
+            theirs_s.push(f(&t["seconds"]));
+            theirs_json = t;
+        }
+    }
+    let (med, min, max) = spread(&ours_s);
+    let iterations = spread(&ours_it).0;
+    println!(
+        "{}",
+        json!({"bench": "algo", "mode": mode, "matrix": case.name, "algorithm": case.algorithm,
+               "tool": "sparsedisk", "cap": case.cap, "seconds": med, "min_seconds": min, "max_seconds": max,
+               "iterations": iterations, "seconds_per_iteration": med / iterations,
+               "final_figure": ours_figure, "peak_bytes_max": spread(&peaks).2, "peak_rss_bytes_max": spread(&rss).2})
+    );
+    if scipy {
+        let (t_med, t_min, t_max) = spread(&theirs_s);
+        // scipy's PageRank reports its iterations; its CG does not (see the module docs).
+        let t_iter = theirs_json.get("iterations").map(f).unwrap_or(iterations);
+        println!(
+            "{}",
+            json!({"bench": "algo", "mode": mode, "matrix": case.name, "algorithm": case.algorithm,
+                   "tool": "scipy (in memory, uncapped)", "seconds": t_med, "min_seconds": t_min,
+                   "max_seconds": t_max, "iterations": t_iter, "seconds_per_iteration": t_med / t_iter,
+                   "final_figure": theirs_json.get("relres").cloned().unwrap_or(Value::Null)})
+        );
+        println!(
+            "{}",
+            json!({"bench": "algo", "mode": mode, "matrix": case.name, "algorithm": case.algorithm, "cap": case.cap,
+                   "time_per_iteration_ours_over_scipy": (med / iterations) / (t_med / t_iter),
+                   "speedup": t_med / med})
+        );
+    }
+    Ok(())
+}
+
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    let full = args.iter().any(|a| a == "--bench");
+    let ooc = args.iter().any(|a| a == "--ooc");
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1))
+        .map_or(Ok(if full { 3 } else { 1 }), |v| v.parse::<usize>())
+        .map_err(|e| e.to_string())?;
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+    let out = data.join("algo-result.npy");
+    let scipy = has_scipy();
+    if !scipy {
+        eprintln!("algo bench: python with scipy and fast_matrix_market not found: the anchors are skipped");
+    }
+    let mode = if full { "full" } else { "smoke" };
+    let mut cases = Vec::new();
+    if full {
+        if scipy {
+            let (dir, mtx) = rmat(&data, "22")?;
+            cases.push(Case {
+                name: "rmat scale 22",
+                algorithm: "pagerank",
+                dir,
+                mtx,
+                ours: vec!["--tol", "1e-8"],
+                theirs: vec!["--tol", "1e-8"],
+                cap: None,
+            });
+        }
+        let (dir, mtx) = generated(&data, "lap3d-100", &["laplace3d", "--n", "100"])?;
+        cases.push(Case {
+            name: "laplace3d n=100",
+            algorithm: "cg",
+            dir,
+            mtx,
+            ours: vec!["--tol", "1e-6"],
+            theirs: vec!["--tol", "1e-6"],
+            cap: None,
+        });
+        if ooc {
+            if scipy {
+                let (dir, mtx) = rmat(&data, "22")?;
+                cases.push(Case {
+                    name: "rmat scale 22",
+                    algorithm: "pagerank",
+                    dir,
+                    mtx,
+                    ours: vec!["--tol", "1e-8"],
+                    theirs: vec!["--tol", "1e-8"],
+                    cap: Some("512M"),
+                });
+            }
+            let (dir, mtx) = generated(&data, "lap3d-200", &["laplace3d", "--n", "200"])?;
+            cases.push(Case {
+                name: "laplace3d n=200",
+                algorithm: "cg",
+                dir,
+                mtx,
+                ours: vec!["--tol", "1e-2"],
+                theirs: vec!["--tol", "1e-2"],
+                cap: Some("600M"),
+            });
+        }
+    } else {
+        let (dir, mtx) = generated(&data, "lap2d-60", &["laplace2d", "--n", "60"])?;
+        cases.push(Case { name: "laplace2d n=60", algorithm: "cg", dir, mtx, ours: vec![], theirs: vec![], cap: None });
+        let (dir, mtx) = generated(&data, "rmat-10", &["rmat", "--scale", "10"])?;
+        cases.push(Case {
+            name: "rmat scale 10",
+            algorithm: "pagerank",
+            dir,
+            mtx,
+            ours: vec![],
+            theirs: vec![],
+            cap: None,
+        });
+    }
+    for case in &cases {
+        run_case(case, rounds, scipy, mode, &out)?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("algo bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
