@@ -326,3 +326,13 @@ fn commands_end_to_end() {
     assert!(fails(&["bfs", p(&lap), "--source", "900", "-o", p(&l)]).contains("outside"));
     assert!(fails(&["pagerank", p(&tmp.path().join("missing")), "-o", p(&r)]).contains("missing"));
 }
+
+#[test]
+fn demo_runs_every_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(&["demo", "--dir", p(tmp.path())]);
+    for step in ["generate 2-D Laplacian", "identical", "solve A x = 1 by CG", "R-MAT graph", "PageRank", "peak memory"]
+    {
+        assert!(out.contains(step), "demo output lacks {step:?}:\n{out}");
+    }
+}
