@@ -126,6 +126,8 @@ proptest! {
         threads in 1usize..=2,
         source_pick in any::<u64>(),
     ) {
+        // Split segments of a few entries across threads too, so the parallel paths run.
+        sparsedisk::kernels::set_min_task_entries(1);
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("g");
         let m = if pattern {
@@ -175,6 +177,7 @@ proptest! {
         threads in 1usize..=2,
         seed in any::<u64>(),
     ) {
+        sparsedisk::kernels::set_min_task_entries(1);
         // A = B + B^T + (row sums of |B + B^T| + 1) I: symmetric and strictly diagonally dominant
         // with a positive diagonal, hence positive definite.
         let mut dense = vec![vec![0i64; n]; n];

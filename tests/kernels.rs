@@ -55,6 +55,8 @@ proptest! {
         policy in 0u8..4,
         resident_share in 0u64..=100,
     ) {
+        // Split segments of a few entries across threads too, so the parallel paths run.
+        sparsedisk::kernels::set_min_task_entries(1);
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("m");
         let m: Matrix = match value_kind {

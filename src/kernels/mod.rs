@@ -46,4 +46,4 @@ pub fn dense_vector(len: usize) -> Vec<f64> {
     v
 }
 
-pub use spmv::{spmm, spmv, spmv_transpose, CachePolicy, Operator, Product, READ_AHEAD_SEGMENTS};
+pub use spmv::{set_min_task_entries, spmm, spmv, spmv_transpose, CachePolicy, Operator, Product, READ_AHEAD_SEGMENTS};
