@@ -6,8 +6,14 @@
 //!   with its inner indices strictly increasing. [`push_row`](MatrixWriter::push_row) writes a whole
 //!   outer index at once; [`push_entry`](MatrixWriter::push_entry) takes a sorted stream of entries
 //!   (what a k-way merge produces). Outer indices never pushed are empty.
-//! * Entries stream straight to the segment's chunk files through fixed buffers: memory is a few MiB
-//!   whatever the size of the matrix, of a segment, or of a single row.
+//! * Entries stream straight to the segment's chunk files through fixed buffers: memory is at most
+//!   16 MiB (eight 2 MiB buffers) whatever the size of the matrix, of a segment, or of a single row.
+//! * Chunk files larger than one buffer are written with direct I/O (`O_DIRECT`) by one I/O thread per
+//!   writer, not through the page cache: copying freshly produced arrays into fresh page-cache pages
+//!   was the largest cost of an import (see `chunk` for the measurements and the fallbacks). Nothing
+//!   is written through a writable memory map, so a full disk is an error from `write`, never SIGBUS.
+//!   A consequence: a matrix just written is not in the page cache; its first reader reads it from
+//!   disk.
 //! * A segment is closed at the first outer boundary at which its payload (indptr + indices + values)
 //!   reaches [`WriterOptions::segment_bytes`]; so a segment exceeds the bound by at most one row.
 //! * Nothing is visible to readers until [`finish`](MatrixWriter::finish) publishes the manifest. A
