@@ -6,8 +6,14 @@
 //!   with its inner indices strictly increasing. [`push_row`](MatrixWriter::push_row) writes a whole
 //!   outer index at once; [`push_entry`](MatrixWriter::push_entry) takes a sorted stream of entries
 //!   (what a k-way merge produces). Outer indices never pushed are empty.
-//! * Entries stream straight to the segment's chunk files through fixed buffers: memory is a few MiB
-//!   whatever the size of the matrix, of a segment, or of a single row.
+//! * Entries stream straight to the segment's chunk files through fixed buffers: memory is at most
+//!   16 MiB (eight 2 MiB buffers) whatever the size of the matrix, of a segment, or of a single row.
+//! * Chunk files larger than one buffer are written with direct I/O (`O_DIRECT`) by one I/O thread per
+//!   writer, not through the page cache: copying freshly produced arrays into fresh page-cache pages
+//!   was the largest cost of an import (see `chunk` for the measurements and the fallbacks). Nothing
+//!   is written through a writable memory map, so a full disk is an error from `write`, never SIGBUS.
+//!   A consequence: a matrix just written is not in the page cache; its first reader reads it from
+//!   disk.
 //! * A segment is closed at the first outer boundary at which its payload (indptr + indices + values)
 //!   reaches [`WriterOptions::segment_bytes`]; so a segment exceeds the bound by at most one row.
 //! * Nothing is visible to readers until [`finish`](MatrixWriter::finish) publishes the manifest. A
@@ -17,15 +23,19 @@
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::format::{
-    array_metadata, checksum_hex, parse_segment_name, paths, root_group_metadata, segment_group_metadata, segment_name,
-    FileEntry, IndexType, Layout, Manifest, SegmentEntry, ValueType, FORMAT_VERSION, MANIFEST_FILE,
+    array_metadata, checksum_hex, format_checksum, parse_segment_name, paths, root_group_metadata,
+    segment_group_metadata, segment_name, FileEntry, IndexType, Layout, Manifest, SegmentEntry, ValueType,
+    FORMAT_VERSION, MANIFEST_FILE,
 };
 use crate::matrix::Matrix;
-use crate::storage::{sync_dir, write_file_atomic, AtomicFile, HashingWriter, Syncer};
+use crate::storage::{sync_dir, write_file_atomic, AtomicFile, Syncer};
+use chunk::{ChunkFile, ChunkIo};
 use std::fs;
 use std::io::Write;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+
+mod chunk;
 
 /// Default bound on a segment's payload: 64 MiB. Large enough that per-segment costs (seven small
 /// files, a map and unmap) vanish beside the data, small enough that a few mapped segments sit well
@@ -57,9 +67,9 @@ struct OpenSegment {
     dir: PathBuf,
     start: u64,
     nnz: u64,
-    indptr: HashingWriter,
-    indices: HashingWriter,
-    values: Option<HashingWriter>,
+    indptr: ChunkFile,
+    indices: ChunkFile,
+    values: Option<ChunkFile>,
 }
 
 impl OpenSegment {
@@ -108,8 +118,10 @@ pub struct MatrixWriter<V: Element> {
     total_nnz: u64,
     scratch: Vec<u8>,
     published: bool,
-    /// Background fsyncs of closed segments (durable writers only).
+    /// Background fsyncs of closed segments' directories and metadata (durable writers only).
     syncer: Option<Syncer>,
+    /// The thread writing (and, durable, fsyncing) the chunk files; taken by `finish`.
+    chunk_io: Option<ChunkIo>,
     _values: PhantomData<V>,
 }
 
@@ -171,6 +183,7 @@ impl<V: Element> MatrixWriter<V> {
             scratch: Vec::new(),
             published: false,
             syncer: None,
+            chunk_io: None,
             _values: PhantomData,
         };
         write_file_atomic(
@@ -181,6 +194,7 @@ impl<V: Element> MatrixWriter<V> {
         if writer.options.durable {
             writer.syncer = Some(Syncer::new()?);
         }
+        writer.chunk_io = Some(ChunkIo::new(writer.options.durable));
         Ok(writer)
     }
 
@@ -341,6 +355,10 @@ impl<V: Element> MatrixWriter<V> {
     pub fn finish(mut self) -> Result<Matrix> {
         self.advance_to(self.outer_dim)?;
         self.close_segment()?;
+        if let Some(io) = self.chunk_io.take() {
+            // Every chunk written (and, durable, fsynced) before anything is published.
+            io.finish()?;
+        }
         if let Some(s) = self.syncer.take() {
             // Every chunk, metadata file and directory of the new generation is durable before the
             // manifest that makes them visible.
@@ -423,10 +441,11 @@ impl<V: Element> MatrixWriter<V> {
         let seg_dir = self.dir.join(&name);
         fs::create_dir(&seg_dir).map_err(|e| Error::io(&seg_dir, "creating a segment directory", e))?;
         self.created_segment_dirs.push(seg_dir.clone());
-        let chunk = |array: &str| -> Result<HashingWriter> {
+        let io = self.chunk_io.as_mut().ok_or_else(|| Error::invalid("the writer's write thread has stopped"))?;
+        let mut chunk = |array: &str| -> Result<ChunkFile> {
             let array_dir = seg_dir.join(array).join("c");
             fs::create_dir_all(&array_dir).map_err(|e| Error::io(&array_dir, "creating a segment directory", e))?;
-            HashingWriter::create(&seg_dir.join(array).join(paths::CHUNK))
+            io.create(&seg_dir.join(array).join(paths::CHUNK))
         };
         let mut indptr = chunk(paths::INDPTR)?;
         indptr.write_u64(0)?;
@@ -443,17 +462,15 @@ impl<V: Element> MatrixWriter<V> {
         let end = self.cur_outer;
         let rel = |p: &Path| -> String { p.strip_prefix(&self.dir).unwrap_or(p).to_string_lossy().replace('\\', "/") };
         let syncer = &self.syncer;
-        let finish_chunk = |w: HashingWriter| -> Result<FileEntry> {
+        // The write thread fsyncs each chunk after its last write (durable writers).
+        let finish_chunk = |w: ChunkFile| -> Result<FileEntry> {
             let path = w.path().to_path_buf();
-            let (bytes, xxh3, file) = w.finish()?;
+            let (bytes, hash) = w.finish()?;
             if bytes == 0 {
                 // Zarr: an empty array has no chunk.
-                drop(file);
                 fs::remove_file(&path).map_err(|e| Error::io(&path, "removing an empty chunk", e))?;
-            } else if let (true, Some(s)) = (durable, syncer) {
-                s.sync_file(&path, file);
             }
-            Ok(FileEntry { path: rel(&path), bytes, xxh3 })
+            Ok(FileEntry { path: rel(&path), bytes, xxh3: format_checksum(hash) })
         };
         let indptr = finish_chunk(seg.indptr)?;
         let indices = finish_chunk(seg.indices)?;
@@ -463,8 +480,9 @@ impl<V: Element> MatrixWriter<V> {
         let mut put = |relative: &str, contents: &[u8]| -> Result<()> {
             let path = seg.dir.join(relative);
             fs::write(&path, contents).map_err(|e| Error::io(&path, "writing segment metadata", e))?;
-            if durable {
-                fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| Error::io(&path, "syncing to disk", e))?;
+            if let (true, Some(s)) = (durable, syncer) {
+                // On the fsync thread: `finish` waits for it before publishing.
+                s.sync_path(&path);
             }
             metadata.push(FileEntry { path: rel(&path), bytes: contents.len() as u64, xxh3: checksum_hex(contents) });
             Ok(())
@@ -516,8 +534,9 @@ impl<V: Element> Drop for MatrixWriter<V> {
         if self.published {
             return;
         }
-        // Unfinished: leave nothing behind. Close file handles first.
+        // Unfinished: leave nothing behind. Close file handles and stop writing first.
         self.open = None;
+        self.chunk_io = None;
         if self.created_dir {
             let _ = fs::remove_dir_all(&self.dir);
         } else {
