@@ -226,6 +226,9 @@ pub fn spgemm(
 
 /// A semiring over the value type `T`.
 trait Ring<T>: Send + Sync + 'static {
+    /// `x` with `add(IDENTITY, x)` equal to `x`, bit for bit, for every `x` (NaN included): lets a
+    /// dense accumulator start every slot from it instead of testing for a first product.
+    const IDENTITY: Option<T>;
     fn mul(a: T, b: T) -> T;
     fn add(a: T, b: T) -> T;
 }
@@ -235,6 +238,8 @@ struct MinPlus;
 struct Structure;
 
 impl Ring<f64> for PlusTimes {
+    // -0.0, not 0.0: 0.0 + -0.0 is 0.0.
+    const IDENTITY: Option<f64> = Some(-0.0);
     #[inline(always)]
     fn mul(a: f64, b: f64) -> f64 {
         a * b
@@ -245,6 +250,7 @@ impl Ring<f64> for PlusTimes {
     }
 }
 impl Ring<i64> for PlusTimes {
+    const IDENTITY: Option<i64> = Some(0);
     #[inline(always)]
     fn mul(a: i64, b: i64) -> i64 {
         a.wrapping_mul(b)
@@ -255,6 +261,8 @@ impl Ring<i64> for PlusTimes {
     }
 }
 impl Ring<f64> for MinPlus {
+    // None: min(inf, NaN) as computed here is inf, where a first product NaN stays NaN.
+    const IDENTITY: Option<f64> = None;
     #[inline(always)]
     fn mul(a: f64, b: f64) -> f64 {
         a + b
@@ -269,6 +277,7 @@ impl Ring<f64> for MinPlus {
     }
 }
 impl Ring<i64> for MinPlus {
+    const IDENTITY: Option<i64> = Some(i64::MAX);
     #[inline(always)]
     fn mul(a: i64, b: i64) -> i64 {
         a.saturating_add(b)
@@ -279,6 +288,7 @@ impl Ring<i64> for MinPlus {
     }
 }
 impl Ring<()> for Structure {
+    const IDENTITY: Option<()> = Some(());
     #[inline(always)]
     fn mul(_: (), _: ()) {}
     #[inline(always)]
@@ -1085,28 +1095,43 @@ fn window_row<I: Col, T: Scalar, R: Ring<T>>(
     out: &mut TaskOut<I, T>,
     drop_zeros: bool,
 ) {
+    // The values of a window start at the identity when the ring has one (and are put back to it
+    // as they are read), so that accumulating is an add with no test; else at anything. (An
+    // accumulator serves one ring: the pool is per pass.)
+    let start = R::IDENTITY.unwrap_or_default();
     if acc.wbits.len() != WINDOW / 64 {
         acc.wbits = vec![0; WINDOW / 64];
-        acc.wvals = vec![T::default(); WINDOW];
+        acc.wvals = vec![start; WINDOW];
     }
     let words = width.div_ceil(64);
     let (bits, dense) = (&mut acc.wbits[..words], &mut acc.wvals[..words * 64]);
     for &(bc, bv, av) in sel {
-        for (&c, &b) in bc.iter().zip(bv) {
-            let j = c.idx() - first;
-            let (w, m) = (j / 64, 1u64 << (j % 64));
-            let prod = R::mul(av, b);
-            let fresh = bits[w] & m == 0;
-            bits[w] |= m;
-            let old = dense[j];
-            dense[j] = if fresh { prod } else { R::add(old, prod) };
+        match R::IDENTITY {
+            Some(_) => {
+                for (&c, &b) in bc.iter().zip(bv) {
+                    let j = c.idx() - first;
+                    bits[j / 64] |= 1u64 << (j % 64);
+                    dense[j] = R::add(dense[j], R::mul(av, b));
+                }
+            }
+            None => {
+                for (&c, &b) in bc.iter().zip(bv) {
+                    let j = c.idx() - first;
+                    let (w, m) = (j / 64, 1u64 << (j % 64));
+                    let prod = R::mul(av, b);
+                    let fresh = bits[w] & m == 0;
+                    bits[w] |= m;
+                    let old = dense[j];
+                    dense[j] = if fresh { prod } else { R::add(old, prod) };
+                }
+            }
         }
     }
     for (w, word) in bits.iter_mut().enumerate() {
         let mut x = std::mem::take(word);
         while x != 0 {
             let j = w * 64 + x.trailing_zeros() as usize;
-            out.emit(I::from_u64((first + j) as u64), dense[j], drop_zeros);
+            out.emit(I::from_u64((first + j) as u64), std::mem::replace(&mut dense[j], start), drop_zeros);
             x &= x - 1;
         }
     }
