@@ -5,6 +5,9 @@
 //! held in memory) on a 2-D Laplacian (n = 1000, 5 M nonzeros) and an R-MAT graph (scale 16, edge
 //! factor 16: 164 M nonzeros in A*A). Medians; ratios are scipy's median over ours (above 1: faster).
 //!
+//! Beside them, the floor of writing the product's bytes: one file written in 1 MiB `write`s, then
+//! fsynced, with no checksums and no directories.
+//!
 //! Out of core: R-MAT scale 18 squared (1.28 G nonzeros, 15 GB of output) under
 //! `../shared/tools/memcap 1G` with `--memory 768M`; a sample of rows checked against scipy
 //! (`benches/check_rows.py`); scipy's `A @ A` under the same cap.
@@ -122,17 +125,46 @@ fn ours(a: &Path, out: &Path, threads: &str, extra: &[&str], repeat: usize) -> R
         )?;
         times.push(f(&last["seconds"]));
     }
+    if let Ok(info) = run_json(sparsedisk().arg("info").arg(out).arg("--json"), "info") {
+        last["output_bytes"] = info["bytes_on_disk"].clone();
+    }
     let _ = std::fs::remove_dir_all(out);
     last["all_seconds"] = serde_json::json!(times.clone());
     last["seconds"] = serde_json::json!(median(times));
     Ok(last)
 }
 
+/// The floor of writing a product of `bytes` bytes: one new file in `dir` written in 1 MiB
+/// `write`s (as the segment writer does), then fsynced. Medians of `repeat` runs of (write, write +
+/// fsync) seconds. No checksums, no directories: what the kernel and the disk alone cost.
+fn write_floor(dir: &Path, bytes: u64, repeat: usize) -> Result<(f64, f64), String> {
+    use std::io::Write;
+    let path = dir.join("write-floor.tmp");
+    let buf = vec![0x5au8; 1 << 20];
+    let (mut written, mut synced) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        let _ = std::fs::remove_file(&path);
+        let t = std::time::Instant::now();
+        let mut file = std::fs::File::create(&path).map_err(|e| e.to_string())?;
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            file.write_all(&buf[..n]).map_err(|e| e.to_string())?;
+            left -= n as u64;
+        }
+        written.push(t.elapsed().as_secs_f64());
+        file.sync_all().map_err(|e| e.to_string())?;
+        synced.push(t.elapsed().as_secs_f64());
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok((median(written), median(synced)))
+}
+
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
     let full = args.iter().any(|a| a == "--bench");
     let out_of_core = full && !args.iter().any(|a| a == "--no-out-of-core");
-    let repeat = if full { 3 } else { 1 };
+    let repeat = if full { 5 } else { 1 };
     let mode = if full { "full" } else { "smoke" };
     let data = root().join("target/bench-data");
     std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
@@ -147,10 +179,12 @@ fn run() -> Result<(), String> {
     let out = data.join("spgemm-out");
     for (name, (dir, mtx)) in &inputs {
         let mut seconds = serde_json::Map::new();
+        let mut output_bytes = 0;
         for threads in ["1", "2"] {
             for (label, extra) in [("durable", &[][..]), ("no_fsync", &["--no-fsync"][..])] {
                 let j = ours(dir, &out, threads, extra, repeat)?;
                 seconds.insert(format!("t{threads}_{label}"), j["seconds"].clone());
+                output_bytes = j["output_bytes"].as_u64().unwrap_or(output_bytes);
                 println!(
                     "{}",
                     serde_json::json!({"bench": "spgemm", "mode": mode, "matrix": name, "tool": "sparsedisk.spgemm",
@@ -159,6 +193,12 @@ fn run() -> Result<(), String> {
                 );
             }
         }
+        let (write, write_fsync) = write_floor(&data, output_bytes, repeat)?;
+        println!(
+            "{}",
+            serde_json::json!({"bench": "spgemm", "mode": mode, "matrix": name, "tool": "write floor (1 MiB writes, fsync)",
+                "bytes": output_bytes, "write_seconds": write, "write_fsync_seconds": write_fsync})
+        );
         if scipy {
             let s = run_json(
                 Command::new(python()).arg(anchors()).arg("spgemm").arg(mtx).args(["--repeat", &repeat.to_string()]),

@@ -527,6 +527,56 @@ impl<V: Element> MatrixWriter<V> {
         });
         Ok(())
     }
+
+    /// Appends `counts.len()` outer indices at once from already encoded arrays: outer index `r`
+    /// takes the next `counts[r]` inner indices of `index_bytes` (little-endian, of
+    /// [`index_type`](Self::index_type)) and values of `value_bytes`. The same matrix, segment
+    /// boundaries included, as [`push_row_encoded`](Self::push_row_encoded) row by row, but in a few
+    /// large writes: for producers that compute many short rows (a banded product has millions of
+    /// rows of a dozen entries, where per-row bookkeeping would cost as much as the bytes). Only
+    /// sizes are checked, as there.
+    pub(crate) fn push_rows_encoded(&mut self, counts: &[u64], index_bytes: &[u8], value_bytes: &[u8]) -> Result<()> {
+        let (iw, vw) = (self.index_type.bytes(), V::VALUE_TYPE.bytes());
+        let total: u64 = counts.iter().sum();
+        if self.cur_last_inner.is_some() || self.cur_outer + counts.len() as u64 > self.outer_dim {
+            return Err(Error::invalid("push_rows_encoded out of order"));
+        }
+        if index_bytes.len() as u64 != total * iw || value_bytes.len() as u64 != total * vw {
+            return Err(Error::invalid("push_rows_encoded: array sizes do not match the counts"));
+        }
+        let mut pointers = std::mem::take(&mut self.scratch);
+        let (mut r, mut at) = (0usize, 0u64);
+        while r < counts.len() {
+            self.ensure_segment()?;
+            let seg = self.open.as_mut().expect("ensure_segment opened a segment");
+            // Rows up to the one whose row pointer brings the payload to the bound, as close_outer
+            // decides it row by row.
+            let (first, from) = (r, at);
+            let mut payload = seg.payload();
+            let mut full = false;
+            pointers.clear();
+            while r < counts.len() && !full {
+                at += counts[r];
+                payload += 8 + counts[r] * (iw + vw);
+                pointers.extend_from_slice(&(seg.nnz + at - from).to_le_bytes());
+                full = payload >= self.options.segment_bytes;
+                r += 1;
+            }
+            seg.indices.write(&index_bytes[(from * iw) as usize..(at * iw) as usize])?;
+            if let Some(values) = seg.values.as_mut() {
+                values.write(&value_bytes[(from * vw) as usize..(at * vw) as usize])?;
+            }
+            seg.indptr.write(&pointers)?;
+            seg.nnz += at - from;
+            self.total_nnz += at - from;
+            self.cur_outer += (r - first) as u64;
+            if full {
+                self.close_segment()?;
+            }
+        }
+        self.scratch = pointers;
+        Ok(())
+    }
 }
 
 impl<V: Element> Drop for MatrixWriter<V> {

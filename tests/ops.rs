@@ -103,7 +103,7 @@ proptest! {
         (ka, kb) in (0u8..4, 0u8..4),
         seg in prop_oneof![1u64..64, Just(1u64 << 20)],
         block in prop_oneof![Just(None), (1u64..200).prop_map(Some)],
-        accumulator in prop_oneof![Just(Accumulator::Auto), Just(Accumulator::Sort), Just(Accumulator::Hash), Just(Accumulator::Dense)],
+        accumulator in prop_oneof![Just(Accumulator::Auto), Just(Accumulator::Sort), Just(Accumulator::Hash), Just(Accumulator::Dense), Just(Accumulator::Window)],
         semiring in prop_oneof![Just(Semiring::PlusTimes), Just(Semiring::MinPlus), Just(Semiring::Pattern)],
         threads in 1usize..=2,
     ) {
@@ -243,6 +243,42 @@ fn corrupt_indices_are_errors_not_panics() {
         let e = add(&a, &b, &out, &AddOptions::default(), None).unwrap_err();
         assert!(matches!(e, Error::Corrupt { .. }), "{e}");
         assert!(!out.exists());
+    }
+}
+
+/// A row of `B` whose indices are in range but out of order is corrupt (the writer never makes
+/// one): every accumulator refuses it, whether `B` is read in place or copied (int64 into a float64
+/// product), instead of reading a window it miscomputed.
+#[test]
+fn unsorted_rows_of_b_are_corrupt() {
+    for int_b in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = small(tmp.path(), "a", (2, 3), vec![(0, 0, 1), (1, 1, 2)]);
+        let entries = vec![(0, 0, 1), (0, 2, 2), (1, 1, 3)];
+        let b = match int_b {
+            false => small(tmp.path(), "b", (3, 3), entries),
+            true => {
+                write::<i64>(&Triplets { shape: (3, 3), entries }, &tmp.path().join("b"), Layout::Csr, 1 << 20, true)
+                    .unwrap()
+            }
+        };
+        // Row 0 of B: columns (0, 2) become (2, 0).
+        let seg = b.segments().iter().find(|s| s.nnz > 0).unwrap();
+        let path = b.dir().join(&seg.indices.path);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[..8].copy_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0]);
+        std::fs::write(&path, bytes).unwrap();
+        let out = tmp.path().join("c");
+        for accumulator in
+            [Accumulator::Auto, Accumulator::Sort, Accumulator::Hash, Accumulator::Dense, Accumulator::Window]
+        {
+            for max_block_bytes in [None, Some(20)] {
+                let options = SpgemmOptions { accumulator, max_block_bytes, ..SpgemmOptions::default() };
+                let e = spgemm(&a, &b, &out, &options, None).unwrap_err();
+                assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+                assert!(!out.exists());
+            }
+        }
     }
 }
 

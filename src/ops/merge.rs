@@ -21,6 +21,9 @@ pub(crate) trait Scalar: Element + Default {
     fn scale(self, c: f64) -> Self;
     /// The little-endian bytes of `values` (the crate only builds on little-endian targets).
     fn le_bytes(values: &[Self]) -> &[u8];
+    /// `values` as they are, when they are stored as `Self` (so kernels read them in place);
+    /// `None` when they need converting (and always for `()`, whose values are never stored).
+    fn stored(values: Values<'_>) -> Option<&[Self]>;
 }
 
 impl Scalar for f64 {
@@ -43,6 +46,12 @@ impl Scalar for f64 {
     }
     fn le_bytes(values: &[f64]) -> &[u8] {
         bytemuck::cast_slice(values)
+    }
+    fn stored(values: Values<'_>) -> Option<&[f64]> {
+        match values {
+            Values::F64(v) => Some(v),
+            _ => None,
+        }
     }
 }
 
@@ -72,6 +81,12 @@ impl Scalar for i64 {
     fn le_bytes(values: &[i64]) -> &[u8] {
         bytemuck::cast_slice(values)
     }
+    fn stored(values: Values<'_>) -> Option<&[i64]> {
+        match values {
+            Values::I64(v) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 impl Scalar for () {
@@ -85,6 +100,9 @@ impl Scalar for () {
     fn scale(self, _c: f64) {}
     fn le_bytes(_values: &[()]) -> &[u8] {
         &[]
+    }
+    fn stored(_values: Values<'_>) -> Option<&[()]> {
+        None
     }
 }
 

@@ -73,6 +73,8 @@ pub enum AccumulatorArg {
     Hash,
     /// Dense array.
     Dense,
+    /// Dense array over the narrow column span of a row (hash when wide).
+    Window,
 }
 
 /// Semirings.
@@ -210,6 +212,7 @@ pub fn run_spgemm(args: SpgemmArgs, quiet: bool) -> Result<()> {
             AccumulatorArg::Sort => Accumulator::Sort,
             AccumulatorArg::Hash => Accumulator::Hash,
             AccumulatorArg::Dense => Accumulator::Dense,
+            AccumulatorArg::Window => Accumulator::Window,
         },
         ..SpgemmOptions::default()
     };
