@@ -33,6 +33,10 @@ use std::path::{Path, PathBuf};
 pub struct Matrix {
     dir: PathBuf,
     manifest: Manifest,
+    /// The shared lock on this generation's reader lock file, held while any clone of the matrix
+    /// lives, so that a writer replacing the matrix keeps this generation's files until it is
+    /// dropped (see the format docs, "Concurrent readers"). `None` where locks are unavailable.
+    _reader_lock: Option<std::sync::Arc<fs::File>>,
 }
 
 /// What [`Matrix::verify`] checked.
@@ -99,19 +103,34 @@ impl Matrix {
     pub fn open(dir: impl AsRef<Path>) -> Result<Matrix> {
         let dir = dir.as_ref().to_path_buf();
         let manifest_path = dir.join(MANIFEST_FILE);
-        let bytes = fs::read(&manifest_path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound if dir.is_dir() => {
-                Error::corrupt(&manifest_path, "no manifest: this directory holds no published sparsedisk matrix")
+        let read_manifest = || {
+            fs::read(&manifest_path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound if dir.is_dir() => {
+                    Error::corrupt(&manifest_path, "no manifest: this directory holds no published sparsedisk matrix")
+                }
+                _ => Error::io(&manifest_path, "reading the manifest", e),
+            })
+        };
+        // Lock, then validate: the generation read first is locked, and the manifest read again; if a
+        // writer published another generation in between (and may be deleting this one), start over.
+        let mut bytes = read_manifest()?;
+        let mut attempts = 0;
+        let (manifest, lock) = loop {
+            let manifest = Manifest::from_json_bytes(&bytes, &manifest_path)?;
+            let lock = crate::storage::lock_generation_shared(&dir, manifest.generation);
+            let again = read_manifest()?;
+            attempts += 1;
+            if again == bytes || lock.is_none() || attempts >= 100 {
+                break (manifest, lock);
             }
-            _ => Error::io(&manifest_path, "reading the manifest", e),
-        })?;
-        let manifest = Manifest::from_json_bytes(&bytes, &manifest_path)?;
+            bytes = again;
+        };
         for seg in &manifest.segments {
             for file in seg.files() {
                 check_size(&dir, file)?;
             }
         }
-        Ok(Matrix { dir, manifest })
+        Ok(Matrix { dir, manifest, _reader_lock: lock.map(std::sync::Arc::new) })
     }
 
     /// The matrix directory.

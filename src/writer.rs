@@ -390,11 +390,11 @@ impl<V: Element> MatrixWriter<V> {
             // loss; keep the old generation's files until a sync succeeds.
             sync_dir(&self.dir)?;
         }
-        // The new generation is durable; what the old one held is garbage. Removal failures leave
-        // unlisted files that readers ignore, so they are not errors.
-        for stale in std::mem::take(&mut self.stale_segment_dirs) {
-            let _ = if stale.is_dir() { fs::remove_dir_all(&stale) } else { fs::remove_file(&stale) };
-        }
+        // The new generation is durable; what the old ones held is garbage, deleted unless a reader
+        // still holds it (a shared lock on its reader lock file: see the format docs, "Concurrent
+        // readers"); kept files are deleted by a later writer. Removal failures leave unlisted files
+        // that readers ignore, so they are not errors.
+        remove_stale(&self.dir, std::mem::take(&mut self.stale_segment_dirs), self.generation);
         if self.options.durable {
             let _ = sync_dir(&self.dir);
         }
@@ -601,6 +601,35 @@ impl<V: Element> Drop for MatrixWriter<V> {
     }
 }
 
+/// Deletes `stale` (segment directories of older generations, staging directories, reader lock
+/// files) in `dir`, generation by generation, skipping any generation a reader still holds.
+fn remove_stale(dir: &Path, stale: Vec<PathBuf>, live_generation: u64) {
+    let mut by_generation: std::collections::BTreeMap<u64, Vec<PathBuf>> = std::collections::BTreeMap::new();
+    for path in stale {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        match parse_segment_name(&name).or_else(|| crate::storage::parse_reader_lock_name(&name)) {
+            Some(g) if g != live_generation => by_generation.entry(g).or_default().push(path),
+            Some(_) => {}
+            // Staging directories: no reader ever opens them.
+            None => {
+                let _ = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+            }
+        }
+    }
+    for (generation, paths) in by_generation {
+        let Ok(lock) = crate::storage::try_lock_generation_exclusive(dir, generation) else {
+            continue; // a reader holds it
+        };
+        for path in paths.iter().filter(|p| p.is_dir()) {
+            let _ = fs::remove_dir_all(path);
+        }
+        // The lock file last: a reader that locks it after this re-reads the manifest, sees a newer
+        // generation and starts over.
+        let _ = fs::remove_file(dir.join(crate::storage::reader_lock_name(generation)));
+        drop(lock);
+    }
+}
+
 /// Prefix of the triplet builder's staging directories inside an output directory.
 pub(crate) const STAGING_PREFIX: &str = ".staging-";
 
@@ -654,6 +683,10 @@ fn scan_output_dir(dir: &Path, overwrite: bool) -> Result<DirScan> {
             generation = generation.max(g);
             stale.push(entry.path());
         } else if name.starts_with(STAGING_PREFIX) {
+            stale.push(entry.path());
+        } else if let Some(g) = crate::storage::parse_reader_lock_name(&name) {
+            // Readers' lock files: the live generation's stays, older ones go with their segments.
+            generation = generation.max(g);
             stale.push(entry.path());
         } else if name == paths::ZARR_JSON
             || name.starts_with(".manifest.json.tmp")

@@ -174,10 +174,23 @@ fn existing_matrix_needs_overwrite_and_stays_readable_until_publish() {
     let new = w.finish().unwrap();
     assert_eq!(new.manifest().generation, 2);
     assert_eq!(entries_of(&Matrix::open(&dir).unwrap()), vec![(0, 1, 5.0)]);
-    // The old generation's segments are gone.
-    for e in std::fs::read_dir(&dir).unwrap() {
-        let name = e.unwrap().file_name().into_string().unwrap();
-        assert!(!name.starts_with("seg_1_"), "stale segment {name} left");
+    // A reader of the old generation still open keeps it whole: its files are kept.
+    before.verify().unwrap();
+    assert_eq!(entries_of(&before), vec![(0, 0, 1.0), (3, 3, 2.0)]);
+    let names = || -> Vec<String> {
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect()
+    };
+    assert!(names().iter().any(|n| n.starts_with("seg_1_")), "generation 1 deleted under its reader");
+    // Once no reader holds it, the next writer deletes it (and generation 2's, which it replaces).
+    drop(before);
+    drop(new);
+    let mut w =
+        MatrixWriter::<f64>::create(&dir, (2, 2), Layout::Csr, WriterOptions { overwrite: true, ..opts() }).unwrap();
+    w.push_row(&[1], &[5.0]).unwrap();
+    assert_eq!(w.finish().unwrap().manifest().generation, 3);
+    for name in names() {
+        assert!(!name.starts_with("seg_1_") && !name.starts_with("seg_2_"), "stale segment {name} left");
+        assert!(!name.starts_with(".readers-1") && !name.starts_with(".readers-2"), "stale lock {name} left");
     }
 
     // An abandoned overwrite leaves the published matrix untouched.

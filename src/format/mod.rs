@@ -18,6 +18,7 @@
 //! │   ├── values/zarr.json           Zarr array metadata (float64, float32, int64; bool for pattern)
 //! │   └── values/c/0                 raw little-endian values (pattern: a single byte 0x01, see below)
 //! ├── seg_1_000001/ ...
+//! ├── .readers-1.lock                readers of generation 1 hold a shared lock on it (see "Concurrent readers")
 //! └── (anything else: ignored by readers, e.g. a crashed build's leftovers)
 //! ```
 //!
@@ -119,6 +120,29 @@
 //! nothing new is visible; after it, the previous generation's segments are deleted. A reader trusts
 //! only the manifest: files it does not list are ignored. Published files are never modified or
 //! reopened for writing; a rewrite (`--force`) makes a new generation with new file names.
+//!
+//! # Concurrent readers
+//!
+//! A matrix may be read by any number of threads and processes while another process replaces it
+//! (`--force`); each reader sees one generation, whole, for as long as it holds the matrix open:
+//!
+//! * [`Matrix::open`](crate::Matrix::open) reads the manifest, takes a **shared** `flock` on the file
+//!   `.readers-{generation}.lock` in the matrix directory (creating it if needed), then reads the
+//!   manifest again: if it changed meanwhile, it releases the lock and starts over. The lock is held
+//!   until the last clone of the opened matrix is dropped; segments mapped later (streamed products)
+//!   still find their files.
+//! * A writer, after publishing generation `g`, deletes each older generation only if it can take an
+//!   **exclusive** `flock` on that generation's lock file without waiting (or the file does not
+//!   exist): the segment directories first, the lock file last. A generation still held by a reader
+//!   is left as unlisted files (which readers ignore) and deleted by a later writer once free.
+//! * Where the lock file cannot be created or locked (a read-only directory, a filesystem without
+//!   `flock`), readers go unlocked: they still never see a mix of generations (the manifest names
+//!   each generation's own files), but a reader that outlives a rewrite may find its segment files
+//!   deleted and fail with an I/O error naming the file.
+//!
+//! Lock files are the only files a reader creates. Not guarded: another program modifying or
+//! truncating a published file (a mapped file that shrinks can fault the reader: published files
+//! must be treated as read-only).
 //!
 //! # What readers check
 //!

@@ -592,3 +592,44 @@ pub fn free_space(path: &Path) -> Option<u64> {
     let st = rustix::fs::statvfs(&probe).ok()?;
     Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
+
+/// Name of the lock file readers of `generation` hold a shared lock on (see the format docs,
+/// "Concurrent readers").
+pub(crate) fn reader_lock_name(generation: u64) -> String {
+    format!(".readers-{generation}.lock")
+}
+
+/// The generation a reader lock file name belongs to, if `name` is one.
+pub(crate) fn parse_reader_lock_name(name: &str) -> Option<u64> {
+    name.strip_prefix(".readers-")?.strip_suffix(".lock")?.parse().ok()
+}
+
+/// Takes a shared lock on `generation`'s reader lock in `dir`, creating the file if needed. `None`
+/// when the lock cannot be taken (a read-only directory, a filesystem without locks): readers then
+/// run unprotected, as before locks existed.
+pub(crate) fn lock_generation_shared(dir: &Path, generation: u64) -> Option<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(reader_lock_name(generation)))
+        .ok()?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockShared).ok()?;
+    Some(file)
+}
+
+/// Whether `generation`'s files in `dir` may be deleted: no reader holds its lock. On success the
+/// returned file holds the exclusive lock (delete the generation, then the lock file, then drop it);
+/// `Ok(None)` when there is no lock file (no reader ever locked it).
+pub(crate) fn try_lock_generation_exclusive(dir: &Path, generation: u64) -> std::result::Result<Option<File>, ()> {
+    let file = match OpenOptions::new().read(true).write(true).open(dir.join(reader_lock_name(generation))) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(_) => return Err(()),
+    };
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(file)),
+        Err(_) => Err(()),
+    }
+}
