@@ -687,23 +687,14 @@ fn gather_typed<I: Index, V: Scalar>(
         for (w, o) in indptr[a..=b].windows(2).zip(&mut out[..b - a]) {
             let (lo, hi) = (w[0] as usize, w[1] as usize);
             if hi > checked {
-                let to = (checked + GATHER_BLOCK as usize).max(hi).min(end_entry);
-                let chunk = &ix[checked..to];
-                // The bitwise or of the indices bounds their maximum from above (two instructions
-                // per vector of indices, where an unsigned max takes five without SSE4.1): when it
-                // lies below x.len(), so does every index; otherwise the exact maximum decides.
-                let (any, all) = chunk.iter().fold((I::NONE, I::ALL), |(o, n), &c| (o | c, n & c));
-                if any.at() >= x.len() && chunk.iter().copied().max().is_some_and(|m| m.at() >= x.len()) {
-                    return false;
-                }
                 // Prefetch `x` ahead of the dot products only where the chunk's reads of `x` spread
                 // wider than the caches (a graph): there it hides the latency of the misses, while
                 // on a banded matrix whose reads of `x` stream from cache it would only cost
-                // instructions. The spread is judged by the highest bit in which the indices differ
-                // (an over-estimate only for the few chunks that straddle a multiple of
-                // 2 * PREFETCH_SPAN).
-                prefetch = (any ^ all).at() >= 2 * PREFETCH_SPAN;
-                checked = to;
+                // instructions.
+                match check_chunk(ix, &mut checked, hi, end_entry, x.len()) {
+                    Some(wide) => prefetch = wide,
+                    None => return false,
+                }
             }
             if prefetch {
                 let ahead = (lo + PREFETCH_AHEAD).min(end_entry)..(hi + PREFETCH_AHEAD).min(end_entry);
@@ -748,6 +739,27 @@ fn gather_typed<I: Index, V: Scalar>(
     ok
 }
 
+/// Checks the next chunk of indices, `ix[checked..to]` with `to` about [`GATHER_BLOCK`] entries on
+/// and at least `hi`, against `bound`, and moves `checked` to `to`. `None` when an index is `bound`
+/// or more; else whether the chunk's indices spread wide (worth prefetching).
+///
+/// The bitwise or of the indices bounds their maximum from above (two instructions per vector of
+/// indices, where an unsigned max takes five without SSE4.1): when it lies below `bound`, so does
+/// every index; otherwise the exact maximum decides. The spread is judged by the highest bit in which
+/// the indices differ: an over-estimate only for the few chunks that straddle a multiple of
+/// `2 * PREFETCH_SPAN`.
+#[inline(always)]
+fn check_chunk<I: Index>(ix: &[I], checked: &mut usize, hi: usize, end_entry: usize, bound: usize) -> Option<bool> {
+    let to = (*checked + GATHER_BLOCK as usize).max(hi).min(end_entry);
+    let chunk = &ix[*checked..to];
+    let (any, all) = chunk.iter().fold((I::NONE, I::ALL), |(o, n), &c| (o | c, n & c));
+    if any.at() >= bound && chunk.iter().copied().max().is_some_and(|m| m.at() >= bound) {
+        return None;
+    }
+    *checked = to;
+    Some((any ^ all).at() >= 2 * PREFETCH_SPAN)
+}
+
 /// The gather for `K` columns known at compile time (the common widths of a block of vectors): the
 /// accumulator is a fixed array the compiler keeps in vector registers, and `X` is read unchecked after
 /// the same chunked index check as the one-column gather. Every element is accumulated in the same
@@ -770,15 +782,8 @@ fn gather_fixed<I: Index, V: Scalar, const K: usize>(
     let mut checked = indptr[a] as usize;
     for (w, o) in indptr[a..=b].windows(2).zip(out.chunks_exact_mut(K)) {
         let (lo, hi) = (w[0] as usize, w[1] as usize);
-        if hi > checked {
-            let to = (checked + GATHER_BLOCK as usize).max(hi).min(end_entry);
-            let chunk = &ix[checked..to];
-            // As in the one-column gather: the bitwise or bounds the largest index from above.
-            let any = chunk.iter().fold(I::NONE, |o, &c| o | c);
-            if any.at() >= cols && chunk.iter().copied().max().is_some_and(|m| m.at() >= cols) {
-                return false;
-            }
-            checked = to;
+        if hi > checked && check_chunk(ix, &mut checked, hi, end_entry, cols).is_none() {
+            return false;
         }
         let mut acc = [0.0f64; K];
         let row = |c: I| {
@@ -911,14 +916,10 @@ fn scatter_typed<I: Index, V: Scalar>(
         for (w, &xv) in indptr[a..=b].windows(2).zip(xs) {
             let (lo, hi) = (w[0] as usize, w[1] as usize);
             if hi > checked {
-                let to = (checked + GATHER_BLOCK as usize).max(hi).min(end_entry);
-                let chunk = &ix[checked..to];
-                let (any, all) = chunk.iter().fold((I::NONE, I::ALL), |(o, n), &c| (o | c, n & c));
-                if any.at() >= part.len() && chunk.iter().copied().max().is_some_and(|m| m.at() >= part.len()) {
-                    return false;
+                match check_chunk(ix, &mut checked, hi, end_entry, part.len()) {
+                    Some(wide) => prefetch = wide,
+                    None => return false,
                 }
-                prefetch = (any ^ all).at() >= 2 * PREFETCH_SPAN;
-                checked = to;
             }
             if prefetch {
                 let ahead = (lo + PREFETCH_AHEAD).min(end_entry)..(hi + PREFETCH_AHEAD).min(end_entry);
