@@ -8,8 +8,6 @@
 //!   lists are ever mapped.
 //! * [`cast_slice`] turns mapped bytes into `&[u64]`, `&[f64]`, ... through `bytemuck`, which checks
 //!   size and alignment; no hand-written pointer casts.
-//! * [`HashingWriter`] writes a file sequentially through a buffer while computing its xxh3 checksum
-//!   and size, so a segment's checksums cost no second pass.
 //! * [`write_file_atomic`] and [`sync_dir`] implement the commit protocol's durable publish.
 
 #[cfg(not(target_endian = "little"))]
@@ -21,7 +19,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use xxhash_rust::xxh3::Xxh3;
 
 /// A read-only memory map of a whole file (or nothing, for an empty file).
 #[derive(Debug)]
@@ -107,235 +104,8 @@ pub fn cast_slice<'a, T: bytemuck::Pod>(bytes: &'a [u8], path: &Path) -> Result<
     })
 }
 
-/// A buffered sequential file writer that computes the xxh3 checksum and size of what it writes.
-///
-/// It buffers in its own `Vec` and hashes whole buffers at once, so that pushing one 4- or 8-byte
-/// index at a time costs a copy, not a hash-state update.
-///
-/// **Write-behind.** Once a file outgrows one buffer, hashing and the `write` system calls move to a
-/// helper thread of this writer: full buffers go to it over a channel of two and come back empty for
-/// reuse, so the producer only copies bytes into buffers while the kernel's copy into the page cache
-/// (on this class of machine as slow as 1 GB/s, the largest cost of writing a matrix) runs beside
-/// it. Memory: at most four buffers per writer. A write failure is reported by
-/// [`finish`](Self::finish) (or, if the helper cannot start, at once), so nothing built on a failed
-/// file is ever published.
-pub struct HashingWriter {
-    path: PathBuf,
-    buf: Vec<u8>,
-    bytes: u64,
-    out: Out,
-}
-
-enum Out {
-    /// Small files: written and hashed by the producer.
-    Direct(File, Box<Xxh3>),
-    /// Large files: written and hashed by the helper thread.
-    Behind(Behind),
-    /// Between states (only while switching).
-    Gone,
-}
-
-struct Behind {
-    full: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    empty: std::sync::mpsc::Receiver<Vec<u8>>,
-    thread: Option<std::thread::JoinHandle<Written>>,
-}
-
-/// What the helper thread hands back: its first write error, if any, the file and the hash state.
-type Written = (io::Result<()>, File, Box<Xxh3>);
-
-/// Buffer size of [`HashingWriter`]: large enough for sequential disk throughput, small enough that
-/// three open writers per segment cost little memory.
+/// Buffer size of [`AtomicFile`]'s writer.
 const WRITE_BUFFER: usize = 1 << 20;
-
-impl HashingWriter {
-    /// Creates (or truncates) `path` for writing; parent directories must exist.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Io`] when the file cannot be created.
-    pub fn create(path: &Path) -> Result<HashingWriter> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .map_err(|e| Error::io(path, "creating a file", e))?;
-        Ok(HashingWriter {
-            path: path.to_path_buf(),
-            buf: Vec::with_capacity(WRITE_BUFFER),
-            bytes: 0,
-            out: Out::Direct(file, Box::new(Xxh3::new())),
-        })
-    }
-
-    /// Appends `data`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Io`] on a write failure (including a full disk).
-    #[inline]
-    pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
-        self.bytes += data.len() as u64;
-        while self.buf.len() + data.len() > WRITE_BUFFER {
-            let (now, rest) = data.split_at(WRITE_BUFFER - self.buf.len());
-            self.buf.extend_from_slice(now);
-            data = rest;
-            self.flush_full()?;
-        }
-        self.buf.extend_from_slice(data);
-        Ok(())
-    }
-
-    /// Appends one little-endian u64.
-    ///
-    /// # Errors
-    ///
-    /// As [`write`](Self::write).
-    #[inline]
-    pub fn write_u64(&mut self, value: u64) -> Result<()> {
-        self.write(&value.to_le_bytes())
-    }
-
-    /// Appends one little-endian u32.
-    ///
-    /// # Errors
-    ///
-    /// As [`write`](Self::write).
-    #[inline]
-    pub fn write_u32(&mut self, value: u32) -> Result<()> {
-        self.write(&value.to_le_bytes())
-    }
-
-    /// Hands on a full buffer: to the helper thread (started on the first one), else directly.
-    #[cold]
-    fn flush_full(&mut self) -> Result<()> {
-        if let Out::Direct(..) = self.out {
-            if let Out::Direct(file, hasher) = std::mem::replace(&mut self.out, Out::Gone) {
-                self.out = match Behind::start(file, hasher) {
-                    Ok(behind) => Out::Behind(behind),
-                    Err((file, hasher)) => Out::Direct(file, hasher),
-                };
-            }
-        }
-        match &mut self.out {
-            Out::Behind(behind) => {
-                let empty = behind.empty.try_recv().unwrap_or_else(|_| Vec::with_capacity(WRITE_BUFFER));
-                let full = std::mem::replace(&mut self.buf, empty);
-                if behind.full.as_ref().is_some_and(|tx| tx.send(full).is_ok()) {
-                    Ok(())
-                } else {
-                    // The helper stopped: its error comes out of `finish`.
-                    self.finish_behind().map(drop)
-                }
-            }
-            _ => self.flush_direct(),
-        }
-    }
-
-    fn flush_direct(&mut self) -> Result<()> {
-        if let Out::Direct(file, hasher) = &mut self.out {
-            if !self.buf.is_empty() {
-                hasher.update(&self.buf);
-                file.write_all(&self.buf).map_err(|e| Error::io(&self.path, "writing", e))?;
-                self.buf.clear();
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends what is buffered, waits for the helper and takes the file back.
-    fn finish_behind(&mut self) -> Result<()> {
-        let Out::Behind(behind) = &mut self.out else { return Ok(()) };
-        if let Some(tx) = behind.full.take() {
-            if !self.buf.is_empty() {
-                let _ = tx.send(std::mem::take(&mut self.buf));
-            }
-        }
-        let joined = behind.thread.take().map(|t| t.join());
-        self.out = Out::Gone;
-        match joined {
-            Some(Ok((result, file, hasher))) => {
-                result.map_err(|e| Error::io(&self.path, "writing", e))?;
-                self.out = Out::Direct(file, hasher);
-                Ok(())
-            }
-            _ => Err(Error::invalid(format!("the writing thread of {} failed", self.path.display()))),
-        }
-    }
-
-    /// Bytes written so far.
-    pub fn len(&self) -> u64 {
-        self.bytes
-    }
-
-    /// True when nothing was written.
-    pub fn is_empty(&self) -> bool {
-        self.bytes == 0
-    }
-
-    /// The file being written.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Flushes and returns `(bytes, xxh3 hex, the file)`; the file is still open so the caller can
-    /// fsync it (now, or on a [`Syncer`]).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Io`] when writing failed.
-    pub fn finish(mut self) -> Result<(u64, String, File)> {
-        self.finish_behind()?;
-        self.flush_direct()?;
-        match std::mem::replace(&mut self.out, Out::Gone) {
-            Out::Direct(file, hasher) => Ok((self.bytes, crate::format::format_checksum(hasher.digest()), file)),
-            _ => Err(Error::invalid(format!("the writing thread of {} failed", self.path.display()))),
-        }
-    }
-}
-
-impl Drop for HashingWriter {
-    fn drop(&mut self) {
-        if let Out::Behind(behind) = &mut self.out {
-            // Unfinished (an error elsewhere): stop the helper; what it wrote is removed by the owner.
-            behind.full = None;
-            if let Some(t) = behind.thread.take() {
-                let _ = t.join();
-            }
-        }
-    }
-}
-
-impl Behind {
-    /// Starts the helper thread; gives the file back if it cannot.
-    fn start(file: File, hasher: Box<Xxh3>) -> std::result::Result<Behind, (File, Box<Xxh3>)> {
-        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
-        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        // The thread takes the file only once it runs, so a failed spawn can hand it back.
-        let (file_tx, file_rx) = std::sync::mpsc::channel::<(File, Box<Xxh3>)>();
-        let spawned = std::thread::Builder::new().name("sparsedisk-write".into()).spawn(move || {
-            let Ok((mut file, mut hasher)) = file_rx.recv() else { unreachable!("the file is sent before any buffer") };
-            let mut result = Ok(());
-            for mut buf in full_rx {
-                if result.is_ok() {
-                    hasher.update(&buf);
-                    result = file.write_all(&buf);
-                }
-                buf.clear();
-                let _ = empty_tx.send(buf);
-            }
-            (result, file, hasher)
-        });
-        match spawned {
-            Ok(thread) => {
-                let _ = file_tx.send((file, hasher));
-                Ok(Behind { full: Some(full_tx), empty: empty_rx, thread: Some(thread) })
-            }
-            Err(_) => Err((file, hasher)),
-        }
-    }
-}
 
 /// Fsyncs files and directories on a background thread, so that a writer producing a large matrix
 /// overlaps the disk's flush of one segment with computing the next. [`wait`](Syncer::wait) blocks
@@ -346,10 +116,8 @@ pub struct Syncer {
     thread: Option<std::thread::JoinHandle<Result<()>>>,
 }
 
-enum SyncJob {
-    File(PathBuf, File),
-    Path(PathBuf),
-}
+/// What the fsync thread is asked to sync: a file or directory, by path.
+struct SyncJob(PathBuf);
 
 impl Syncer {
     /// Starts the background thread.
@@ -365,14 +133,10 @@ impl Syncer {
             .spawn(move || {
                 let mut first_error = None;
                 for job in rx {
-                    let result = match job {
-                        SyncJob::File(path, file) => {
-                            file.sync_all().map_err(|e| Error::io(&path, "syncing to disk", e))
-                        }
-                        SyncJob::Path(path) => File::open(&path)
-                            .and_then(|f| f.sync_all())
-                            .map_err(|e| Error::io(&path, "syncing to disk", e)),
-                    };
+                    let SyncJob(path) = job;
+                    let result = File::open(&path)
+                        .and_then(|f| f.sync_all())
+                        .map_err(|e| Error::io(&path, "syncing to disk", e));
                     if let (Err(e), None) = (result, &first_error) {
                         first_error = Some(e);
                     }
@@ -383,17 +147,10 @@ impl Syncer {
         Ok(Syncer { jobs: Some(tx), thread: Some(thread) })
     }
 
-    /// Queues an open file for fsync.
-    pub fn sync_file(&self, path: &Path, file: File) {
-        if let Some(tx) = &self.jobs {
-            let _ = tx.send(SyncJob::File(path.to_path_buf(), file));
-        }
-    }
-
     /// Queues a file or directory, by path, for fsync.
     pub fn sync_path(&self, path: &Path) {
         if let Some(tx) = &self.jobs {
-            let _ = tx.send(SyncJob::Path(path.to_path_buf()));
+            let _ = tx.send(SyncJob(path.to_path_buf()));
         }
     }
 
