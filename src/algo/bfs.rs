@@ -90,69 +90,92 @@ fn push_level(matrix: &Matrix, frontier: &[u64], levels: &[AtomicI64], level: i6
         }
         let seg = matrix.map_segment(s)?;
         seg.check_row_pointers()?;
-        let indptr = seg.indptr();
-        let found: Result<Vec<Vec<u64>>> = frontier[from..to]
-            .par_chunks(256)
-            .map(|rows| {
-                let mut mine = Vec::new();
-                for &v in rows {
-                    let r = (v - entry.start) as usize;
-                    let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
-                    for k in lo..hi {
-                        let j = seg.indices().get(k);
-                        let target = levels.get(j as usize).ok_or_else(|| corrupt_index(&seg))?;
-                        if target.compare_exchange(-1, level, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
-                            mine.push(j);
-                        }
-                    }
-                }
-                Ok(mine)
-            })
-            .collect();
-        found?.into_iter().for_each(|mut v| next.append(&mut v));
+        let rows = &frontier[from..to];
+        let found = match seg.indices() {
+            Indices::U32(ix) => push_rows(seg.indptr(), ix, entry.start, rows, levels, level),
+            Indices::U64(ix) => push_rows(seg.indptr(), ix, entry.start, rows, levels, level),
+        };
+        next.append(&mut found.ok_or_else(|| corrupt_index(&seg))?);
     }
     Ok(next)
+}
+
+/// The unreached targets of `rows` (global, inside the band starting at `start`), in parallel over
+/// the rows; `None` for an index outside the matrix.
+fn push_rows<I: Copy + Into<u64> + Sync>(
+    indptr: &[u64],
+    ix: &[I],
+    start: u64,
+    rows: &[u64],
+    levels: &[AtomicI64],
+    level: i64,
+) -> Option<Vec<u64>> {
+    let found: Option<Vec<Vec<u64>>> = rows
+        .par_chunks(256)
+        .map(|rows| {
+            let mut mine = Vec::new();
+            for &v in rows {
+                let r = (v - start) as usize;
+                for &j in &ix[indptr[r] as usize..indptr[r + 1] as usize] {
+                    let j: u64 = j.into();
+                    if levels.get(j as usize)?.compare_exchange(-1, level, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+                    {
+                        mine.push(j);
+                    }
+                }
+            }
+            Some(mine)
+        })
+        .collect();
+    Some(found?.concat())
 }
 
 /// One pull level over a band of columns: each unreached column with a stored row in the frontier
 /// (level `level - 1`) gets `level`.
 fn pull_segment(seg: &MappedSegment, levels: &[AtomicI64], level: i64, found: &mut Vec<u64>) -> Result<()> {
-    let indptr = seg.indptr();
-    let start = seg.start();
+    let pulled = match seg.indices() {
+        Indices::U32(ix) => pull_columns(seg.indptr(), ix, seg.start(), levels, level),
+        Indices::U64(ix) => pull_columns(seg.indptr(), ix, seg.start(), levels, level),
+    };
+    found.append(&mut pulled.ok_or_else(|| corrupt_index(seg))?);
+    Ok(())
+}
+
+/// The columns of a band (starting at `start`) reached at `level`, in parallel over blocks of
+/// columns; `None` for an index outside the matrix.
+fn pull_columns<I: Copy + Into<u64> + Sync>(
+    indptr: &[u64],
+    ix: &[I],
+    start: u64,
+    levels: &[AtomicI64],
+    level: i64,
+) -> Option<Vec<u64>> {
     let band = indptr.len() - 1;
-    let chunks: Result<Vec<Vec<u64>>> = (0..band.div_ceil(1024))
+    let chunks: Option<Vec<Vec<u64>>> = (0..band.div_ceil(1024))
         .into_par_iter()
         .map(|c| {
             let mut mine = Vec::new();
             for col in c * 1024..((c + 1) * 1024).min(band) {
                 let j = start + col as u64;
-                let Some(target) = levels.get(j as usize) else { return Err(corrupt_index(seg)) };
+                let target = levels.get(j as usize)?;
                 if target.load(Ordering::Relaxed) != -1 {
                     continue;
                 }
-                let (lo, hi) = (indptr[col] as usize, indptr[col + 1] as usize);
-                let parent = match seg.indices() {
-                    Indices::U32(ix) => any_at_level(ix[lo..hi].iter().map(|&i| i as u64), levels, level - 1),
-                    Indices::U64(ix) => any_at_level(ix[lo..hi].iter().copied(), levels, level - 1),
-                };
-                if parent.ok_or_else(|| corrupt_index(seg))? {
+                // A parent in the frontier; every index looked at is checked, the rest not needed.
+                let mut parent = false;
+                for &i in &ix[indptr[col] as usize..indptr[col + 1] as usize] {
+                    if levels.get(Into::<u64>::into(i) as usize)?.load(Ordering::Relaxed) == level - 1 {
+                        parent = true;
+                        break;
+                    }
+                }
+                if parent {
                     target.store(level, Ordering::Relaxed);
                     mine.push(j);
                 }
             }
-            Ok(mine)
+            Some(mine)
         })
         .collect();
-    chunks?.into_iter().for_each(|mut v| found.append(&mut v));
-    Ok(())
-}
-
-/// Whether some index in `rows` has level `level`; `None` for an index outside `levels`.
-fn any_at_level(rows: impl Iterator<Item = u64>, levels: &[AtomicI64], level: i64) -> Option<bool> {
-    for i in rows {
-        if levels.get(i as usize)?.load(Ordering::Relaxed) == level {
-            return Some(true);
-        }
-    }
-    Some(false)
+    Some(chunks?.concat())
 }

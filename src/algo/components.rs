@@ -56,36 +56,32 @@ pub fn components(
 }
 
 fn join_segment(seg: &MappedSegment, parent: &mut [u64]) -> Result<()> {
+    let joined = match seg.indices() {
+        Indices::U32(ix) => join_rows(seg.indptr(), ix, seg.start(), parent),
+        Indices::U64(ix) => join_rows(seg.indptr(), ix, seg.start(), parent),
+    };
+    joined.ok_or_else(|| {
+        Error::corrupt(seg.path(), "an index lies outside the matrix (run `sparsedisk verify` on the matrix)")
+    })
+}
+
+/// Joins the ends of every entry of a segment's rows; `None` for an index outside the matrix.
+fn join_rows<I: Copy + Into<u64>>(indptr: &[u64], ix: &[I], start: u64, parent: &mut [u64]) -> Option<()> {
     let n = parent.len() as u64;
-    let indptr = seg.indptr();
-    let start = seg.start();
-    let bad = || Error::corrupt(seg.path(), "an index lies outside the matrix (run `sparsedisk verify` on the matrix)");
     for (o, w) in indptr.windows(2).enumerate() {
         let a = start + o as u64;
         if a >= n {
-            return Err(bad());
+            return None;
         }
-        let (lo, hi) = (w[0] as usize, w[1] as usize);
-        match seg.indices() {
-            Indices::U32(ix) => {
-                for &b in &ix[lo..hi] {
-                    if u64::from(b) >= n {
-                        return Err(bad());
-                    }
-                    union(parent, a, u64::from(b));
-                }
+        for &b in &ix[w[0] as usize..w[1] as usize] {
+            let b: u64 = b.into();
+            if b >= n {
+                return None;
             }
-            Indices::U64(ix) => {
-                for &b in &ix[lo..hi] {
-                    if b >= n {
-                        return Err(bad());
-                    }
-                    union(parent, a, b);
-                }
-            }
+            union(parent, a, b);
         }
     }
-    Ok(())
+    Some(())
 }
 
 /// The root of `v`, halving the path on the way.
