@@ -97,7 +97,7 @@ pub fn cg(matrix: &Matrix, b: &[f64], options: &CgOptions, progress: &mut dyn Fn
     };
     let mut rz = precondition(&r, &mut z, inv_diag.as_deref());
     let mut p = dense_vector(n);
-    p.copy_from_slice(if inv_diag.is_some() { &z } else { &r });
+    p.copy_from_slice(z_or_r(&z, &r, &inv_diag));
     let mut q = dense_vector(n);
     let mut iterations = 0;
     loop {
@@ -153,15 +153,23 @@ pub fn cg(matrix: &Matrix, b: &[f64], options: &CgOptions, progress: &mut dyn Fn
             // The recurrence drifted from the truth: restart from the true residual (left in q).
             r.copy_from_slice(&q);
             rz = precondition(&r, &mut z, inv_diag.as_deref());
-            p.copy_from_slice(if inv_diag.is_some() { &z } else { &r });
+            p.copy_from_slice(z_or_r(&z, &r, &inv_diag));
             continue;
         }
         let beta = rz_next / rz;
         rz = rz_next;
-        let z_or_r = if inv_diag.is_some() { &z } else { &r };
-        p.par_chunks_mut(CHUNK).zip(z_or_r.par_chunks(CHUNK)).for_each(|(pc, zc)| {
+        p.par_chunks_mut(CHUNK).zip(z_or_r(&z, &r, &inv_diag).par_chunks(CHUNK)).for_each(|(pc, zc)| {
             pc.iter_mut().zip(zc).for_each(|(pv, &zv)| *pv = zv + beta * *pv);
         });
+    }
+}
+
+/// The preconditioned residual: `z` with a preconditioner, `r` itself without one.
+fn z_or_r<'a>(z: &'a [f64], r: &'a [f64], inv_diag: &Option<Vec<f64>>) -> &'a [f64] {
+    if inv_diag.is_some() {
+        z
+    } else {
+        r
     }
 }
 

@@ -79,8 +79,7 @@ pub fn pagerank(
     let mut next = dense_vector(n);
     let mut scaled = dense_vector(n); // r / out, the product's operand
     scaled.par_iter_mut().zip(&inv_out).for_each(|(s, &w)| *s = w / nf);
-    let mut dangling_mass: f64 =
-        if dangling.iter().any(|&x| x) { dangling.iter().filter(|&&x| x).count() as f64 / nf } else { 0.0 };
+    let mut dangling_mass = dangling.iter().filter(|&&x| x).count() as f64 / nf;
     let mut delta = f64::INFINITY;
     let mut iterations = 0;
     while iterations < options.max_iter {

@@ -948,14 +948,12 @@ fn scatter_typed<I: Index, V: Scalar>(
         let o = start + r;
         let Some(xr) = x.get(o * k..o * k + k) else { return false };
         let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
-        {
-            for (j, &c) in (lo..hi).zip(&ix[lo..hi]) {
-                let i = c.at();
-                let w = vals.map_or(1.0, |v| v[j].f64());
-                match part.get_mut(i * k..i * k + k) {
-                    Some(yr) => yr.iter_mut().zip(xr).for_each(|(y, &xv)| *y += w * xv),
-                    None => ok = false,
-                }
+        for (j, &c) in (lo..hi).zip(&ix[lo..hi]) {
+            let i = c.at();
+            let w = vals.map_or(1.0, |v| v[j].f64());
+            match part.get_mut(i * k..i * k + k) {
+                Some(yr) => yr.iter_mut().zip(xr).for_each(|(y, &xv)| *y += w * xv),
+                None => ok = false,
             }
         }
     }

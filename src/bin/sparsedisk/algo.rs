@@ -103,9 +103,13 @@ pub struct CgArgs {
     pub common: Common,
 }
 
-/// A spinner on standard error showing the last iteration (drawn only on a terminal, not with
-/// `--quiet`), and the callback that feeds it.
-fn iteration_display(quiet: bool, figure: &'static str) -> (ProgressBar, impl FnMut(&Iteration)) {
+/// Runs `algorithm` with a spinner on standard error showing its last iteration (drawn only on a
+/// terminal, not with `--quiet`); returns its result and the seconds it took.
+fn with_progress<T>(
+    quiet: bool,
+    figure: &'static str,
+    algorithm: impl FnOnce(&mut dyn FnMut(&Iteration)) -> Result<T>,
+) -> Result<(T, f64)> {
     let target = if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
     let bar = ProgressBar::with_draw_target(None, target);
     bar.set_style(
@@ -113,14 +117,15 @@ fn iteration_display(quiet: bool, figure: &'static str) -> (ProgressBar, impl Fn
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
-    let shown = bar.clone();
-    let callback = move |it: &Iteration| {
-        shown.set_message(format!(
+    let started = Instant::now();
+    let result = algorithm(&mut |it: &Iteration| {
+        bar.set_message(format!(
             "iteration {}: {figure} {:.3e}, {:.3} s per iteration",
             it.iteration, it.figure, it.seconds
         ))
-    };
-    (bar, callback)
+    });
+    bar.finish_and_clear();
+    Ok((result?, started.elapsed().as_secs_f64()))
 }
 
 fn summary(json: bool, value: serde_json::Value, text: String) -> Result<()> {
@@ -148,12 +153,7 @@ pub fn run_pagerank(args: PagerankArgs, quiet: bool) -> Result<()> {
         max_iter: args.max_iter,
         resident_bytes: args.common.resident,
     };
-    let started = Instant::now();
-    let (bar, mut callback) = iteration_display(quiet, "L1 change");
-    let result = algo::pagerank(&m, &options, &mut callback);
-    bar.finish_and_clear();
-    let result = result?;
-    let seconds = started.elapsed().as_secs_f64();
+    let (result, seconds) = with_progress(quiet, "L1 change", |progress| algo::pagerank(&m, &options, progress))?;
     if !result.converged {
         return Err(Error::invalid(format!(
             "PageRank did not converge in {} iterations: L1 change {:.3e} >= tol {:.1e} (raise --max-iter)",
@@ -187,12 +187,8 @@ pub fn run_pagerank(args: PagerankArgs, quiet: bool) -> Result<()> {
 pub fn run_bfs(args: BfsArgs, quiet: bool) -> Result<()> {
     refuse_existing(&args.output)?;
     let m = Matrix::open(&args.dir)?;
-    let started = Instant::now();
-    let (bar, mut callback) = iteration_display(quiet, "frontier");
-    let result = algo::bfs(&m, args.source, args.common.resident, &mut callback);
-    bar.finish_and_clear();
-    let result = result?;
-    let seconds = started.elapsed().as_secs_f64();
+    let (result, seconds) =
+        with_progress(quiet, "frontier", |progress| algo::bfs(&m, args.source, args.common.resident, progress))?;
     write_npy_i64(&args.output, &result.levels)?;
     summary(
         args.common.json,
@@ -217,12 +213,8 @@ pub fn run_bfs(args: BfsArgs, quiet: bool) -> Result<()> {
 pub fn run_components(args: ComponentsArgs, quiet: bool) -> Result<()> {
     refuse_existing(&args.output)?;
     let m = Matrix::open(&args.dir)?;
-    let started = Instant::now();
-    let (bar, mut callback) = iteration_display(quiet, "components");
-    let result = algo::components(&m, args.common.resident, &mut callback);
-    bar.finish_and_clear();
-    let result = result?;
-    let seconds = started.elapsed().as_secs_f64();
+    let (result, seconds) =
+        with_progress(quiet, "components", |progress| algo::components(&m, args.common.resident, progress))?;
     let labels: Vec<i64> = result.labels.iter().map(|&l| l as i64).collect();
     write_npy_i64(&args.output, &labels)?;
     summary(
@@ -266,12 +258,7 @@ pub fn run_cg(args: CgArgs, quiet: bool) -> Result<()> {
         },
         resident_bytes: args.common.resident,
     };
-    let started = Instant::now();
-    let (bar, mut callback) = iteration_display(quiet, "relative residual");
-    let result = algo::cg(&m, &b, &options, &mut callback);
-    bar.finish_and_clear();
-    let result = result?;
-    let seconds = started.elapsed().as_secs_f64();
+    let (result, seconds) = with_progress(quiet, "relative residual", |progress| algo::cg(&m, &b, &options, progress))?;
     write_npy(&args.output, &result.x, n, None)?;
     summary(
         args.common.json,
