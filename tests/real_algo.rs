@@ -14,12 +14,13 @@
 //! Environment as in `tests/real_kernels.rs`.
 
 use sparsedisk::algo::{bfs, cg, components, pagerank, CgOptions, PagerankOptions, Preconditioner};
-use sparsedisk::build::Duplicates;
-use sparsedisk::import::{import, ImportOptions, ImportProgress, LayoutChoice, ValueChoice};
+mod common;
+
+use common::real::{catalogue, datasets_and_python, import_as};
+use sparsedisk::import::{LayoutChoice, ValueChoice};
 use sparsedisk::io::npy::{write_npy, write_npy_i64};
-use sparsedisk::io::read::ReadOptions;
-use sparsedisk::{Matrix, ValueType, WriterOptions};
-use std::path::{Path, PathBuf};
+use sparsedisk::ValueType;
+use std::path::Path;
 use std::process::Command;
 
 const MAX_FILE_BYTES: u64 = 8 << 20;
@@ -32,65 +33,13 @@ const SPD: &[&str] = &[
     "lagraph/data/LFAT5.mtx",
 ];
 
-/// Catalogue rows of Matrix Market files up to `MAX_FILE_BYTES`: (path, symmetry, field).
-fn catalogue(dir: &Path) -> Vec<(PathBuf, String, String)> {
-    let text = std::fs::read_to_string(dir.join("CATALOG.tsv")).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    let (path, format, size, symmetry, field) =
-        (col("path"), col("format"), col("size_bytes"), col("symmetry"), col("field"));
-    lines
-        .map(|l| l.split('\t').collect::<Vec<_>>())
-        .filter(|f| f.get(format) == Some(&"mtx"))
-        .filter(|f| f.get(size).and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s <= MAX_FILE_BYTES))
-        .map(|f| {
-            (dir.join(f[path]), f.get(symmetry).unwrap_or(&"").to_string(), f.get(field).unwrap_or(&"").to_string())
-        })
-        .filter(|(p, _, _)| p.is_file())
-        .collect()
-}
-
-fn import_as(mtx: &Path, out: &Path, values: ValueChoice, layout: LayoutChoice) -> sparsedisk::Result<Matrix> {
-    let options = ImportOptions {
-        read: ReadOptions::default(),
-        memory_budget: 256 << 20,
-        duplicates: Duplicates::Sum,
-        drop_zeros: false,
-        shape: None,
-        values,
-        layout,
-        writer: WriterOptions { segment_bytes: 16 << 10, durable: false, ..WriterOptions::default() },
-    };
-    import(mtx, out, &options, |_: &ImportProgress| {})?;
-    Matrix::open(out)
-}
-
-fn environment() -> Option<(PathBuf, String)> {
-    let Some(datasets) = std::env::var_os("SPARSEDISK_REAL_DATASETS").filter(|v| !v.is_empty()) else {
-        assert!(
-            std::env::var("SPARSEDISK_REQUIRE_DATASETS").as_deref() != Ok("1"),
-            "SPARSEDISK_REQUIRE_DATASETS=1 but SPARSEDISK_REAL_DATASETS is not set"
-        );
-        eprintln!("real_algo: SKIPPED: SPARSEDISK_REAL_DATASETS is not set");
-        return None;
-    };
-    let python = std::env::var("SPARSEDISK_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = Command::new(&python).args(["-c", "import scipy, numpy"]).output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        assert!(std::env::var("SPARSEDISK_REQUIRE_PYTHON").as_deref() != Ok("1"), "`{python}` lacks scipy");
-        eprintln!("real_algo: SKIPPED: `{python}` lacks scipy/numpy");
-        return None;
-    }
-    Some((PathBuf::from(datasets), python))
-}
-
 #[test]
 fn graph_algorithms_on_real_graphs_equal_scipy() {
-    let Some((datasets, python)) = environment() else { return };
+    let Some((datasets, python)) = datasets_and_python("real_algo") else { return };
     let tmp = tempfile::tempdir().unwrap();
     let mut cases = Vec::new();
-    for (i, (mtx, _, _)) in catalogue(&datasets).iter().enumerate() {
+    for (i, file) in catalogue(&datasets, MAX_FILE_BYTES).iter().enumerate() {
+        let mtx = &file.path;
         let case = tmp.path().join(format!("case{i}"));
         std::fs::create_dir_all(&case).unwrap();
         let Ok(csr) = import_as(mtx, &case.join("csr"), ValueChoice::Fixed(ValueType::Pattern), LayoutChoice::Csr)
@@ -143,11 +92,12 @@ fn graph_algorithms_on_real_graphs_equal_scipy() {
 
 #[test]
 fn cg_on_real_symmetric_matrices() {
-    let Some((datasets, _)) = environment() else { return };
+    let Some((datasets, _)) = datasets_and_python("real_algo") else { return };
     let tmp = tempfile::tempdir().unwrap();
     let (mut solved, mut refused) = (Vec::new(), 0);
-    for (i, (mtx, symmetry, field)) in catalogue(&datasets).iter().enumerate() {
-        if symmetry != "symmetric" || !(field == "real" || field == "integer") {
+    for (i, file) in catalogue(&datasets, MAX_FILE_BYTES).iter().enumerate() {
+        let mtx = &file.path;
+        if file.symmetry != "symmetric" || !(file.field == "real" || file.field == "integer") {
             continue;
         }
         let Ok(m) = import_as(

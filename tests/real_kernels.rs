@@ -13,12 +13,13 @@
 //! scipy the test prints a skip note and passes, unless `SPARSEDISK_REQUIRE_DATASETS=1` /
 //! `SPARSEDISK_REQUIRE_PYTHON=1`.
 
-use sparsedisk::build::Duplicates;
-use sparsedisk::import::{import, ImportOptions, ImportProgress, LayoutChoice, ValueChoice};
+mod common;
+
+use common::real::{catalogue, datasets_and_python, import_as};
+use sparsedisk::import::{LayoutChoice, ValueChoice};
 use sparsedisk::io::npy::write_npy;
-use sparsedisk::io::read::ReadOptions;
 use sparsedisk::kernels::{spmm, spmv, spmv_transpose};
-use sparsedisk::{Layout, Matrix, WriterOptions};
+use sparsedisk::Layout;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -45,63 +46,10 @@ fn operand(len: usize, salt: u64) -> Vec<f64> {
         .collect()
 }
 
-fn python_or_skip() -> Option<String> {
-    let python = std::env::var("SPARSEDISK_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = Command::new(&python).args(["-c", "import scipy, numpy"]).output();
-    if probe.is_ok_and(|o| o.status.success()) {
-        return Some(python);
-    }
-    assert!(
-        std::env::var("SPARSEDISK_REQUIRE_PYTHON").as_deref() != Ok("1"),
-        "SPARSEDISK_REQUIRE_PYTHON=1 but `{python}` lacks scipy/numpy"
-    );
-    eprintln!("real_kernels: SKIPPED: `{python}` lacks scipy/numpy");
-    None
-}
-
-/// The Matrix Market files of the catalogue, up to `MAX_FILE_BYTES`.
-fn catalogue(dir: &Path) -> Vec<PathBuf> {
-    let text = std::fs::read_to_string(dir.join("CATALOG.tsv")).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    let (path, format, size) = (col("path"), col("format"), col("size_bytes"));
-    lines
-        .map(|l| l.split('\t').collect::<Vec<_>>())
-        .filter(|f| f.get(format) == Some(&"mtx"))
-        .filter(|f| f.get(size).and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s <= MAX_FILE_BYTES))
-        .map(|f| dir.join(f[path]))
-        .filter(|p| p.is_file())
-        .collect()
-}
-
-fn import_as(mtx: &Path, out: &Path, layout: LayoutChoice) -> sparsedisk::Result<Matrix> {
-    let options = ImportOptions {
-        read: ReadOptions::default(),
-        memory_budget: 256 << 20,
-        duplicates: Duplicates::Sum,
-        drop_zeros: false,
-        shape: None,
-        values: ValueChoice::Auto,
-        layout,
-        writer: WriterOptions { segment_bytes: 16 << 10, durable: false, ..WriterOptions::default() },
-    };
-    import(mtx, out, &options, |_: &ImportProgress| {})?;
-    Matrix::open(out)
-}
-
 #[test]
 fn products_on_real_matrices_equal_scipy() {
-    let Some(datasets) = std::env::var_os("SPARSEDISK_REAL_DATASETS").filter(|v| !v.is_empty()) else {
-        assert!(
-            std::env::var("SPARSEDISK_REQUIRE_DATASETS").as_deref() != Ok("1"),
-            "SPARSEDISK_REQUIRE_DATASETS=1 but SPARSEDISK_REAL_DATASETS is not set"
-        );
-        eprintln!("real_kernels: SKIPPED: SPARSEDISK_REAL_DATASETS is not set");
-        return;
-    };
-    let Some(python) = python_or_skip() else { return };
-    let files = catalogue(Path::new(&datasets));
+    let Some((datasets, python)) = datasets_and_python("real_kernels") else { return };
+    let files: Vec<PathBuf> = catalogue(&datasets, MAX_FILE_BYTES).into_iter().map(|c| c.path).collect();
     assert!(!files.is_empty(), "no Matrix Market files in the catalogue");
     let tmp = tempfile::tempdir().unwrap();
     let mut cases = Vec::new();
@@ -109,11 +57,11 @@ fn products_on_real_matrices_equal_scipy() {
     for (i, mtx) in files.iter().enumerate() {
         let case = tmp.path().join(format!("case{i}"));
         std::fs::create_dir_all(&case).unwrap();
-        let Ok(csr) = import_as(mtx, &case.join("csr"), LayoutChoice::Csr) else {
+        let Ok(csr) = import_as(mtx, &case.join("csr"), ValueChoice::Auto, LayoutChoice::Csr) else {
             rejected += 1;
             continue;
         };
-        let csc = import_as(mtx, &case.join("csc"), LayoutChoice::Csc).unwrap();
+        let csc = import_as(mtx, &case.join("csc"), ValueChoice::Auto, LayoutChoice::Csc).unwrap();
         assert_eq!(csc.layout(), Layout::Csc);
         let (rows, cols) = (csr.rows() as usize, csr.cols() as usize);
         let (x, xt, xk) = (operand(cols, 1), operand(rows, 2), operand(cols * K, 3));

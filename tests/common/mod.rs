@@ -153,3 +153,5 @@ pub fn triplets(max_dim: u64, max_entries: usize) -> impl proptest::strategy::St
         })
     })
 }
+
+pub mod real;
