@@ -26,59 +26,10 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-fn sparsedisk() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
-}
-
 fn anchors(args: &[&str], file: &Path) -> Command {
     let mut c = Command::new(python());
     c.arg(shared_tool("anchors/anchors.py")).arg(args[0]).arg(file).args(&args[1..]);
     c
-}
-
-/// A generated matrix and its Matrix Market file.
-fn generated(data: &Path, name: &str, args: &[&str]) -> Result<(PathBuf, PathBuf), String> {
-    let dir = data.join(name);
-    let mtx = data.join(format!("{name}.mtx"));
-    if sparsedisk::Matrix::open(&dir).is_err() {
-        run_json(sparsedisk().arg("generate").args(args).args(["--force", "--json", "-o"]).arg(&dir), "generate")?;
-    }
-    if !mtx.exists() {
-        let st = sparsedisk()
-            .args(["export", "--force"])
-            .arg(&dir)
-            .arg("-o")
-            .arg(&mtx)
-            .status()
-            .map_err(|e| e.to_string())?;
-        if !st.success() {
-            return Err("export failed".into());
-        }
-    }
-    Ok((dir, mtx))
-}
-
-fn rmat(data: &Path, scale: &str) -> Result<(PathBuf, PathBuf), String> {
-    let mtx = data.join(format!("rmat{scale}-shuffled.mtx"));
-    let dir = data.join(format!("rmat{scale}"));
-    if !mtx.exists() {
-        run_json(
-            Command::new(python()).arg(shared_tool("anchors/anchors.py")).args(["gen", "rmat"]).arg(&mtx).args([
-                "--scale",
-                scale,
-                "--edge-factor",
-                "16",
-                "--seed",
-                "1",
-                "--shuffle",
-            ]),
-            "anchors.py gen rmat",
-        )?;
-    }
-    if sparsedisk::Matrix::open(&dir).is_err() {
-        run_json(sparsedisk().arg("import").arg(&mtx).arg("-o").arg(&dir).args(["--force", "--json"]), "import")?;
-    }
-    Ok((dir, mtx))
 }
 
 /// One algorithm: ours (optionally under a cap, cold) against scipy's, `rounds` times alternating.
@@ -87,10 +38,9 @@ struct Case<'a> {
     algorithm: &'a str,
     dir: PathBuf,
     mtx: PathBuf,
-    /// Extra arguments of ours (after `ALGO DIR -o OUT --json`).
-    ours: Vec<&'a str>,
-    /// Extra arguments of anchors.py (after `ALGO FILE`).
-    theirs: Vec<&'a str>,
+    /// Extra arguments, the same for ours (after `ALGO DIR -o OUT --json`) and anchors.py (after
+    /// `ALGO FILE`): the tolerance.
+    args: Vec<&'a str>,
     /// `Some(cap)`: ours runs under memcap from a cold cache.
     cap: Option<&'a str>,
 }
@@ -116,21 +66,20 @@ fn run_case(case: &Case<'_>, rounds: usize, scipy: bool, mode: &str, out: &Path)
             }
             None => sparsedisk(),
         };
-        cmd.arg(case.algorithm).arg(&case.dir).arg("-o").arg(out).arg("--json").args(&case.ours);
+        cmd.arg(case.algorithm).arg(&case.dir).arg("-o").arg(out).arg("--json").args(&case.args);
         let (j, stderr) = run_json(&mut cmd, case.algorithm)?;
         ours_s.push(f(&j["seconds"]));
         ours_it.push(f(&j["iterations"]));
         ours_figure = f(&j[if case.algorithm == "cg" { "residual" } else { "delta" }]);
         rss.push(f(&j["peak_rss_bytes"]));
-        if let Some(line) = stderr.lines().find(|l| l.starts_with("memcap:")) {
-            let peak = line.split_whitespace().find_map(|w| w.strip_prefix("peak=")).and_then(|v| v.parse().ok());
-            peaks.push(peak.unwrap_or(f64::NAN));
-            if !line.contains("failcnt=0") {
-                eprintln!("algo bench: {}: the cgroup hit its limit ({line})", case.name);
+        if let Some((peak, failures)) = memcap_summary(&stderr) {
+            peaks.push(peak);
+            if failures > 0.0 {
+                eprintln!("algo bench: {}: the cgroup hit its limit ({failures} times)", case.name);
             }
         }
         if scipy {
-            let args: Vec<&str> = std::iter::once(case.algorithm).chain(case.theirs.iter().copied()).collect();
+            let args: Vec<&str> = std::iter::once(case.algorithm).chain(case.args.iter().copied()).collect();
             let (t, _) = run_json(&mut anchors(&args, &case.mtx), "anchors.py")?;
             theirs_s.push(f(&t["seconds"]));
             theirs_json = t;
@@ -184,67 +133,38 @@ fn run() -> Result<(), String> {
         eprintln!("algo bench: python with scipy and fast_matrix_market not found: the anchors are skipped");
     }
     let mode = if full { "full" } else { "smoke" };
+    let case = |name, algorithm, (dir, mtx): (PathBuf, PathBuf), args: &'static [&'static str], cap| Case {
+        name,
+        algorithm,
+        dir,
+        mtx,
+        args: args.to_vec(),
+        cap,
+    };
     let mut cases = Vec::new();
     if full {
         if scipy {
-            let (dir, mtx) = rmat(&data, "22")?;
-            cases.push(Case {
-                name: "rmat scale 22",
-                algorithm: "pagerank",
-                dir,
-                mtx,
-                ours: vec!["--tol", "1e-8"],
-                theirs: vec!["--tol", "1e-8"],
-                cap: None,
-            });
+            cases.push(case("rmat scale 22", "pagerank", rmat(&data, "22")?, &["--tol", "1e-8"], None));
         }
-        let (dir, mtx) = generated(&data, "lap3d-100", &["laplace3d", "--n", "100"])?;
-        cases.push(Case {
-            name: "laplace3d n=100",
-            algorithm: "cg",
-            dir,
-            mtx,
-            ours: vec!["--tol", "1e-6"],
-            theirs: vec!["--tol", "1e-6"],
-            cap: None,
-        });
+        let lap3d = generated(&data, "lap3d-100", &["laplace3d", "--n", "100"])?;
+        cases.push(case("laplace3d n=100", "cg", lap3d, &["--tol", "1e-6"], None));
         if ooc {
             if scipy {
-                let (dir, mtx) = rmat(&data, "22")?;
-                cases.push(Case {
-                    name: "rmat scale 22",
-                    algorithm: "pagerank",
-                    dir,
-                    mtx,
-                    ours: vec!["--tol", "1e-8"],
-                    theirs: vec!["--tol", "1e-8"],
-                    cap: Some("512M"),
-                });
+                cases.push(case("rmat scale 22", "pagerank", rmat(&data, "22")?, &["--tol", "1e-8"], Some("512M")));
             }
-            let (dir, mtx) = generated(&data, "lap3d-200", &["laplace3d", "--n", "200"])?;
-            cases.push(Case {
-                name: "laplace3d n=200",
-                algorithm: "cg",
-                dir,
-                mtx,
-                ours: vec!["--tol", "1e-2"],
-                theirs: vec!["--tol", "1e-2"],
-                cap: Some("600M"),
-            });
+            let lap3d = generated(&data, "lap3d-200", &["laplace3d", "--n", "200"])?;
+            cases.push(case("laplace3d n=200", "cg", lap3d, &["--tol", "1e-2"], Some("600M")));
         }
     } else {
-        let (dir, mtx) = generated(&data, "lap2d-60", &["laplace2d", "--n", "60"])?;
-        cases.push(Case { name: "laplace2d n=60", algorithm: "cg", dir, mtx, ours: vec![], theirs: vec![], cap: None });
-        let (dir, mtx) = generated(&data, "rmat-10", &["rmat", "--scale", "10"])?;
-        cases.push(Case {
-            name: "rmat scale 10",
-            algorithm: "pagerank",
-            dir,
-            mtx,
-            ours: vec![],
-            theirs: vec![],
-            cap: None,
-        });
+        let lap = generated(&data, "lap2d-60", &["laplace2d", "--n", "60"])?;
+        cases.push(case("laplace2d n=60", "cg", lap, &[], None));
+        cases.push(case(
+            "rmat scale 10",
+            "pagerank",
+            generated(&data, "rmat-10", &["rmat", "--scale", "10"])?,
+            &[],
+            None,
+        ));
     }
     for case in &cases {
         run_case(case, rounds, scipy, mode, &out)?;

@@ -40,55 +40,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-fn sparsedisk() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
-}
-
 fn ensure_laplacian(data: &Path, n: &str) -> Result<(String, PathBuf, PathBuf), String> {
-    let lap = data.join(format!("lap2d-{n}"));
-    let lap_mtx = data.join(format!("lap2d-{n}.mtx"));
-    if sparsedisk::Matrix::open(&lap).is_err() {
-        run_json(
-            sparsedisk().args(["generate", "laplace2d", "--n", n, "--force", "--json", "-o"]).arg(&lap),
-            "generate",
-        )?;
-    }
-    if !lap_mtx.exists() {
-        let st = sparsedisk()
-            .args(["export", "--force"])
-            .arg(&lap)
-            .arg("-o")
-            .arg(&lap_mtx)
-            .status()
-            .map_err(|e| e.to_string())?;
-        if !st.success() {
-            return Err("export failed".into());
-        }
-    }
-    Ok((format!("laplace2d n={n}"), lap, lap_mtx))
+    let (dir, mtx) = generated(data, &format!("lap2d-{n}"), &["laplace2d", "--n", n])?;
+    Ok((format!("laplace2d n={n}"), dir, mtx))
 }
 
 fn ensure_rmat(data: &Path, scale: &str) -> Result<(String, PathBuf, PathBuf), String> {
-    let rmat_mtx = data.join(format!("rmat{scale}-shuffled.mtx"));
-    let rmat = data.join(format!("rmat{scale}"));
-    if !rmat_mtx.exists() {
-        run_json(
-            Command::new(python()).arg(anchors()).args(["gen", "rmat"]).arg(&rmat_mtx).args([
-                "--scale",
-                scale,
-                "--edge-factor",
-                "16",
-                "--seed",
-                "1",
-                "--shuffle",
-            ]),
-            "anchors.py gen rmat",
-        )?;
-    }
-    if sparsedisk::Matrix::open(&rmat).is_err() {
-        run_json(sparsedisk().arg("import").arg(&rmat_mtx).arg("-o").arg(&rmat).args(["--force", "--json"]), "import")?;
-    }
-    Ok((format!("rmat scale {scale}"), rmat, rmat_mtx))
+    let (dir, mtx) = rmat(data, scale)?;
+    Ok((format!("rmat scale {scale}"), dir, mtx))
 }
 
 /// The in-memory comparison of one matrix (see the module docs).
@@ -211,17 +170,11 @@ fn capped(cap: &str, args: &[&std::ffi::OsStr], json: bool, what: &str) -> Resul
         (Value::Null, stderr)
     };
     let wall = t.elapsed().as_secs_f64();
-    let line = stderr.lines().find(|l| l.starts_with("memcap:")).ok_or(format!("{what}: memcap printed no summary"))?;
-    let field = |key: &str| {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    if field("failcnt=") > 0.0 {
-        eprintln!("spmv bench: {what}: the cgroup hit its limit ({line})");
+    let (peak, failures) = memcap_summary(&stderr).ok_or(format!("{what}: memcap printed no summary"))?;
+    if failures > 0.0 {
+        eprintln!("spmv bench: {what}: the cgroup hit its limit ({failures} times)");
     }
-    Ok((value, wall, field("peak=")))
+    Ok((value, wall, peak))
 }
 
 /// The out-of-core comparison of one matrix (see the module docs).
