@@ -40,6 +40,25 @@ pub enum Generator {
         /// Number of super-diagonals.
         upper: u64,
     },
+    /// An `n x n` block-diagonal matrix of dense `block x block` blocks (the last one clipped): the
+    /// element blocks of a finite-element or multiphysics matrix. Off-diagonal entries are
+    /// `-(1 + ((7i + 13j) mod 5)) / block`, the diagonal is 6, so the matrix is strictly diagonally
+    /// dominant and not symmetric.
+    BlockDiag {
+        /// Order of the matrix.
+        n: u64,
+        /// Order of each diagonal block.
+        block: u64,
+    },
+    /// An `n x n` arrow matrix: the diagonal, plus `border` full rows and `border` full columns at
+    /// the top and left (a bordered system, or an optimisation problem with dense coupling rows).
+    /// Border entries are `1 / (1 + (i + j) mod 7)`, the diagonal is `n`.
+    Arrow {
+        /// Order of the matrix.
+        n: u64,
+        /// Number of dense rows and of dense columns.
+        border: u64,
+    },
 }
 
 impl Generator {
@@ -53,7 +72,7 @@ impl Generator {
         let order = match *self {
             Generator::Laplace2d { n } => n.checked_mul(n).ok_or_else(overflow)?,
             Generator::Laplace3d { n } => n.checked_mul(n).and_then(|x| x.checked_mul(n)).ok_or_else(overflow)?,
-            Generator::Banded { n, .. } => n,
+            Generator::Banded { n, .. } | Generator::BlockDiag { n, .. } | Generator::Arrow { n, .. } => n,
         };
         if order > i64::MAX as u64 {
             return Err(overflow());
@@ -75,6 +94,15 @@ impl Generator {
             Generator::Banded { n, lower, upper } if n > 0 => {
                 let (l, u) = (lower.min(n - 1), upper.min(n - 1));
                 n * (l + u + 1) - l * (l + 1) / 2 - u * (u + 1) / 2
+            }
+            Generator::BlockDiag { n, block } if n > 0 && block > 0 => {
+                let (full, last) = (n / block, n % block);
+                full * block * block + last * last
+            }
+            Generator::Arrow { n, border } if n > 0 => {
+                let b = border.min(n);
+                // b full rows; every other row has the b border columns and its diagonal.
+                b * n + (n - b) * (b + 1)
             }
             _ => 0,
         })
@@ -143,6 +171,37 @@ impl Generator {
                 for inner in first..=last {
                     let (i, j) = layout.row_col(outer, inner);
                     put(inner, banded_value(i, j, lower, upper));
+                }
+            }
+            // Both patterns are symmetric, so a column holds the indices of the row of the same index.
+            Generator::BlockDiag { n, block } => {
+                let block = block.max(1);
+                let first = outer / block * block;
+                for inner in first..(first + block).min(n) {
+                    let (i, j) = layout.row_col(outer, inner);
+                    let v =
+                        if i == j { 6.0 } else { -(1.0 + ((7 * (i % 5) + 13 * (j % 5)) % 5) as f64) / block as f64 };
+                    put(inner, v);
+                }
+            }
+            Generator::Arrow { n, border } => {
+                let value = |inner: u64| {
+                    let (i, j) = layout.row_col(outer, inner);
+                    if i == j {
+                        n as f64
+                    } else {
+                        1.0 / (1 + (i + j) % 7) as f64
+                    }
+                };
+                if outer < border {
+                    for inner in 0..n {
+                        put(inner, value(inner));
+                    }
+                } else {
+                    for inner in 0..border.min(n) {
+                        put(inner, value(inner));
+                    }
+                    put(outer, value(outer));
                 }
             }
         }

@@ -57,4 +57,7 @@ pub use error::{Error, Result};
 pub use format::{IndexType, Layout, ValueType};
 pub use matrix::{Matrix, MatrixInfo, VerifyReport};
 pub use segment::{MappedSegment, StoredIndex};
-pub use writer::{check_output_dir, MatrixWriter, WriterOptions, DEFAULT_SEGMENT_BYTES};
+pub use writer::{
+    check_output_dir, DenseOptions, MatrixWriter, WriterOptions, DEFAULT_DENSE_BLOCK, DEFAULT_DENSE_THRESHOLD,
+    DEFAULT_SEGMENT_BYTES,
+};

@@ -89,6 +89,12 @@ pub struct MatrixInfo {
     pub bytes_per_nonzero: f64,
     /// `nnz / (rows * cols)`.
     pub density: f64,
+    /// Dense blocks in all segments.
+    pub dense_blocks: u64,
+    /// Entries stored in dense blocks.
+    pub dense_nnz: u64,
+    /// `dense_nnz / nnz` (0 for an empty matrix).
+    pub dense_nnz_share: f64,
 }
 
 impl Matrix {
@@ -259,6 +265,7 @@ impl Matrix {
         let bytes_on_disk = self.bytes_on_disk();
         let (rows, cols) = self.shape();
         let cells = rows as f64 * cols as f64;
+        let dense_nnz: u64 = segs.iter().filter_map(|s| s.dense.as_ref()).map(|d| d.nnz).sum();
         MatrixInfo {
             path: self.dir.display().to_string(),
             rows,
@@ -277,6 +284,9 @@ impl Matrix {
             bytes_on_disk,
             bytes_per_nonzero: if self.nnz() == 0 { 0.0 } else { bytes_on_disk as f64 / self.nnz() as f64 },
             density: if cells == 0.0 { 0.0 } else { self.nnz() as f64 / cells },
+            dense_blocks: segs.iter().filter_map(|s| s.dense.as_ref()).map(|d| d.blocks).sum(),
+            dense_nnz,
+            dense_nnz_share: if self.nnz() == 0 { 0.0 } else { dense_nnz as f64 / self.nnz() as f64 },
         }
     }
 

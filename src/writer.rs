@@ -23,9 +23,9 @@
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::format::{
-    array_metadata, checksum_hex, format_checksum, parse_segment_name, paths, root_group_metadata,
-    segment_group_metadata, segment_name, FileEntry, IndexType, Layout, Manifest, SegmentEntry, ValueType,
-    FORMAT_VERSION, MANIFEST_FILE,
+    array_metadata, array_metadata_nd, checksum_hex, dense_group_metadata, format_checksum, parse_segment_name, paths,
+    root_group_metadata, segment_group_metadata, segment_name, DenseEntry, FileEntry, IndexType, Layout, Manifest,
+    SegmentEntry, ValueType, FORMAT_VERSION, FORMAT_VERSION_PLAIN, MANIFEST_FILE,
 };
 use crate::matrix::Matrix;
 use crate::storage::{sync_dir, write_file_atomic, AtomicFile, Syncer};
@@ -36,6 +36,9 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 mod chunk;
+mod dense;
+
+pub use dense::{DenseOptions, DEFAULT_DENSE_BLOCK, DEFAULT_DENSE_THRESHOLD};
 
 /// Default bound on a segment's payload: 64 MiB. Large enough that per-segment costs (seven small
 /// files, a map and unmap) vanish beside the data, small enough that a few mapped segments sit well
@@ -53,11 +56,20 @@ pub struct WriterOptions {
     /// Fsync files and directories before publishing (the default). Turning it off trades crash
     /// safety for speed, for scratch matrices and tests.
     pub durable: bool,
+    /// Store blocks whose density reaches the threshold as dense blocks (see the format docs, "Dense
+    /// blocks"); `None` writes plain CSR/CSC segments. Ignored for pattern matrices. The default is
+    /// [`DenseOptions::default`].
+    pub dense: Option<DenseOptions>,
 }
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions { segment_bytes: DEFAULT_SEGMENT_BYTES, overwrite: false, durable: true }
+        WriterOptions {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            overwrite: false,
+            durable: true,
+            dense: Some(DenseOptions::default()),
+        }
     }
 }
 
@@ -70,6 +82,8 @@ struct OpenSegment {
     indptr: ChunkFile,
     indices: ChunkFile,
     values: Option<ChunkFile>,
+    /// Finds groups of rows that may hold dense blocks (dense writers only).
+    scan: Option<dense::DenseScan>,
 }
 
 impl OpenSegment {
@@ -142,6 +156,9 @@ impl<V: Element> MatrixWriter<V> {
                 "shape {} x {} exceeds the largest supported dimension 2^63 - 1",
                 shape.0, shape.1
             )));
+        }
+        if let Some(d) = &options.dense {
+            d.check()?;
         }
         let (outer_dim, inner_dim) = layout.outer_inner(shape);
         // The row pointers alone take 8 bytes per outer index, whatever the entries: a matrix whose
@@ -247,6 +264,9 @@ impl<V: Element> MatrixWriter<V> {
                 }
             }
             let seg = self.open.as_mut().expect("ensure_segment opened a segment");
+            if let Some(scan) = seg.scan.as_mut() {
+                scan.row(indices);
+            }
             seg.indices.write(&self.scratch)?;
             if let Some(vw) = seg.values.as_mut() {
                 self.scratch.clear();
@@ -281,6 +301,9 @@ impl<V: Element> MatrixWriter<V> {
         if count > 0 {
             self.ensure_segment()?;
             let seg = self.open.as_mut().expect("ensure_segment opened a segment");
+            if let Some(scan) = seg.scan.as_mut() {
+                scan.row_bytes(self.index_type, index_bytes);
+            }
             seg.indices.write(index_bytes)?;
             if let Some(vw) = seg.values.as_mut() {
                 vw.write(value_bytes)?;
@@ -314,6 +337,9 @@ impl<V: Element> MatrixWriter<V> {
         self.advance_to(outer)?;
         self.ensure_segment()?;
         let seg = self.open.as_mut().expect("ensure_segment opened a segment");
+        if let Some(scan) = seg.scan.as_mut() {
+            scan.entry(inner);
+        }
         match self.index_type {
             IndexType::Uint32 => seg.indices.write_u32(inner as u32)?,
             IndexType::Uint64 => seg.indices.write_u64(inner)?,
@@ -369,7 +395,12 @@ impl<V: Element> MatrixWriter<V> {
         }
         let manifest = Manifest {
             format: "sparsedisk".to_string(),
-            format_version: FORMAT_VERSION,
+            // Version 1 when nothing needs version 2, so that older readers still open the matrix.
+            format_version: if self.segments.iter().any(|s| s.dense.is_some()) {
+                FORMAT_VERSION
+            } else {
+                FORMAT_VERSION_PLAIN
+            },
             generation: self.generation,
             shape: [self.shape.0, self.shape.1],
             nnz: self.total_nnz,
@@ -425,6 +456,9 @@ impl<V: Element> MatrixWriter<V> {
         self.ensure_segment()?;
         let seg = self.open.as_mut().expect("ensure_segment opened a segment");
         seg.indptr.write_u64(seg.nnz)?;
+        if let Some(scan) = seg.scan.as_mut() {
+            scan.end_row(self.cur_outer, self.cur_outer - seg.start);
+        }
         self.cur_outer += 1;
         self.cur_last_inner = None;
         if seg.payload() >= self.options.segment_bytes {
@@ -451,15 +485,21 @@ impl<V: Element> MatrixWriter<V> {
         indptr.write_u64(0)?;
         let indices = chunk(paths::INDICES)?;
         let values = if V::VALUE_TYPE == ValueType::Pattern { None } else { Some(chunk(paths::VALUES)?) };
-        self.open = Some(OpenSegment { name, dir: seg_dir, start: self.cur_outer, nnz: 0, indptr, indices, values });
+        let scan = match self.options.dense {
+            Some(d) if V::VALUE_TYPE != ValueType::Pattern => Some(dense::DenseScan::new(d, self.cur_outer)),
+            _ => None,
+        };
+        self.open =
+            Some(OpenSegment { name, dir: seg_dir, start: self.cur_outer, nnz: 0, indptr, indices, values, scan });
         Ok(())
     }
 
     /// Finishes the open segment's chunks, writes its Zarr/Binsparse metadata, and records it.
     fn close_segment(&mut self) -> Result<()> {
-        let Some(seg) = self.open.take() else { return Ok(()) };
+        let Some(mut seg) = self.open.take() else { return Ok(()) };
         let durable = self.options.durable;
         let end = self.cur_outer;
+        let band = end - seg.start;
         let rel = |p: &Path| -> String { p.strip_prefix(&self.dir).unwrap_or(p).to_string_lossy().replace('\\', "/") };
         let syncer = &self.syncer;
         // The write thread fsyncs each chunk after its last write (durable writers).
@@ -472,9 +512,52 @@ impl<V: Element> MatrixWriter<V> {
             }
             Ok(FileEntry { path: rel(&path), bytes, xxh3: format_checksum(hash) })
         };
-        let indptr = finish_chunk(seg.indptr)?;
-        let indices = finish_chunk(seg.indices)?;
-        let values = seg.values.map(finish_chunk).transpose()?;
+        let mut indptr = finish_chunk(seg.indptr)?;
+        let mut indices = finish_chunk(seg.indices)?;
+        let mut values = seg.values.map(finish_chunk).transpose()?;
+        let mut dense = None;
+        if let Some(scan) = seg.scan.as_mut() {
+            scan.finish(band);
+        }
+        if let (Some(scan), Some(options), Some(v)) = (&seg.scan, &self.options.dense, &values) {
+            if !scan.candidates.is_empty() {
+                // The chunks must be on disk before they are read back.
+                if let Some(io) = &self.chunk_io {
+                    io.barrier()?;
+                }
+                let (ip, xp, vp) = (self.dir.join(&indptr.path), self.dir.join(&indices.path), self.dir.join(&v.path));
+                let arrays = dense::SegmentArrays {
+                    dir: &seg.dir,
+                    band,
+                    inner_dim: self.inner_dim,
+                    index_type: self.index_type,
+                    value_bytes: V::VALUE_TYPE.bytes() as usize,
+                    nnz: seg.nnz,
+                    indptr: (&ip, indptr.bytes),
+                    indices: (&xp, indices.bytes),
+                    values: (&vp, v.bytes),
+                };
+                if let Some(x) = dense::extract(&arrays, &scan.candidates, options, durable)? {
+                    let entry = |w: &dense::Written| FileEntry {
+                        path: rel(&w.path),
+                        bytes: w.bytes,
+                        xxh3: format_checksum(w.hash),
+                    };
+                    indptr = entry(&x.indptr);
+                    indices = entry(&x.indices);
+                    values = Some(entry(&x.values));
+                    dense = Some(DenseEntry {
+                        block_shape: options.block_shape,
+                        blocks: x.blocks,
+                        nnz: x.dense_nnz,
+                        origins: entry(&x.origins),
+                        mask: entry(&x.mask),
+                        values: entry(&x.dense_values),
+                    });
+                }
+            }
+        }
+        let sparse_nnz = seg.nnz - dense.as_ref().map_or(0, |d: &DenseEntry| d.nnz);
 
         let mut metadata = Vec::new();
         let mut put = |relative: &str, contents: &[u8]| -> Result<()> {
@@ -487,11 +570,10 @@ impl<V: Element> MatrixWriter<V> {
             metadata.push(FileEntry { path: rel(&path), bytes: contents.len() as u64, xxh3: checksum_hex(contents) });
             Ok(())
         };
-        let band = end - seg.start;
         put(&format!("{}/{}", paths::INDPTR, paths::ZARR_JSON), array_metadata(band + 1, "uint64").as_bytes())?;
         put(
             &format!("{}/{}", paths::INDICES, paths::ZARR_JSON),
-            array_metadata(seg.nnz, self.index_type.name()).as_bytes(),
+            array_metadata(sparse_nnz, self.index_type.name()).as_bytes(),
         )?;
         if V::VALUE_TYPE == ValueType::Pattern {
             // Binsparse iso[bint8]: one `true` stands for every stored entry.
@@ -502,16 +584,59 @@ impl<V: Element> MatrixWriter<V> {
         } else {
             put(
                 &format!("{}/{}", paths::VALUES, paths::ZARR_JSON),
-                array_metadata(seg.nnz, V::VALUE_TYPE.name()).as_bytes(),
+                array_metadata(sparse_nnz, V::VALUE_TYPE.name()).as_bytes(),
             )?;
         }
-        let group =
-            segment_group_metadata(self.layout, self.shape, seg.start, end, seg.nnz, self.index_type, V::VALUE_TYPE);
+        if let Some(d) = &dense {
+            let [bo, bi] = d.block_shape;
+            put(
+                &format!("{}/{}", paths::DENSE, paths::ZARR_JSON),
+                dense_group_metadata(self.layout, d.block_shape, d.blocks, d.nnz).as_bytes(),
+            )?;
+            put(
+                &format!("{}/{}", paths::DENSE_ORIGINS, paths::ZARR_JSON),
+                array_metadata_nd(&[d.blocks, 3], "uint64").as_bytes(),
+            )?;
+            put(
+                &format!("{}/{}", paths::DENSE_MASK, paths::ZARR_JSON),
+                array_metadata_nd(&[d.blocks, d.mask_words()], "uint64").as_bytes(),
+            )?;
+            put(
+                &format!("{}/{}", paths::DENSE_VALUES, paths::ZARR_JSON),
+                array_metadata_nd(&[d.blocks, bo, bi], V::VALUE_TYPE.name()).as_bytes(),
+            )?;
+        }
+        let group = segment_group_metadata(
+            self.layout,
+            self.shape,
+            seg.start,
+            end,
+            sparse_nnz,
+            self.index_type,
+            V::VALUE_TYPE,
+            dense.as_ref(),
+        );
         put(paths::ZARR_JSON, group.as_bytes())?;
         if let (true, Some(s)) = (durable, syncer) {
             for array in [paths::INDPTR, paths::INDICES, paths::VALUES] {
                 s.sync_path(&seg.dir.join(array).join("c"));
                 s.sync_path(&seg.dir.join(array));
+            }
+            if dense.is_some() {
+                for array in [paths::DENSE_ORIGINS, paths::DENSE_MASK, paths::DENSE_VALUES] {
+                    let mut dir = seg.dir.join(array);
+                    s.sync_path(&dir);
+                    // The chunk's directories: c, c/0 and (values) c/0/0.
+                    dir.push("c");
+                    s.sync_path(&dir);
+                    dir.push("0");
+                    s.sync_path(&dir);
+                    if array == paths::DENSE_VALUES {
+                        dir.push("0");
+                        s.sync_path(&dir);
+                    }
+                }
+                s.sync_path(&seg.dir.join(paths::DENSE));
             }
             s.sync_path(&seg.dir);
         }
@@ -524,6 +649,7 @@ impl<V: Element> MatrixWriter<V> {
             indices,
             values,
             metadata,
+            dense,
         });
         Ok(())
     }
@@ -556,6 +682,11 @@ impl<V: Element> MatrixWriter<V> {
             let mut full = false;
             pointers.clear();
             while r < counts.len() && !full {
+                if let Some(scan) = seg.scan.as_mut() {
+                    scan.row_bytes(self.index_type, &index_bytes[(at * iw) as usize..((at + counts[r]) * iw) as usize]);
+                    let outer = self.cur_outer + (r - first) as u64;
+                    scan.end_row(outer, outer - seg.start);
+                }
                 at += counts[r];
                 payload += 8 + counts[r] * (iw + vw);
                 pointers.extend_from_slice(&(seg.nnz + at - from).to_le_bytes());

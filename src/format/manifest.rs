@@ -43,17 +43,67 @@ pub struct SegmentEntry {
     pub values: Option<FileEntry>,
     /// The segment's other files (Zarr metadata, the pattern iso value).
     pub metadata: Vec<FileEntry>,
+    /// The segment's dense blocks, when it has any (format version 2; see the format docs, "Dense
+    /// blocks"). `nnz` counts their entries too; the CSR arrays hold the other `nnz - dense.nnz`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense: Option<DenseEntry>,
+}
+
+/// The dense blocks of a segment, as the manifest lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DenseEntry {
+    /// `[outer, inner]` extent of every block (the last block of a band or of the inner dimension
+    /// is clipped: its positions outside the matrix are zero and unmarked).
+    pub block_shape: [u64; 2],
+    /// Number of blocks.
+    pub blocks: u64,
+    /// Stored entries the blocks hold (set bits of the masks).
+    pub nnz: u64,
+    /// `blocks x 3` little-endian u64: each block's outer offset within the band, its inner offset,
+    /// and its entry count.
+    pub origins: FileEntry,
+    /// `blocks x words` little-endian u64, `words = ceil(outer * inner / 64)`: bit `p % 64` of word
+    /// `p / 64` is set when position `p = o * inner + i` of the block holds a stored entry.
+    pub mask: FileEntry,
+    /// `blocks x outer x inner` values of the manifest's `value_type`, row-major by outer index;
+    /// zero where the mask is clear.
+    pub values: FileEntry,
+}
+
+impl DenseEntry {
+    /// 64-bit mask words per block.
+    pub fn mask_words(&self) -> u64 {
+        (self.block_shape[0] * self.block_shape[1]).div_ceil(64)
+    }
+
+    /// Positions per block.
+    pub fn block_len(&self) -> u64 {
+        self.block_shape[0] * self.block_shape[1]
+    }
 }
 
 impl SegmentEntry {
     /// Every file of the segment: arrays first, then metadata.
     pub fn files(&self) -> impl Iterator<Item = &FileEntry> {
-        [&self.indptr, &self.indices].into_iter().chain(self.values.as_ref()).chain(self.metadata.iter())
+        [&self.indptr, &self.indices]
+            .into_iter()
+            .chain(self.values.as_ref())
+            .chain(self.dense.iter().flat_map(|d| [&d.origins, &d.mask, &d.values]))
+            .chain(self.metadata.iter())
     }
 
-    /// Bytes of the segment's arrays (row pointers, indices, values): what a full pass reads.
+    /// Bytes of the segment's arrays (row pointers, indices, values, dense blocks): what a full pass
+    /// reads.
     pub fn payload_bytes(&self) -> u64 {
-        self.indptr.bytes + self.indices.bytes + self.values.as_ref().map_or(0, |v| v.bytes)
+        self.indptr.bytes
+            + self.indices.bytes
+            + self.values.as_ref().map_or(0, |v| v.bytes)
+            + self.dense.as_ref().map_or(0, |d| d.origins.bytes + d.mask.bytes + d.values.bytes)
+    }
+
+    /// Entries stored in the CSR arrays (the segment's `nnz` less its dense blocks').
+    pub fn sparse_nnz(&self) -> u64 {
+        self.nnz - self.dense.as_ref().map_or(0, |d| d.nnz.min(self.nnz))
     }
 
     /// Number of outer indices (rows or columns) in the band.
@@ -172,11 +222,15 @@ impl Manifest {
             };
             // Expected array sizes follow from the band and nnz; checked arithmetic so hostile numbers
             // give an error rather than an overflow.
+            if let Some(dense) = &seg.dense {
+                check_dense(dense, seg, self, inner).map_err(|msg| Error::corrupt(path, what(msg)))?;
+            }
+            let sparse_nnz = seg.sparse_nnz();
             let sizes = (seg.end - seg.start)
                 .checked_add(1)
                 .and_then(|n| n.checked_mul(8))
-                .zip(seg.nnz.checked_mul(self.index_type.bytes()))
-                .zip(seg.nnz.checked_mul(self.value_type.bytes()));
+                .zip(sparse_nnz.checked_mul(self.index_type.bytes()))
+                .zip(sparse_nnz.checked_mul(self.value_type.bytes()));
             let ((indptr_bytes, indices_bytes), values_bytes) = match sizes {
                 Some(s) => s,
                 None => return bad(what("array sizes overflow".into())),
@@ -189,8 +243,8 @@ impl Manifest {
             }
             if seg.indices.bytes != indices_bytes {
                 return bad(what(format!(
-                    "indices are listed with {} bytes, {} entries need {indices_bytes}",
-                    seg.indices.bytes, seg.nnz
+                    "indices are listed with {} bytes, {sparse_nnz} entries need {indices_bytes}",
+                    seg.indices.bytes
                 )));
             }
             match (&seg.values, self.value_type) {
@@ -198,8 +252,8 @@ impl Manifest {
                 (Some(v), t) if t != ValueType::Pattern => {
                     if v.bytes != values_bytes {
                         return bad(what(format!(
-                            "values are listed with {} bytes, {} entries need {values_bytes}",
-                            v.bytes, seg.nnz
+                            "values are listed with {} bytes, {sparse_nnz} entries need {values_bytes}",
+                            v.bytes
                         )));
                     }
                 }
@@ -221,6 +275,47 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// Largest extent of a dense block in either dimension: blocks are cache-sized tiles, and a bound keeps
+/// hostile manifests from declaring blocks whose size computations overflow.
+pub const MAX_DENSE_BLOCK_EXTENT: u64 = 4096;
+
+/// The checks of a segment's dense blocks that need no array data.
+fn check_dense(dense: &DenseEntry, seg: &SegmentEntry, m: &Manifest, inner: u64) -> std::result::Result<(), String> {
+    if m.format_version < 2 {
+        return Err(format!("dense blocks need format version 2, the manifest says {}", m.format_version));
+    }
+    if m.value_type == ValueType::Pattern {
+        return Err("a pattern matrix cannot have dense blocks (they store values)".into());
+    }
+    let [bo, bi] = dense.block_shape;
+    if !(1..=MAX_DENSE_BLOCK_EXTENT).contains(&bo) || !(1..=MAX_DENSE_BLOCK_EXTENT).contains(&bi) {
+        return Err(format!("dense block shape {bo} x {bi} is outside 1..={MAX_DENSE_BLOCK_EXTENT}"));
+    }
+    if dense.nnz > seg.nnz {
+        return Err(format!("dense blocks hold {} entries, more than the segment's {}", dense.nnz, seg.nnz));
+    }
+    // Every block lies at its own grid position inside the band and the inner dimension.
+    let grid = seg.outer_len().div_ceil(bo).checked_add(1).and_then(|r| r.checked_mul(inner.div_ceil(bi)));
+    if grid.is_some_and(|g| dense.blocks > g) {
+        return Err(format!("{} dense blocks do not fit in the band", dense.blocks));
+    }
+    if dense.nnz > dense.blocks.saturating_mul(dense.block_len()) {
+        return Err(format!("{} dense blocks cannot hold {} entries", dense.blocks, dense.nnz));
+    }
+    let expect = |f: &FileEntry, what: &str, per_block: u64| -> std::result::Result<(), String> {
+        match dense.blocks.checked_mul(per_block) {
+            Some(b) if b == f.bytes => Ok(()),
+            _ => Err(format!(
+                "dense {what} are listed with {} bytes, {} blocks need {} each",
+                f.bytes, dense.blocks, per_block
+            )),
+        }
+    };
+    expect(&dense.origins, "origins", 24)?;
+    expect(&dense.mask, "masks", dense.mask_words() * 8)?;
+    expect(&dense.values, "values", dense.block_len() * m.value_type.bytes())
 }
 
 /// A listed path must stay inside the matrix directory: relative, plain components only.

@@ -156,14 +156,20 @@ mod canonical;
 mod manifest;
 mod zarr;
 
-pub use manifest::{FileEntry, Manifest, SegmentEntry, MANIFEST_FILE};
-pub(crate) use zarr::{array_metadata, root_group_metadata, segment_group_metadata};
+pub use manifest::{DenseEntry, FileEntry, Manifest, SegmentEntry, MANIFEST_FILE, MAX_DENSE_BLOCK_EXTENT};
+pub(crate) use zarr::{
+    array_metadata, array_metadata_nd, dense_group_metadata, root_group_metadata, segment_group_metadata,
+};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The newest format version this build writes and reads.
-pub const FORMAT_VERSION: u64 = 1;
+pub const FORMAT_VERSION: u64 = 2;
+
+/// The version written for a matrix without dense blocks: such a matrix is exactly a version 1
+/// matrix, so readers that know only version 1 still open it.
+pub const FORMAT_VERSION_PLAIN: u64 = 1;
 
 /// Name of the Binsparse descriptor's version written into every segment.
 pub const BINSPARSE_VERSION: &str = "0.1.0";
@@ -340,4 +346,16 @@ pub(crate) mod paths {
     pub const ZARR_JSON: &str = "zarr.json";
     /// The single chunk of a one-chunk 1-D array under the default chunk key encoding.
     pub const CHUNK: &str = "c/0";
+    /// The Zarr group of a segment's dense blocks.
+    pub const DENSE: &str = "dense";
+    /// The dense blocks' origins array (2-D), inside [`DENSE`].
+    pub const DENSE_ORIGINS: &str = "dense/origins";
+    /// The dense blocks' mask array (2-D), inside [`DENSE`].
+    pub const DENSE_MASK: &str = "dense/mask";
+    /// The dense blocks' values array (3-D), inside [`DENSE`].
+    pub const DENSE_VALUES: &str = "dense/values";
+    /// The single chunk of a one-chunk 2-D array.
+    pub const CHUNK_2D: &str = "c/0/0";
+    /// The single chunk of a one-chunk 3-D array.
+    pub const CHUNK_3D: &str = "c/0/0/0";
 }

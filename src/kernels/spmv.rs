@@ -4,7 +4,7 @@ use crate::element::{Indices, Values};
 use crate::error::{Error, Result};
 use crate::format::Layout;
 use crate::matrix::Matrix;
-use crate::segment::MappedSegment;
+use crate::segment::{DenseBlocks, MappedSegment};
 use memmap2::Advice;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// `Option<&[T]>` of values (`None` for pattern: every value is 1).
 macro_rules! dispatch {
     ($seg:expr, |$ix:ident, $vals:ident| $body:expr) => {
-        match ($seg.indices(), $seg.values()) {
+        match ($seg.sparse_indices(), $seg.sparse_values()) {
             (Indices::U32(i), Values::F64(v)) => {
                 let ($ix, $vals) = (i, Some(v));
                 $body
@@ -573,11 +573,13 @@ fn gather_segment(
     k: usize,
     dot_with: Option<&[f64]>,
 ) -> Result<f64> {
-    let indptr = seg.indptr();
+    let indptr = seg.sparse_indptr();
     let start = seg.start() as usize;
     let band = indptr.len() - 1;
     let y_band = &mut y[start * k..(start + band) * k];
-    let tasks = pieces(indptr, task_count(seg.nnz(), 4 * rayon::current_num_threads()));
+    let blocks = seg.dense_blocks();
+    let work = blocks.as_ref().map(|b| work_prefix(indptr, b));
+    let tasks = pieces(work.as_deref().unwrap_or(indptr), task_count(seg.nnz(), 4 * rayon::current_num_threads()));
     // Split the band's output into the tasks' disjoint slices.
     let mut slices = Vec::with_capacity(tasks.len());
     let mut rest = y_band;
@@ -592,7 +594,8 @@ fn gather_segment(
     let results: Vec<(bool, f64)> = slices
         .into_par_iter()
         .map(|((a, b), out)| {
-            let ok = gather_rows(seg, a, b, alpha, x, beta, out, k);
+            let ok = gather_rows(seg, a, b, alpha, x, beta, out, k)
+                && blocks.as_ref().map_or(true, |blocks| gather_dense(blocks, a, b, alpha, x, out, k));
             let partial = match dot_with {
                 Some(w) if ok => out.iter().zip(&w[start + a..start + b]).map(|(u, v)| u * v).sum(),
                 _ => 0.0,
@@ -619,7 +622,7 @@ fn gather_rows(
     out: &mut [f64],
     k: usize,
 ) -> bool {
-    let indptr = seg.indptr();
+    let indptr = seg.sparse_indptr();
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the processor supports AVX2 (checked just above).
@@ -649,7 +652,7 @@ unsafe fn gather_rows_avx2(
     out: &mut [f64],
     k: usize,
 ) -> bool {
-    let indptr = seg.indptr();
+    let indptr = seg.sparse_indptr();
     dispatch!(seg, |ix, vals| gather_typed(indptr, ix, vals, a, b, alpha, x, beta, out, k))
 }
 
@@ -810,10 +813,12 @@ fn gather_fixed<I: Index, V: Scalar, const K: usize>(
 }
 
 fn scatter_segment(seg: &MappedSegment, x: &[f64], y_len: usize, k: usize, parts: &mut Vec<Vec<f64>>) -> Result<()> {
-    let indptr = seg.indptr();
+    let indptr = seg.sparse_indptr();
     // One private copy of y per thread (not per task): the copies cost memory, balance comes from the
     // nonzero split.
-    let tasks = pieces(indptr, task_count(seg.nnz(), rayon::current_num_threads()));
+    let blocks = seg.dense_blocks();
+    let work = blocks.as_ref().map(|b| work_prefix(indptr, b));
+    let tasks = pieces(work.as_deref().unwrap_or(indptr), task_count(seg.nnz(), rayon::current_num_threads()));
     while parts.len() < tasks.len() {
         parts.push(super::dense_vector(y_len));
     }
@@ -821,7 +826,10 @@ fn scatter_segment(seg: &MappedSegment, x: &[f64], y_len: usize, k: usize, parts
     let bad = parts
         .par_iter_mut()
         .zip(tasks.par_iter())
-        .map(|(part, &(a, b))| scatter_rows(seg, start, a, b, x, part, k))
+        .map(|(part, &(a, b))| {
+            scatter_rows(seg, start, a, b, x, part, k)
+                && blocks.as_ref().map_or(true, |blocks| scatter_dense(blocks, start, a, b, x, part, k))
+        })
         .any(|ok| !ok);
     if bad {
         return Err(corrupt(seg, "an index lies outside the matrix"));
@@ -836,7 +844,7 @@ fn scatter_rows(seg: &MappedSegment, start: usize, a: usize, b: usize, x: &[f64]
         // SAFETY: the processor supports AVX2 (checked just above).
         return unsafe { scatter_rows_avx2(seg, start, a, b, x, part, k) };
     }
-    let indptr = seg.indptr();
+    let indptr = seg.sparse_indptr();
     dispatch!(seg, |ix, vals| scatter_typed(indptr, ix, vals, start, a, b, x, part, k))
 }
 
@@ -856,7 +864,7 @@ unsafe fn scatter_rows_avx2(
     part: &mut [f64],
     k: usize,
 ) -> bool {
-    let indptr = seg.indptr();
+    let indptr = seg.sparse_indptr();
     dispatch!(seg, |ix, vals| scatter_typed(indptr, ix, vals, start, a, b, x, part, k))
 }
 
@@ -958,4 +966,257 @@ fn scatter_typed<I: Index, V: Scalar>(
         }
     }
     ok
+}
+
+/// Per-row cumulative work of a band with dense blocks: its CSR entries plus the positions of the
+/// blocks' windows, so that tasks split the band by work and not by the CSR arrays alone.
+fn work_prefix(indptr: &[u64], blocks: &DenseBlocks<'_>) -> Vec<u64> {
+    let band = indptr.len() - 1;
+    let mut dense_width = vec![0u64; band];
+    for b in blocks.iter() {
+        let (o, h) = (b.outer as usize, b.height as usize);
+        if let Some(rows) = dense_width.get_mut(o..(o + h).min(band)) {
+            rows.iter_mut().for_each(|w| *w += b.width);
+        }
+    }
+    let mut acc = 0u64;
+    let mut work = Vec::with_capacity(band + 1);
+    work.push(0);
+    for r in 0..band {
+        acc += dense_width[r];
+        work.push(indptr[r + 1] + acc);
+    }
+    work
+}
+
+/// The index of the first block covering band-local rows at or after `a`.
+fn first_block_from(blocks: &DenseBlocks<'_>, a: u64) -> usize {
+    let k = blocks.first_at_or_after(a);
+    // The blocks of the group that contains `a` start before it.
+    match k.checked_sub(1).and_then(|p| blocks.get(p)) {
+        Some(prev) if prev.outer + prev.height > a => blocks.first_at_or_after(prev.outer),
+        _ => k,
+    }
+}
+
+/// Adds `alpha` times the dense blocks' products for band-local rows `a..b` into `out` (the rows'
+/// slice of `y`, `k` values per row); false when a block's window lies outside `x`.
+#[allow(clippy::too_many_arguments)]
+fn gather_dense(
+    blocks: &DenseBlocks<'_>,
+    a: usize,
+    b: usize,
+    alpha: f64,
+    x: &[f64],
+    out: &mut [f64],
+    k: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2 (checked just above).
+        return unsafe { gather_dense_avx2(blocks, a, b, alpha, x, out, k) };
+    }
+    gather_dense_any(blocks, a, b, alpha, x, out, k)
+}
+
+/// [`gather_dense`] compiled for AVX2, chosen at run time: the dot products run on 4-lane vectors.
+///
+/// # Safety
+///
+/// The processor supports AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn gather_dense_avx2(
+    blocks: &DenseBlocks<'_>,
+    a: usize,
+    b: usize,
+    alpha: f64,
+    x: &[f64],
+    out: &mut [f64],
+    k: usize,
+) -> bool {
+    gather_dense_any(blocks, a, b, alpha, x, out, k)
+}
+
+#[inline(always)]
+fn gather_dense_any(
+    blocks: &DenseBlocks<'_>,
+    a: usize,
+    b: usize,
+    alpha: f64,
+    x: &[f64],
+    out: &mut [f64],
+    k: usize,
+) -> bool {
+    let mut acc = vec![0.0f64; k];
+    let mut idx = first_block_from(blocks, a as u64);
+    while let Some(blk) = blocks.get(idx) {
+        if blk.outer >= b as u64 {
+            break;
+        }
+        idx += 1;
+        let (c0, w) = (blk.inner as usize, blk.width as usize);
+        let Some(xs) = x.get(c0 * k..(c0 + w) * k) else { return false };
+        let (r0, r1) = ((blk.outer as usize).max(a), ((blk.outer + blk.height) as usize).min(b));
+        if r0 >= r1 {
+            continue;
+        }
+        let first = (r0 - blk.outer as usize) * blk.stride as usize;
+        let Some(ys) = out.get_mut((r0 - a) * k..(r1 - a) * k) else { return false };
+        let stride = blk.stride as usize;
+        let ok = match blk.values {
+            Values::F64(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, &mut acc),
+            Values::F32(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, &mut acc),
+            Values::I64(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, &mut acc),
+            Values::Pattern => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// `y += alpha * B X` for the rows of one block: `vals` starts at the first row's values (rows
+/// `stride` apart, `w` used), `ys` holds `k = acc.len()` outputs per row and `xs` is `w x k`. False
+/// when the block's values end early.
+#[inline(always)]
+fn gather_block<V: Scalar>(
+    vals: Option<&[V]>,
+    stride: usize,
+    w: usize,
+    xs: &[f64],
+    alpha: f64,
+    ys: &mut [f64],
+    acc: &mut [f64],
+) -> bool {
+    let Some(vals) = vals else { return false };
+    let k = acc.len();
+    let rows = ys.len() / k;
+    if rows == 0 || vals.len() < (rows - 1) * stride + w {
+        return false;
+    }
+    if k == 1 {
+        for (r, y) in ys.iter_mut().enumerate() {
+            let row = &vals[r * stride..r * stride + w];
+            // Eight independent sums (two AVX2 vectors), added in a fixed order: vectorised, and the
+            // same result on any thread count.
+            let mut lanes = [0.0f64; 8];
+            let (rc, xc) = (row.chunks_exact(8), xs.chunks_exact(8));
+            let (rr, xr) = (rc.remainder(), xc.remainder());
+            for (r8, x8) in rc.zip(xc) {
+                for l in 0..8 {
+                    lanes[l] += r8[l].f64() * x8[l];
+                }
+            }
+            let mut s =
+                ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+            for (&v, &xv) in rr.iter().zip(xr) {
+                s += v.f64() * xv;
+            }
+            *y += alpha * s;
+        }
+    } else {
+        for (r, y) in ys.chunks_exact_mut(k).enumerate() {
+            acc.iter_mut().for_each(|v| *v = 0.0);
+            for (&v, xr) in vals[r * stride..r * stride + w].iter().zip(xs.chunks_exact(k)) {
+                let v = v.f64();
+                acc.iter_mut().zip(xr).for_each(|(s, &xv)| *s += v * xv);
+            }
+            y.iter_mut().zip(acc.iter()).for_each(|(o, &s)| *o += alpha * s);
+        }
+    }
+    true
+}
+
+/// Scatters the dense blocks' rows `a..b` of the band starting at global outer index `start` into
+/// `part` (`part[inner] += value * x[outer]`); false when a block's window lies outside `part` or a row
+/// outside `x`.
+fn scatter_dense(
+    blocks: &DenseBlocks<'_>,
+    start: usize,
+    a: usize,
+    b: usize,
+    x: &[f64],
+    part: &mut [f64],
+    k: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2 (checked just above).
+        return unsafe { scatter_dense_avx2(blocks, start, a, b, x, part, k) };
+    }
+    scatter_dense_any(blocks, start, a, b, x, part, k)
+}
+
+/// [`scatter_dense`] compiled for AVX2, chosen at run time.
+///
+/// # Safety
+///
+/// The processor supports AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scatter_dense_avx2(
+    blocks: &DenseBlocks<'_>,
+    start: usize,
+    a: usize,
+    b: usize,
+    x: &[f64],
+    part: &mut [f64],
+    k: usize,
+) -> bool {
+    scatter_dense_any(blocks, start, a, b, x, part, k)
+}
+
+#[inline(always)]
+fn scatter_dense_any(
+    blocks: &DenseBlocks<'_>,
+    start: usize,
+    a: usize,
+    b: usize,
+    x: &[f64],
+    part: &mut [f64],
+    k: usize,
+) -> bool {
+    let mut idx = first_block_from(blocks, a as u64);
+    while let Some(blk) = blocks.get(idx) {
+        if blk.outer >= b as u64 {
+            break;
+        }
+        idx += 1;
+        let (c0, w) = (blk.inner as usize, blk.width as usize);
+        let Some(ys) = part.get_mut(c0 * k..(c0 + w) * k) else { return false };
+        let rows = (blk.outer as usize).max(a)..((blk.outer + blk.height) as usize).min(b);
+        for r in rows {
+            let at = (r - blk.outer as usize) * blk.stride as usize;
+            let o = start + r;
+            let Some(xr) = x.get(o * k..o * k + k) else { return false };
+            let ok = match blk.values {
+                Values::F64(v) => axpy_row(v.get(at..at + w), xr, ys),
+                Values::F32(v) => axpy_row(v.get(at..at + w), xr, ys),
+                Values::I64(v) => axpy_row(v.get(at..at + w), xr, ys),
+                Values::Pattern => false,
+            };
+            if !ok {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// `ys[j] += row[j] * xr` for one row of a block (`k = xr.len()` values per position).
+#[inline(always)]
+fn axpy_row<V: Scalar>(row: Option<&[V]>, xr: &[f64], ys: &mut [f64]) -> bool {
+    let Some(row) = row else { return false };
+    if xr.len() == 1 {
+        let xv = xr[0];
+        ys.iter_mut().zip(row).for_each(|(y, &v)| *y += v.f64() * xv);
+    } else {
+        for (&v, yr) in row.iter().zip(ys.chunks_exact_mut(xr.len())) {
+            let v = v.f64();
+            yr.iter_mut().zip(xr).for_each(|(y, &xv)| *y += v * xv);
+        }
+    }
+    true
 }

@@ -158,7 +158,7 @@ impl Scratch {
 
     /// Options for an intermediate matrix: not durable (it never outlives the operation).
     pub(crate) fn writer_options(segment_bytes: u64) -> WriterOptions {
-        WriterOptions { segment_bytes, overwrite: false, durable: false }
+        WriterOptions { segment_bytes, overwrite: false, durable: false, dense: None }
     }
 
     /// The output was published: keep the output directory, remove only the staging area.

@@ -105,6 +105,8 @@ enum Job {
         path: PathBuf,
         file: File,
     },
+    /// Every earlier job is done: reply whether all succeeded.
+    Barrier(std::sync::mpsc::SyncSender<bool>),
 }
 
 /// What a writer's chunk files share: the buffers, and the I/O thread, started by the first file that
@@ -173,6 +175,24 @@ impl ChunkIo {
             jobs: None,
             shared: Arc::clone(&self.shared),
         })
+    }
+
+    /// Waits until every job queued so far (writes, closes, fsyncs) is done, so that finished chunk
+    /// files can be read back.
+    ///
+    /// # Errors
+    ///
+    /// When a write failed.
+    pub(crate) fn barrier(&self) -> Result<()> {
+        let tx = self.shared.thread.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(tx, _)| tx.clone());
+        let Some(tx) = tx else { return Ok(()) };
+        let (reply_tx, reply_rx) = std::sync::mpsc::sync_channel(1);
+        let ok = tx.send(Job::Barrier(reply_tx)).is_ok() && reply_rx.recv().unwrap_or(false);
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::io("<write thread>", "writing", io::Error::other("an earlier write of this matrix failed")))
+        }
     }
 
     /// Waits until every queued write (and, for durable writers, fsync) is done. Every [`ChunkFile`]
@@ -292,6 +312,9 @@ fn io_thread(jobs: std::sync::mpsc::Receiver<Job>, pool: &Pool, durable: bool) -
                         }
                     }
                 }
+            }
+            Job::Barrier(reply) => {
+                let _ = reply.send(first_error.is_none());
             }
             Job::Sync { path, file } => {
                 if first_error.is_none() {

@@ -127,6 +127,30 @@ pub fn parse_size_arg(s: &str) -> std::result::Result<u64, String> {
     sparsedisk::units::parse_size(s).map_err(|e| e.to_string())
 }
 
+/// `--dense-threshold`: the fraction of a 64 x 64 block's positions that must hold entries for the
+/// block to be stored dense; `off` (or 1) stores every segment as plain CSR/CSC.
+#[derive(Debug, Clone, Copy)]
+pub struct DenseThreshold(pub Option<f64>);
+
+impl DenseThreshold {
+    /// The writer's dense options.
+    pub fn options(self) -> Option<sparsedisk::DenseOptions> {
+        self.0.map(|threshold| sparsedisk::DenseOptions { threshold, ..Default::default() })
+    }
+}
+
+/// Parses `--dense-threshold`: a fraction in (0, 1), or `off` / `1`.
+pub fn parse_dense_threshold(s: &str) -> std::result::Result<DenseThreshold, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(DenseThreshold(None));
+    }
+    match s.parse::<f64>() {
+        Ok(t) if t == 1.0 => Ok(DenseThreshold(None)),
+        Ok(t) if t > 0.0 && t < 1.0 => Ok(DenseThreshold(Some(t))),
+        _ => Err(format!("{s:?} is not a fraction in (0, 1) or `off`")),
+    }
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {

@@ -81,6 +81,28 @@ pub enum Kind {
         #[command(flatten)]
         out: OutputArgs,
     },
+    /// N x N block-diagonal matrix of dense BLOCK x BLOCK blocks (FEM element blocks).
+    Blockdiag {
+        /// Order of the matrix.
+        #[arg(long)]
+        n: u64,
+        /// Order of each diagonal block.
+        #[arg(long, default_value_t = 64)]
+        block: u64,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// N x N arrow matrix: the diagonal plus BORDER dense rows and BORDER dense columns.
+    Arrow {
+        /// Order of the matrix.
+        #[arg(long)]
+        n: u64,
+        /// Dense rows and columns.
+        #[arg(long, default_value_t = 64)]
+        border: u64,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
 }
 
 /// What the random generators share: the seed and the budget of the builder's sort.
@@ -116,6 +138,11 @@ pub struct OutputArgs {
     /// Print a one-object JSON summary instead of a sentence.
     #[arg(long)]
     pub json: bool,
+    /// Store 64 x 64 blocks at least this full as dense blocks (a fraction in (0, 1)); `off` or 1
+    /// writes plain CSR/CSC segments. The default 0.5 was chosen by `cargo bench --bench dense`
+    /// (README, "Dense blocks").
+    #[arg(long, value_name = "FRACTION|off", value_parser = crate::cli::parse_dense_threshold, default_value = "0.5")]
+    pub dense_threshold: crate::cli::DenseThreshold,
 }
 
 pub fn run(args: GenerateArgs, quiet: bool) -> Result<()> {
@@ -130,6 +157,13 @@ pub fn run(args: GenerateArgs, quiet: bool) -> Result<()> {
         Kind::Laplace2d { n, out } => formula(Generator::Laplace2d { n }, out, quiet)?,
         Kind::Laplace3d { n, out } => formula(Generator::Laplace3d { n }, out, quiet)?,
         Kind::Banded { n, lower, upper, out } => formula(Generator::Banded { n, lower, upper }, out, quiet)?,
+        Kind::Blockdiag { n, block, out } => {
+            if block == 0 {
+                return Err(sparsedisk::Error::invalid("--block must be at least 1"));
+            }
+            formula(Generator::BlockDiag { n, block }, out, quiet)?
+        }
+        Kind::Arrow { n, border, out } => formula(Generator::Arrow { n, border }, out, quiet)?,
     };
     bar.finish_and_clear();
     let dir = &out.output;
@@ -137,7 +171,12 @@ pub fn run(args: GenerateArgs, quiet: bool) -> Result<()> {
 }
 
 fn writer_options(out: &OutputArgs) -> WriterOptions {
-    WriterOptions { segment_bytes: out.segment_size.max(1), overwrite: out.force, ..WriterOptions::default() }
+    WriterOptions {
+        segment_bytes: out.segment_size.max(1),
+        overwrite: out.force,
+        dense: out.dense_threshold.options(),
+        ..WriterOptions::default()
+    }
 }
 
 fn formula(generator: Generator, out: OutputArgs, quiet: bool) -> Result<(Matrix, OutputArgs, ProgressBar)> {

@@ -19,6 +19,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
          layout      {} ({} indices, u64 row pointers)\n\
          segments    {} (nnz per segment {}..{}, largest payload {})\n\
          on disk     {} ({} of arrays, {:.2} bytes per nonzero)\n\
+         dense       {}\n\
          format      version {}, generation {}",
         info.path,
         info.rows,
@@ -35,6 +36,16 @@ pub fn run(args: InfoArgs) -> Result<()> {
         format_bytes(info.bytes_on_disk),
         format_bytes(info.payload_bytes),
         info.bytes_per_nonzero,
+        if info.dense_blocks == 0 {
+            "no dense blocks".to_string()
+        } else {
+            format!(
+                "{} blocks holding {} entries ({:.1}% of nnz)",
+                info.dense_blocks,
+                info.dense_nnz,
+                100.0 * info.dense_nnz_share
+            )
+        },
         info.format_version,
         info.generation,
     );

@@ -30,13 +30,23 @@ pub struct OutputArgs {
     /// Skip the fsyncs before publishing (faster; a crash may then lose the output): for scratch results.
     #[arg(long)]
     pub no_fsync: bool,
+    /// Store 64 x 64 blocks at least this full as dense blocks (a fraction in (0, 1)); `off` or 1
+    /// writes plain CSR/CSC segments. The default 0.5 was chosen by `cargo bench --bench dense`
+    /// (README, "Dense blocks").
+    #[arg(long, value_name = "FRACTION|off", value_parser = crate::cli::parse_dense_threshold, default_value = "0.5")]
+    pub dense_threshold: crate::cli::DenseThreshold,
 }
 
 impl OutputArgs {
     fn op_options(&self) -> OpOptions {
         OpOptions {
             memory_budget: self.memory.unwrap_or_else(default_memory_budget),
-            writer: WriterOptions { segment_bytes: self.segment_size, overwrite: self.force, durable: !self.no_fsync },
+            writer: WriterOptions {
+                segment_bytes: self.segment_size,
+                overwrite: self.force,
+                durable: !self.no_fsync,
+                dense: self.dense_threshold.options(),
+            },
             max_chunk_entries: None,
         }
     }

@@ -1,0 +1,532 @@
+//! Dense blocks: finding them while a segment is written, and moving them out of its CSR arrays once
+//! it is complete (see the format docs, "Dense blocks").
+//!
+//! **Finding candidates while writing** costs one pass over each row's indices: for every row the
+//! longest run of entries in one block column (`inner / block_inner`), summed over a block row. A block
+//! can only pass the threshold if that sum does, so a group of rows whose sum stays below
+//! `threshold x (block area / 4)` (the smallest clipped block considered) is never looked at again.
+//! Banded PDE matrices and graphs never come close (a 2-D Laplacian scores 2-3 per row; a row of a
+//! graph's square with thousands of scattered entries scores about 10), so they pay only this scan.
+//!
+//! **Extracting**, once a segment with candidates is closed and its chunk files are on disk, reads the
+//! segment back (memory-mapped), counts the entries of every block of the candidate groups, and, when
+//! some block reaches the threshold, rewrites the segment: the CSR arrays without those entries (to
+//! temporary names, then renamed over the originals) and the three dense arrays. Memory is bounded by
+//! the counts of one group of rows and [`BLOCK_WINDOW`] blocks, whatever the width of the rows.
+
+use crate::error::{Error, Result};
+use crate::format::{paths, IndexType};
+use crate::storage::{cast_slice, MappedFile};
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use xxhash_rust::xxh3::Xxh3;
+
+/// The default density threshold, chosen by `cargo bench --bench dense` (README, "Dense blocks"):
+/// blocks at least this full are stored dense.
+pub const DEFAULT_DENSE_THRESHOLD: f64 = 0.5;
+
+/// The default block extent: 64 x 64 (32 KiB of `f64`: a block and its slices of `x` and `y` stay in
+/// L1/L2 while it is multiplied).
+pub const DEFAULT_DENSE_BLOCK: [u64; 2] = [64, 64];
+
+/// Blocks filled at once while extracting a group of rows: bounds memory (64 blocks of 64 x 64 `f64`
+/// are 2 MiB) for groups of very wide dense rows.
+const BLOCK_WINDOW: usize = 64;
+
+/// How a writer stores dense blocks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DenseOptions {
+    /// Store a block dense when at least this fraction of its positions (inside the matrix) hold
+    /// entries: `0 < threshold <= 1`.
+    pub threshold: f64,
+    /// `[outer, inner]` extent of a block (each 1 to 4096).
+    pub block_shape: [u64; 2],
+}
+
+impl Default for DenseOptions {
+    fn default() -> Self {
+        DenseOptions { threshold: DEFAULT_DENSE_THRESHOLD, block_shape: DEFAULT_DENSE_BLOCK }
+    }
+}
+
+impl DenseOptions {
+    /// Checks the options.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a threshold outside `(0, 1]` or a block extent outside 1..=4096.
+    pub fn check(&self) -> Result<()> {
+        if !(self.threshold > 0.0 && self.threshold <= 1.0) {
+            return Err(Error::invalid(format!(
+                "the dense threshold must lie in (0, 1] (1 stores only full blocks), not {}",
+                self.threshold
+            )));
+        }
+        let max = crate::format::MAX_DENSE_BLOCK_EXTENT;
+        if self.block_shape.iter().any(|&d| d == 0 || d > max) {
+            return Err(Error::invalid(format!(
+                "dense block extents must lie in 1..={max}, not {:?}",
+                self.block_shape
+            )));
+        }
+        Ok(())
+    }
+
+    fn block_area(&self) -> u64 {
+        self.block_shape[0] * self.block_shape[1]
+    }
+
+    /// The smallest (clipped) block considered: a quarter of a whole one. Smaller dense corners gain
+    /// nothing and would make tiny matrices all dense.
+    fn min_area(&self) -> u64 {
+        self.block_area().div_ceil(4)
+    }
+
+    /// Whether a block of `area` positions holding `count` entries is stored dense.
+    fn is_dense(&self, area: u64, count: u64) -> bool {
+        area >= self.min_area() && count as f64 >= self.threshold * area as f64
+    }
+}
+
+/// Candidate detection while rows are written: see the [module docs](self).
+#[derive(Debug)]
+pub(super) struct DenseScan {
+    options: DenseOptions,
+    /// Score a group of rows needs to be a candidate.
+    need: u64,
+    /// First band-local outer index of the current group.
+    group_start: u64,
+    /// Global outer index where the current group ends (a multiple of the block's outer extent).
+    group_end: u64,
+    score: u64,
+    /// Longest run of the current row so far, and the run being counted.
+    row_best: u64,
+    run: u64,
+    run_block: u64,
+    /// Band-local `[start, end)` of the candidate groups, in order.
+    pub(super) candidates: Vec<(u64, u64)>,
+}
+
+impl DenseScan {
+    /// A scan for a segment starting at global outer index `start`.
+    pub(super) fn new(options: DenseOptions, start: u64) -> DenseScan {
+        let need = (options.threshold * options.min_area() as f64).ceil().max(1.0) as u64;
+        let bo = options.block_shape[0];
+        DenseScan {
+            options,
+            need,
+            group_start: 0,
+            group_end: (start / bo + 1) * bo,
+            score: 0,
+            row_best: 0,
+            run: 0,
+            run_block: u64::MAX,
+            candidates: Vec::new(),
+        }
+    }
+
+    /// One more entry of the current row (entries come in increasing inner order).
+    #[inline]
+    pub(super) fn entry(&mut self, inner: u64) {
+        let block = inner / self.options.block_shape[1];
+        if block == self.run_block {
+            self.run += 1;
+        } else {
+            self.run_block = block;
+            self.run = 1;
+        }
+        self.row_best = self.row_best.max(self.run);
+    }
+
+    /// A whole row's entries, as little-endian indices of `index_type`.
+    pub(super) fn row_bytes(&mut self, index_type: IndexType, bytes: &[u8]) {
+        let bi = self.options.block_shape[1];
+        let best = match index_type {
+            IndexType::Uint32 => longest_run(
+                bytes.chunks_exact(4).map(|c| u64::from(u32::from_le_bytes(c.try_into().expect("chunks of 4 bytes")))),
+                bi,
+            ),
+            IndexType::Uint64 => longest_run(
+                bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("chunks of 8 bytes"))),
+                bi,
+            ),
+        };
+        self.row_best = self.row_best.max(best);
+    }
+
+    /// A whole row's entries.
+    pub(super) fn row(&mut self, indices: &[u64]) {
+        let best = longest_run(indices.iter().copied(), self.options.block_shape[1]);
+        self.row_best = self.row_best.max(best);
+    }
+
+    /// The row at global outer index `outer` (band-local `local`) is complete.
+    #[inline]
+    pub(super) fn end_row(&mut self, outer: u64, local: u64) {
+        self.score += self.row_best;
+        self.row_best = 0;
+        self.run = 0;
+        self.run_block = u64::MAX;
+        if outer + 1 == self.group_end {
+            self.close_group(local + 1);
+            self.group_end += self.options.block_shape[0];
+        }
+    }
+
+    /// The segment closes after band-local outer index `end - 1`.
+    pub(super) fn finish(&mut self, end: u64) {
+        if end > self.group_start {
+            self.close_group(end);
+        }
+    }
+
+    fn close_group(&mut self, end: u64) {
+        if self.score >= self.need {
+            self.candidates.push((self.group_start, end));
+        }
+        self.group_start = end;
+        self.score = 0;
+    }
+}
+
+/// The longest run of consecutive indices in the same block column.
+#[inline]
+fn longest_run(indices: impl Iterator<Item = u64>, block_inner: u64) -> u64 {
+    let (mut best, mut run, mut prev) = (0u64, 0u64, u64::MAX);
+    for i in indices {
+        let b = i / block_inner;
+        run = if b == prev { run + 1 } else { 1 };
+        prev = b;
+        best = best.max(run);
+    }
+    best
+}
+
+/// A file written through a buffer and hashed on the way.
+pub(super) struct HashedFile {
+    path: PathBuf,
+    out: BufWriter<File>,
+    hasher: Xxh3,
+    bytes: u64,
+}
+
+impl HashedFile {
+    pub(super) fn create(path: &Path) -> Result<HashedFile> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent, "creating a segment directory", e))?;
+        }
+        let file = File::create(path).map_err(|e| Error::io(path, "creating a file", e))?;
+        Ok(HashedFile {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(1 << 20, file),
+            hasher: Xxh3::new(),
+            bytes: 0,
+        })
+    }
+
+    pub(super) fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.hasher.update(data);
+        self.bytes += data.len() as u64;
+        self.out.write_all(data).map_err(|e| Error::io(&self.path, "writing", e))
+    }
+
+    /// Flushes (and, durable, fsyncs) the file; returns `(bytes, xxh3)`.
+    pub(super) fn finish(self, durable: bool) -> Result<(u64, u64)> {
+        let file = self.out.into_inner().map_err(|e| Error::io(&self.path, "writing", e.into_error()))?;
+        if durable {
+            file.sync_all().map_err(|e| Error::io(&self.path, "syncing to disk", e))?;
+        }
+        Ok((self.bytes, self.hasher.digest()))
+    }
+}
+
+/// A rewritten array: its final path, size and checksum.
+pub(super) struct Written {
+    pub(super) path: PathBuf,
+    pub(super) bytes: u64,
+    pub(super) hash: u64,
+}
+
+/// What [`extract`] made of a segment.
+pub(super) struct Extracted {
+    pub(super) indptr: Written,
+    pub(super) indices: Written,
+    pub(super) values: Written,
+    pub(super) origins: Written,
+    pub(super) mask: Written,
+    pub(super) dense_values: Written,
+    pub(super) blocks: u64,
+    pub(super) dense_nnz: u64,
+}
+
+/// The segment being extracted: its geometry and its arrays as written.
+pub(super) struct SegmentArrays<'a> {
+    /// Segment directory.
+    pub(super) dir: &'a Path,
+    /// Rows in the band.
+    pub(super) band: u64,
+    pub(super) inner_dim: u64,
+    pub(super) index_type: IndexType,
+    /// Bytes per value.
+    pub(super) value_bytes: usize,
+    /// Entries in the CSR arrays as written.
+    pub(super) nnz: u64,
+    /// `(path, bytes)` of the row pointers, indices and values as written.
+    pub(super) indptr: (&'a Path, u64),
+    pub(super) indices: (&'a Path, u64),
+    pub(super) values: (&'a Path, u64),
+}
+
+/// Moves the dense blocks of `seg`'s candidate groups out of its CSR arrays; `None` when no block
+/// passes the threshold (the segment is left as written). The chunk files must be complete on disk.
+///
+/// # Errors
+///
+/// [`Error::Io`] on read or write failures; [`Error::Corrupt`] if the written arrays are inconsistent
+/// (a writer bug, reported rather than trusted).
+pub(super) fn extract(
+    seg: &SegmentArrays<'_>,
+    candidates: &[(u64, u64)],
+    options: &DenseOptions,
+    durable: bool,
+) -> Result<Option<Extracted>> {
+    let ptr_map = MappedFile::open(seg.indptr.0, seg.indptr.1)?;
+    let ix_map = MappedFile::open(seg.indices.0, seg.indices.1)?;
+    let val_map = MappedFile::open(seg.values.0, seg.values.1)?;
+    let ptr: &[u64] = cast_slice(ptr_map.bytes(), seg.indptr.0)?;
+    let inconsistent = |what: &str| Error::corrupt(seg.dir, format!("segment as written: {what}"));
+    if ptr.len() as u64 != seg.band + 1
+        || ptr.first() != Some(&0)
+        || ptr.last() != Some(&seg.nnz)
+        || ptr.windows(2).any(|w| w[1] < w[0])
+    {
+        return Err(inconsistent("row pointers"));
+    }
+    let iw = seg.index_type.bytes() as usize;
+    let vb = seg.value_bytes;
+    let ix_bytes = ix_map.bytes();
+    let val_bytes = val_map.bytes();
+    if ix_bytes.len() as u64 != seg.nnz * iw as u64 || val_bytes.len() as u64 != seg.nnz * vb as u64 {
+        return Err(inconsistent("array sizes"));
+    }
+    let index = |k: usize| -> u64 {
+        match seg.index_type {
+            IndexType::Uint32 => u64::from(u32::from_le_bytes(ix_bytes[k * 4..k * 4 + 4].try_into().expect("4 bytes"))),
+            IndexType::Uint64 => u64::from_le_bytes(ix_bytes[k * 8..k * 8 + 8].try_into().expect("8 bytes")),
+        }
+    };
+    let bi = options.block_shape[1];
+    // Which blocks of each candidate group pass: decided before anything is written.
+    let mut plan: Vec<(u64, u64, Vec<u64>)> = Vec::new();
+    for &(g0, g1) in candidates {
+        if g1 > seg.band || g0 >= g1 {
+            return Err(inconsistent("candidate group outside the band"));
+        }
+        let mut counts: HashMap<u64, u64> = HashMap::new();
+        for r in g0..g1 {
+            let (lo, hi) = (ptr[r as usize] as usize, ptr[r as usize + 1] as usize);
+            let mut k = lo;
+            while k < hi {
+                let block = index(k) / bi;
+                let run_start = k;
+                k += 1;
+                while k < hi && index(k) / bi == block {
+                    k += 1;
+                }
+                *counts.entry(block).or_default() += (k - run_start) as u64;
+            }
+        }
+        let height = g1 - g0;
+        let mut dense: Vec<u64> = counts
+            .into_iter()
+            .filter(|&(block, count)| {
+                let width = bi.min(seg.inner_dim.saturating_sub(block * bi));
+                options.is_dense(height * width, count)
+            })
+            .map(|(block, _)| block)
+            .collect();
+        if !dense.is_empty() {
+            dense.sort_unstable();
+            plan.push((g0, g1, dense));
+        }
+    }
+    if plan.is_empty() {
+        return Ok(None);
+    }
+
+    let tmp = |p: &Path| -> PathBuf {
+        let mut s = p.as_os_str().to_owned();
+        s.push(".dense-tmp");
+        PathBuf::from(s)
+    };
+    let mut out_ptr = HashedFile::create(&tmp(seg.indptr.0))?;
+    let mut out_ix = HashedFile::create(&tmp(seg.indices.0))?;
+    let mut out_val = HashedFile::create(&tmp(seg.values.0))?;
+    let dense_path = |array: &str, chunk: &str| seg.dir.join(array).join(chunk);
+    let mut origins = HashedFile::create(&dense_path(paths::DENSE_ORIGINS, paths::CHUNK_2D))?;
+    let mut masks = HashedFile::create(&dense_path(paths::DENSE_MASK, paths::CHUNK_2D))?;
+    let mut dense_vals = HashedFile::create(&dense_path(paths::DENSE_VALUES, paths::CHUNK_3D))?;
+
+    let block_len = (options.block_area()) as usize;
+    let words = block_len.div_ceil(64);
+    let mut removed = 0u64;
+    let mut blocks = 0u64;
+    let mut pointers: Vec<u8> = Vec::with_capacity(1 << 16);
+    pointers.extend_from_slice(&0u64.to_le_bytes());
+    // Copies rows [from, to) unchanged (their entries shift by what earlier groups removed).
+    let copy_rows = |from: u64,
+                     to: u64,
+                     removed: u64,
+                     pointers: &mut Vec<u8>,
+                     out_ix: &mut HashedFile,
+                     out_val: &mut HashedFile|
+     -> Result<()> {
+        if from >= to {
+            return Ok(());
+        }
+        let (lo, hi) = (ptr[from as usize] as usize, ptr[to as usize] as usize);
+        out_ix.write(&ix_bytes[lo * iw..hi * iw])?;
+        out_val.write(&val_bytes[lo * vb..hi * vb])?;
+        for r in from + 1..=to {
+            pointers.extend_from_slice(&(ptr[r as usize] - removed).to_le_bytes());
+        }
+        Ok(())
+    };
+    let mut next = 0u64;
+    let mut block_vals = vec![0u8; BLOCK_WINDOW * block_len * vb];
+    let mut block_mask = vec![0u64; BLOCK_WINDOW * words];
+    for (g0, g1, dense) in &plan {
+        let (g0, g1) = (*g0, *g1);
+        copy_rows(next, g0, removed, &mut pointers, &mut out_ix, &mut out_val)?;
+        // The rows of the group without the entries of its dense blocks.
+        for r in g0..g1 {
+            let (lo, hi) = (ptr[r as usize] as usize, ptr[r as usize + 1] as usize);
+            let mut k = lo;
+            while k < hi {
+                // A run of kept entries, written at once.
+                let keep_from = k;
+                while k < hi && dense.binary_search(&(index(k) / bi)).is_err() {
+                    k += 1;
+                }
+                out_ix.write(&ix_bytes[keep_from * iw..k * iw])?;
+                out_val.write(&val_bytes[keep_from * vb..k * vb])?;
+                while k < hi && dense.binary_search(&(index(k) / bi)).is_ok() {
+                    k += 1;
+                    removed += 1;
+                }
+            }
+            pointers.extend_from_slice(&(ptr[r as usize + 1] - removed).to_le_bytes());
+        }
+        // The blocks, a window at a time.
+        for window in dense.chunks(BLOCK_WINDOW) {
+            let used_vals = window.len() * block_len * vb;
+            block_vals[..used_vals].iter_mut().for_each(|b| *b = 0);
+            block_mask[..window.len() * words].iter_mut().for_each(|w| *w = 0);
+            let mut counts = vec![0u64; window.len()];
+            let (first_col, end_col) = (window[0] * bi, (window[window.len() - 1] + 1) * bi);
+            for r in g0..g1 {
+                let o = (r - g0) as usize;
+                let (lo, hi) = (ptr[r as usize] as usize, ptr[r as usize + 1] as usize);
+                // First entry at or past the window's first column.
+                let (mut a, mut b) = (lo, hi);
+                while a < b {
+                    let m = a + (b - a) / 2;
+                    if index(m) < first_col {
+                        a = m + 1;
+                    } else {
+                        b = m;
+                    }
+                }
+                let mut w = 0usize;
+                let mut k = a;
+                while k < hi {
+                    let col = index(k);
+                    if col >= end_col {
+                        break;
+                    }
+                    let block = col / bi;
+                    while w < window.len() && window[w] < block {
+                        w += 1;
+                    }
+                    if w < window.len() && window[w] == block {
+                        let p = o * bi as usize + (col - block * bi) as usize;
+                        let at = (w * block_len + p) * vb;
+                        block_vals[at..at + vb].copy_from_slice(&val_bytes[k * vb..(k + 1) * vb]);
+                        block_mask[w * words + p / 64] |= 1u64 << (p % 64);
+                        counts[w] += 1;
+                    }
+                    k += 1;
+                }
+            }
+            for (w, &block) in window.iter().enumerate() {
+                for v in [g0, block * bi, counts[w]] {
+                    origins.write(&v.to_le_bytes())?;
+                }
+                let mask_words = &block_mask[w * words..(w + 1) * words];
+                let mut mask_bytes = Vec::with_capacity(words * 8);
+                mask_words.iter().for_each(|m| mask_bytes.extend_from_slice(&m.to_le_bytes()));
+                masks.write(&mask_bytes)?;
+                dense_vals.write(&block_vals[w * block_len * vb..(w + 1) * block_len * vb])?;
+                blocks += 1;
+            }
+        }
+        next = g1;
+    }
+    copy_rows(next, seg.band, removed, &mut pointers, &mut out_ix, &mut out_val)?;
+    out_ptr.write(&pointers)?;
+
+    let finish_array = |file: HashedFile, final_path: &Path| -> Result<Written> {
+        let tmp_path = file.path.clone();
+        let (bytes, hash) = file.finish(durable)?;
+        if bytes == 0 {
+            // Zarr: an empty array has no chunk.
+            fs::remove_file(&tmp_path).map_err(|e| Error::io(&tmp_path, "removing an empty chunk", e))?;
+            let _ = fs::remove_file(final_path);
+        } else {
+            fs::rename(&tmp_path, final_path).map_err(|e| Error::io(final_path, "replacing a chunk", e))?;
+        }
+        Ok(Written { path: final_path.to_path_buf(), bytes, hash })
+    };
+    let indptr = finish_array(out_ptr, seg.indptr.0)?;
+    let indices = finish_array(out_ix, seg.indices.0)?;
+    let values = finish_array(out_val, seg.values.0)?;
+    let finish_dense = |file: HashedFile| -> Result<Written> {
+        let path = file.path.clone();
+        let (bytes, hash) = file.finish(durable)?;
+        Ok(Written { path, bytes, hash })
+    };
+    Ok(Some(Extracted {
+        indptr,
+        indices,
+        values,
+        origins: finish_dense(origins)?,
+        mask: finish_dense(masks)?,
+        dense_values: finish_dense(dense_vals)?,
+        blocks,
+        dense_nnz: removed,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_run_counts_entries_per_block_column() {
+        assert_eq!(longest_run([0, 1, 2, 70, 71].into_iter(), 64), 3);
+        assert_eq!(longest_run([0, 64, 128].into_iter(), 64), 1);
+        assert_eq!(longest_run(std::iter::empty(), 64), 0);
+    }
+
+    #[test]
+    fn options_are_checked() {
+        assert!(DenseOptions::default().check().is_ok());
+        assert!(DenseOptions { threshold: 0.0, ..Default::default() }.check().is_err());
+        assert!(DenseOptions { threshold: 1.5, ..Default::default() }.check().is_err());
+        assert!(DenseOptions { threshold: f64::NAN, ..Default::default() }.check().is_err());
+        assert!(DenseOptions { block_shape: [0, 64], ..Default::default() }.check().is_err());
+        assert!(DenseOptions { block_shape: [64, 5000], ..Default::default() }.check().is_err());
+    }
+}
