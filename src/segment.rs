@@ -693,21 +693,10 @@ fn typed_values<'a>(value_type: ValueType, bytes: &'a [u8], path: &Path) -> Valu
 /// Whether value `k` is stored as all-zero bytes (or out of range: nothing stored).
 fn is_zero_at(values: Values<'_>, k: usize) -> bool {
     match values {
-        Values::F64(v) => v.get(k).is_none_or_zero(|x| x.to_bits() == 0),
-        Values::F32(v) => v.get(k).is_none_or_zero(|x| x.to_bits() == 0),
-        Values::I64(v) => v.get(k).is_none_or_zero(|x| *x == 0),
+        Values::F64(v) => v.get(k).map_or(true, |x| x.to_bits() == 0),
+        Values::F32(v) => v.get(k).map_or(true, |x| x.to_bits() == 0),
+        Values::I64(v) => v.get(k).map_or(true, |x| *x == 0),
         Values::Pattern => true,
-    }
-}
-
-/// `Option::is_none_or` under the crate's MSRV.
-trait NoneOrZero<T> {
-    fn is_none_or_zero(self, zero: impl Fn(&T) -> bool) -> bool;
-}
-
-impl<T> NoneOrZero<T> for Option<&T> {
-    fn is_none_or_zero(self, zero: impl Fn(&T) -> bool) -> bool {
-        self.map_or(true, zero)
     }
 }
 

@@ -16,6 +16,8 @@
 //!   disk.
 //! * A segment is closed at the first outer boundary at which its payload (indptr + indices + values)
 //!   reaches [`WriterOptions::segment_bytes`]; so a segment exceeds the bound by at most one row.
+//!   Exception: a boundary inside a group of rows that may hold dense blocks is skipped up to 4 times
+//!   the bound, so that dense blocks are not cut in two (each part would be stored padded).
 //! * Nothing is visible to readers until [`finish`](MatrixWriter::finish) publishes the manifest. A
 //!   writer dropped without `finish` (an error, a panic, a cancelled job) removes every file it wrote,
 //!   and the directory itself if it created it.
@@ -461,7 +463,7 @@ impl<V: Element> MatrixWriter<V> {
         }
         self.cur_outer += 1;
         self.cur_last_inner = None;
-        if seg.payload() >= self.options.segment_bytes {
+        if segment_full(seg, self.options.segment_bytes, seg.payload()) {
             self.close_segment()?;
         }
         Ok(())
@@ -502,10 +504,16 @@ impl<V: Element> MatrixWriter<V> {
         let band = end - seg.start;
         let rel = |p: &Path| -> String { p.strip_prefix(&self.dir).unwrap_or(p).to_string_lossy().replace('\\', "/") };
         let syncer = &self.syncer;
+        // A segment that may hold dense blocks is read back and most likely rewritten: its chunks are
+        // not fsynced now (if they stay, they are below).
+        let candidates = seg.scan.as_mut().is_some_and(|scan| {
+            scan.finish(band);
+            !scan.candidates.is_empty()
+        });
         // The write thread fsyncs each chunk after its last write (durable writers).
         let finish_chunk = |w: ChunkFile| -> Result<FileEntry> {
             let path = w.path().to_path_buf();
-            let (bytes, hash) = w.finish()?;
+            let (bytes, hash) = w.finish_with(!candidates)?;
             if bytes == 0 {
                 // Zarr: an empty array has no chunk.
                 fs::remove_file(&path).map_err(|e| Error::io(&path, "removing an empty chunk", e))?;
@@ -516,11 +524,8 @@ impl<V: Element> MatrixWriter<V> {
         let mut indices = finish_chunk(seg.indices)?;
         let mut values = seg.values.map(finish_chunk).transpose()?;
         let mut dense = None;
-        if let Some(scan) = seg.scan.as_mut() {
-            scan.finish(band);
-        }
         if let (Some(scan), Some(options), Some(v)) = (&seg.scan, &self.options.dense, &values) {
-            if !scan.candidates.is_empty() {
+            if candidates {
                 // The chunks must be on disk before they are read back.
                 if let Some(io) = &self.chunk_io {
                     io.barrier()?;
@@ -537,7 +542,9 @@ impl<V: Element> MatrixWriter<V> {
                     indices: (&xp, indices.bytes),
                     values: (&vp, v.bytes),
                 };
-                if let Some(x) = dense::extract(&arrays, &scan.candidates, options, durable)? {
+                let io =
+                    self.chunk_io.as_mut().ok_or_else(|| Error::invalid("the writer's write thread has stopped"))?;
+                if let Some(x) = dense::extract(&arrays, &scan.candidates, options, io)? {
                     let entry = |w: &dense::Written| FileEntry {
                         path: rel(&w.path),
                         bytes: w.bytes,
@@ -554,6 +561,13 @@ impl<V: Element> MatrixWriter<V> {
                         mask: entry(&x.mask),
                         values: entry(&x.dense_values),
                     });
+                } else if let (true, Some(s)) = (durable, &self.syncer) {
+                    // Kept as written: the fsyncs skipped above.
+                    for f in [&ip, &xp, &vp] {
+                        if f.exists() {
+                            s.sync_path(f);
+                        }
+                    }
                 }
             }
         }
@@ -690,7 +704,7 @@ impl<V: Element> MatrixWriter<V> {
                 at += counts[r];
                 payload += 8 + counts[r] * (iw + vw);
                 pointers.extend_from_slice(&(seg.nnz + at - from).to_le_bytes());
-                full = payload >= self.options.segment_bytes;
+                full = segment_full(seg, self.options.segment_bytes, payload);
                 r += 1;
             }
             seg.indices.write(&index_bytes[(from * iw) as usize..(at * iw) as usize])?;
@@ -730,6 +744,12 @@ impl<V: Element> Drop for MatrixWriter<V> {
             }
         }
     }
+}
+
+/// Whether a segment of `payload` bytes closes at the current outer boundary: at the bound, unless the
+/// boundary would cut a group of rows that may hold dense blocks (kept whole up to 4 times the bound).
+fn segment_full(seg: &OpenSegment, bound: u64, payload: u64) -> bool {
+    payload >= bound && (payload >= bound.saturating_mul(4) || !seg.scan.as_ref().is_some_and(|s| s.holds_candidate()))
 }
 
 /// Deletes `stale` (segment directories of older generations, staging directories, reader lock

@@ -86,6 +86,7 @@ pub(crate) fn dense_group_metadata(layout: Layout, block_shape: [u64; 2], blocks
 
 /// `zarr.json` of a segment: a Zarr v3 group carrying the Binsparse descriptor and the segment's place
 /// in the whole matrix.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn segment_group_metadata(
     layout: Layout,
     global_shape: (u64, u64),

@@ -440,13 +440,19 @@ impl ChunkFile {
     /// # Errors
     ///
     /// [`Error::Io`] when writing a small file or an earlier write of this writer failed.
-    pub(crate) fn finish(mut self) -> Result<(u64, u64)> {
+    pub(crate) fn finish(self) -> Result<(u64, u64)> {
+        self.finish_with(true)
+    }
+
+    /// As [`finish`](Self::finish), without the fsync when `sync` is false: for a file that may be
+    /// replaced before publication (the caller fsyncs it otherwise).
+    pub(crate) fn finish_with(mut self, sync: bool) -> Result<(u64, u64)> {
         if self.jobs.is_some() {
             if self.filled > 0 {
                 self.hand_off()?;
             }
             if let Some(jobs) = &self.jobs {
-                let _ = jobs.send(Job::Close { id: self.id, discard: false });
+                let _ = jobs.send(Job::Close { id: self.id, discard: !sync });
             }
         } else if let Some(mut file) = self.file.take() {
             if let Some(buf) = &self.buf {
@@ -454,7 +460,7 @@ impl ChunkFile {
                 self.hasher.update(data);
                 file.write_all(data).map_err(|e| Error::io(&self.path, "writing", e))?;
             }
-            if self.shared.durable && self.bytes > 0 {
+            if sync && self.shared.durable && self.bytes > 0 {
                 let _ = self.shared.jobs()?.send(Job::Sync { path: self.path.clone(), file });
             }
         }

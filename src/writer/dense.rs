@@ -14,14 +14,13 @@
 //! temporary names, then renamed over the originals) and the three dense arrays. Memory is bounded by
 //! the counts of one group of rows and [`BLOCK_WINDOW`] blocks, whatever the width of the rows.
 
+use super::chunk::{ChunkFile, ChunkIo};
 use crate::error::{Error, Result};
 use crate::format::{paths, IndexType};
 use crate::storage::{cast_slice, MappedFile};
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::fs;
 use std::path::{Path, PathBuf};
-use xxhash_rust::xxh3::Xxh3;
 
 /// The default density threshold, chosen by `cargo bench --bench dense` (README, "Dense blocks"):
 /// blocks at least this full are stored dense.
@@ -175,6 +174,12 @@ impl DenseScan {
         }
     }
 
+    /// Whether the group of rows being written already scores as a candidate: the writer then keeps
+    /// it in one segment (a block cut by a segment boundary would be stored as two padded blocks).
+    pub(super) fn holds_candidate(&self) -> bool {
+        self.score >= self.need
+    }
+
     /// The segment closes after band-local outer index `end - 1`.
     pub(super) fn finish(&mut self, end: u64) {
         if end > self.group_start {
@@ -202,44 +207,6 @@ fn longest_run(indices: impl Iterator<Item = u64>, block_inner: u64) -> u64 {
         best = best.max(run);
     }
     best
-}
-
-/// A file written through a buffer and hashed on the way.
-pub(super) struct HashedFile {
-    path: PathBuf,
-    out: BufWriter<File>,
-    hasher: Xxh3,
-    bytes: u64,
-}
-
-impl HashedFile {
-    pub(super) fn create(path: &Path) -> Result<HashedFile> {
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|e| Error::io(parent, "creating a segment directory", e))?;
-        }
-        let file = File::create(path).map_err(|e| Error::io(path, "creating a file", e))?;
-        Ok(HashedFile {
-            path: path.to_path_buf(),
-            out: BufWriter::with_capacity(1 << 20, file),
-            hasher: Xxh3::new(),
-            bytes: 0,
-        })
-    }
-
-    pub(super) fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.hasher.update(data);
-        self.bytes += data.len() as u64;
-        self.out.write_all(data).map_err(|e| Error::io(&self.path, "writing", e))
-    }
-
-    /// Flushes (and, durable, fsyncs) the file; returns `(bytes, xxh3)`.
-    pub(super) fn finish(self, durable: bool) -> Result<(u64, u64)> {
-        let file = self.out.into_inner().map_err(|e| Error::io(&self.path, "writing", e.into_error()))?;
-        if durable {
-            file.sync_all().map_err(|e| Error::io(&self.path, "syncing to disk", e))?;
-        }
-        Ok((self.bytes, self.hasher.digest()))
-    }
 }
 
 /// A rewritten array: its final path, size and checksum.
@@ -290,7 +257,7 @@ pub(super) fn extract(
     seg: &SegmentArrays<'_>,
     candidates: &[(u64, u64)],
     options: &DenseOptions,
-    durable: bool,
+    io: &mut ChunkIo,
 ) -> Result<Option<Extracted>> {
     let ptr_map = MappedFile::open(seg.indptr.0, seg.indptr.1)?;
     let ix_map = MappedFile::open(seg.indices.0, seg.indices.1)?;
@@ -361,13 +328,20 @@ pub(super) fn extract(
         s.push(".dense-tmp");
         PathBuf::from(s)
     };
-    let mut out_ptr = HashedFile::create(&tmp(seg.indptr.0))?;
-    let mut out_ix = HashedFile::create(&tmp(seg.indices.0))?;
-    let mut out_val = HashedFile::create(&tmp(seg.values.0))?;
-    let dense_path = |array: &str, chunk: &str| seg.dir.join(array).join(chunk);
-    let mut origins = HashedFile::create(&dense_path(paths::DENSE_ORIGINS, paths::CHUNK_2D))?;
-    let mut masks = HashedFile::create(&dense_path(paths::DENSE_MASK, paths::CHUNK_2D))?;
-    let mut dense_vals = HashedFile::create(&dense_path(paths::DENSE_VALUES, paths::CHUNK_3D))?;
+    // The same direct-I/O chunk files as the writer's own (no page-cache copy), checksummed on the way.
+    let mut out_ptr = io.create(&tmp(seg.indptr.0))?;
+    let mut out_ix = io.create(&tmp(seg.indices.0))?;
+    let mut out_val = io.create(&tmp(seg.values.0))?;
+    let mut dense_file = |array: &str, chunk: &str| -> Result<ChunkFile> {
+        let path = seg.dir.join(array).join(chunk);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent, "creating a segment directory", e))?;
+        }
+        io.create(&path)
+    };
+    let mut origins = dense_file(paths::DENSE_ORIGINS, paths::CHUNK_2D)?;
+    let mut masks = dense_file(paths::DENSE_MASK, paths::CHUNK_2D)?;
+    let mut dense_vals = dense_file(paths::DENSE_VALUES, paths::CHUNK_3D)?;
 
     let block_len = (options.block_area()) as usize;
     let words = block_len.div_ceil(64);
@@ -380,8 +354,8 @@ pub(super) fn extract(
                      to: u64,
                      removed: u64,
                      pointers: &mut Vec<u8>,
-                     out_ix: &mut HashedFile,
-                     out_val: &mut HashedFile|
+                     out_ix: &mut ChunkFile,
+                     out_val: &mut ChunkFile|
      -> Result<()> {
         if from >= to {
             return Ok(());
@@ -451,11 +425,22 @@ pub(super) fn extract(
                         w += 1;
                     }
                     if w < window.len() && window[w] == block {
+                        // A run of consecutive columns inside the block: its values move in one copy.
+                        let block_end = (block + 1) * bi;
+                        let mut e = k + 1;
+                        while e < hi && index(e) == col + (e - k) as u64 && col + ((e - k) as u64) < block_end {
+                            e += 1;
+                        }
                         let p = o * bi as usize + (col - block * bi) as usize;
                         let at = (w * block_len + p) * vb;
-                        block_vals[at..at + vb].copy_from_slice(&val_bytes[k * vb..(k + 1) * vb]);
-                        block_mask[w * words + p / 64] |= 1u64 << (p % 64);
-                        counts[w] += 1;
+                        let run = e - k;
+                        block_vals[at..at + run * vb].copy_from_slice(&val_bytes[k * vb..e * vb]);
+                        for q in p..p + run {
+                            block_mask[w * words + q / 64] |= 1u64 << (q % 64);
+                        }
+                        counts[w] += run as u64;
+                        k = e;
+                        continue;
                     }
                     k += 1;
                 }
@@ -477,9 +462,11 @@ pub(super) fn extract(
     copy_rows(next, seg.band, removed, &mut pointers, &mut out_ix, &mut out_val)?;
     out_ptr.write(&pointers)?;
 
-    let finish_array = |file: HashedFile, final_path: &Path| -> Result<Written> {
-        let tmp_path = file.path.clone();
-        let (bytes, hash) = file.finish(durable)?;
+    // Renamed while the write thread may still be writing them: it writes through its descriptors, and
+    // nothing is published before the writer's final barrier.
+    let finish_array = |file: ChunkFile, final_path: &Path| -> Result<Written> {
+        let tmp_path = file.path().to_path_buf();
+        let (bytes, hash) = file.finish()?;
         if bytes == 0 {
             // Zarr: an empty array has no chunk.
             fs::remove_file(&tmp_path).map_err(|e| Error::io(&tmp_path, "removing an empty chunk", e))?;
@@ -492,9 +479,9 @@ pub(super) fn extract(
     let indptr = finish_array(out_ptr, seg.indptr.0)?;
     let indices = finish_array(out_ix, seg.indices.0)?;
     let values = finish_array(out_val, seg.values.0)?;
-    let finish_dense = |file: HashedFile| -> Result<Written> {
-        let path = file.path.clone();
-        let (bytes, hash) = file.finish(durable)?;
+    let finish_dense = |file: ChunkFile| -> Result<Written> {
+        let path = file.path().to_path_buf();
+        let (bytes, hash) = file.finish()?;
         Ok(Written { path, bytes, hash })
     };
     Ok(Some(Extracted {

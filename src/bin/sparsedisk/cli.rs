@@ -145,7 +145,7 @@ pub fn parse_dense_threshold(s: &str) -> std::result::Result<DenseThreshold, Str
         return Ok(DenseThreshold(None));
     }
     match s.parse::<f64>() {
-        Ok(t) if t == 1.0 => Ok(DenseThreshold(None)),
+        Ok(1.0) => Ok(DenseThreshold(None)),
         Ok(t) if t > 0.0 && t < 1.0 => Ok(DenseThreshold(Some(t))),
         _ => Err(format!("{s:?} is not a fraction in (0, 1) or `off`")),
     }
