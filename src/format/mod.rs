@@ -1,7 +1,9 @@
 //! The on-disk format: a matrix is a directory.
 //!
 //! This module is the specification. Everything a reader needs to open a sparsedisk matrix, in any
-//! language, is written here; the Rust types below are its executable form. Version 1.
+//! language, is written here; the Rust types below are its executable form. Version 2: version 1
+//! plus optional dense blocks in segments (see "Dense blocks"); a matrix without dense blocks is
+//! written as version 1.
 //!
 //! # Overview
 //!
@@ -16,7 +18,12 @@
 //! │   ├── indices_1/zarr.json        Zarr array metadata (uint32 or uint64, one chunk)
 //! │   ├── indices_1/c/0              raw little-endian column (CSR) or row (CSC) indices
 //! │   ├── values/zarr.json           Zarr array metadata (float64, float32, int64; bool for pattern)
-//! │   └── values/c/0                 raw little-endian values (pattern: a single byte 0x01, see below)
+//! │   ├── values/c/0                 raw little-endian values (pattern: a single byte 0x01, see below)
+//! │   └── dense/                     only if the segment has dense blocks (format version 2):
+//! │       ├── zarr.json              Zarr group describing them
+//! │       ├── origins/c/0/0          blocks x 3 u64: outer offset in the band, inner offset, entry count
+//! │       ├── mask/c/0/0             blocks x words u64: which positions of each block are stored
+//! │       └── values/c/0/0/0         blocks x 64 x 64 values, each block dense and row-major
 //! ├── seg_1_000001/ ...
 //! ├── .readers-1.lock                readers of generation 1 hold a shared lock on it (see "Concurrent readers")
 //! └── (anything else: ignored by readers, e.g. a crashed build's leftovers)
@@ -44,7 +51,7 @@
 //! | member | type | meaning |
 //! |---|---|---|
 //! | `format` | string | always `"sparsedisk"` |
-//! | `format_version` | integer | `1`; a reader refuses versions it does not know |
+//! | `format_version` | integer | `1`, or `2` when some segment has dense blocks; a reader refuses versions it does not know |
 //! | `generation` | integer ≥ 1 | increases each time the directory is rewritten; segment names carry it |
 //! | `shape` | `[rows, cols]` | the matrix shape, each < 2^63 |
 //! | `nnz` | integer | number of stored entries (explicit zeros count) |
@@ -65,6 +72,7 @@
 //! | `indices` | file | the `indices_1` chunk: `nnz` inner indices of `index_type` |
 //! | `values` | file or `null` | the `values` chunk: `nnz` values of `value_type`; `null` for pattern |
 //! | `metadata` | array of files | every other file of the segment (the `zarr.json` files, the pattern value byte) |
+//! | `dense` | object, optional | the segment's dense blocks (version 2), see "Dense blocks"; absent otherwise |
 //!
 //! A *file* is `{"path": P, "bytes": B, "xxh3": H}`: `P` relative to the matrix directory, made of
 //! plain components (no `..`, not absolute); `B` its exact size in bytes; `H` the xxh3-64 (seed 0) of
@@ -110,6 +118,53 @@
 //! The matrix directory's own `zarr.json` is a Zarr v3 group with attributes
 //! `{"sparsedisk": {"format_version": 1, "manifest": "manifest.json"}}`. Zarr tools list the segment
 //! groups from it, but only the manifest says which of them are live.
+//!
+//! # Dense blocks
+//!
+//! Real matrices hold dense blocks (finite-element element blocks, the border rows and columns of an
+//! arrow matrix, dense cores of graphs). Stored as CSR a block costs 12 bytes per entry (a u32 index
+//! and an f64) and an indirect loop; stored dense it costs 8 and a contiguous, vectorised loop. A
+//! segment may therefore keep some of its entries in **dense blocks** instead of its CSR arrays:
+//!
+//! * The blocks lie on a grid of `block_shape = [bo, bi]` (outer x inner; writers use 64 x 64): a
+//!   block's inner offset is a multiple of `bi`, and its outer offset within the band is 0 or such
+//!   that `start + offset` is a multiple of `bo`. A block covers outer indices `offset ..
+//!   min(next multiple of bo in the matrix, band end)` and inner indices `inner .. min(inner + bi,
+//!   inner dimension)`: its **window**. The last block row of a band and the last block column of
+//!   the matrix may be clipped; a block's array always has the full `bo x bi` positions, those outside
+//!   the window zero and unmarked.
+//! * Every entry of the segment is stored exactly once: either in the CSR arrays or, when it lies in
+//!   a block's window, in that block. The block stores its value at position `p = o * bi + i`
+//!   (block-local outer `o`, inner `i`) and sets bit `p % 64` of mask word `p / 64`; unmarked
+//!   positions hold zero. Explicit zeros stay stored entries (their bit is set), so a matrix reads back
+//!   exactly as written whatever its blocks. The segment's `nnz` counts both; its CSR arrays hold
+//!   `nnz - dense.nnz` entries, and their row pointers end there.
+//! * The manifest's `dense` member of the segment: `{"block_shape": [bo, bi], "blocks": n, "nnz":
+//!   entries in blocks, "origins": file, "mask": file, "values": file}`. `origins` holds `n x 3`
+//!   little-endian u64 (band-local outer offset, inner offset, entries of the block), the blocks sorted
+//!   by (outer, inner) offset without repeats; `mask` holds `n x ceil(bo * bi / 64)` u64; `values`
+//!   holds `n x bo x bi` values of the matrix's value type. Each extent lies in 1..=4096. Pattern
+//!   matrices have no dense blocks (a block stores values).
+//! * In Zarr, the three arrays are `dense/origins` (uint64, shape `[n, 3]`), `dense/mask` (uint64,
+//!   `[n, words]`) and `dense/values` (`[n, bo, bi]`, the value type), each one chunk (`c/0/0`,
+//!   `c/0/0/0`), under the group `dense` whose attributes describe them; `values[k]` is block `k` as a
+//!   Binsparse-style dense row-major (`DMATR`) matrix. The segment group's `sparsedisk` attribute then
+//!   has `"dense_blocks": {"group": "dense", "blocks": n, "number_of_stored_values": entries}`. The
+//!   segment's Binsparse descriptor describes its CSR arrays only: **a reader that knows Binsparse but
+//!   not this section sees the band without its dense blocks' entries**. The manifest's version 2 makes
+//!   older sparsedisk readers refuse such a matrix; Python readers add the blocks themselves
+//!   (`band[o:o+h, c:c+w] = values[k][:h, :w]` with `h, w` the window) or read a matrix written with
+//!   `--dense-threshold off`.
+//! * **Writers** choose blocks whose density (stored entries over window positions) reaches a
+//!   threshold (default 0.5, `--dense-threshold`) and whose window has at least a quarter of a block's
+//!   positions; see [`DenseOptions`](crate::DenseOptions).
+//! * **Readers** check at open that the listed sizes match `blocks` and `block_shape`; before using
+//!   blocks ([`MappedSegment::check_row_pointers`](crate::MappedSegment::check_row_pointers)), that each
+//!   origin is a grid position inside the band and the matrix, in order; and in `verify`, that each
+//!   block's mask count equals its recorded count and the total the manifest's, that no bit is set and
+//!   no nonzero value stored outside a window or where the mask is clear, and that no CSR entry lies
+//!   inside a window. Kernels read block windows through checked slices, so a block that passed the
+//!   open-time checks can give wrong numbers if its bytes are damaged, never an out-of-bounds access.
 //!
 //! # Commit protocol and immutability
 //!
