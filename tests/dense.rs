@@ -344,3 +344,38 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Python reads dense segments through `zarr` alone, as the format docs describe them
+/// (`tests/python/read_dense.py`), and gets exactly the exported matrix: CSR and CSC, f64 and f32,
+/// blocks clipped at band and matrix edges.
+#[test]
+fn python_reads_dense_blocks_through_zarr() {
+    let python = std::env::var("SPARSEDISK_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = std::process::Command::new(&python).args(["-c", "import zarr, scipy, fast_matrix_market"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var("SPARSEDISK_REQUIRE_PYTHON").map_or(true, |v| v != "1"),
+            "SPARSEDISK_REQUIRE_PYTHON=1 but {python} lacks zarr, scipy or fast_matrix_market"
+        );
+        eprintln!("python_reads_dense_blocks_through_zarr: SKIPPED: {python} lacks zarr, scipy or fast_matrix_market");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_dense.py");
+    let cases: [&[&str]; 3] = [
+        &["arrow", "--n", "700", "--border", "70", "--segment-size", "100K"],
+        &["blockdiag", "--n", "500", "--block", "64", "--layout", "csc", "--value-type", "f32"],
+        &["blockdiag", "--n", "333", "--block", "100", "--segment-size", "50K"],
+    ];
+    for (k, args) in cases.iter().enumerate() {
+        let dir = tmp.path().join(format!("m{k}"));
+        let mtx = tmp.path().join(format!("m{k}.mtx"));
+        ok(&[&["generate"][..], args, &["-q", "-o", p(&dir)]].concat());
+        ok(&["export", p(&dir), "-o", p(&mtx), "-q"]);
+        let out = std::process::Command::new(&python).arg(&script).arg(&dir).arg(&mtx).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["equal"], true, "{args:?}: {report}");
+        assert!(report["dense_blocks"].as_u64().unwrap() > 0, "{args:?}: {report}");
+    }
+}
