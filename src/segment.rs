@@ -68,6 +68,8 @@ pub struct MappedSegment {
     /// The band as plain CSR arrays, dense blocks merged in: built on first use by a consumer that
     /// needs rows ([`indptr`](Self::indptr) and friends) when the segment has dense blocks.
     merged: OnceLock<std::result::Result<Merged, Error>>,
+    /// Per-row cumulative work (CSR entries plus block positions) of a segment with dense blocks.
+    work: OnceLock<Vec<u64>>,
     /// Zero-sized "values" of a pattern segment, so sprs structure views can borrow a `&[()]`.
     /// A `Vec<()>` never allocates.
     units: Vec<()>,
@@ -265,6 +267,7 @@ impl MappedSegment {
             values,
             dense,
             merged: OnceLock::new(),
+            work: OnceLock::new(),
             units,
         })
     }
@@ -389,6 +392,33 @@ impl MappedSegment {
             masks: cast_slice(masks.bytes(), &self.file_path(&entry.mask)).unwrap_or(&[]),
             values: typed_values(self.value_type, values.bytes(), &self.file_path(&entry.values)),
         })
+    }
+
+    /// For a segment with dense blocks, the cumulative work of its rows (CSR entries plus the
+    /// positions of the block windows each row crosses, `band + 1` values from 0), computed once: the
+    /// kernels split bands into tasks of equal work by it. `None` without dense blocks (the row
+    /// pointers are the work). Call after [`check_row_pointers`](Self::check_row_pointers).
+    pub fn dense_work_prefix(&self) -> Option<&[u64]> {
+        let blocks = self.dense_blocks()?;
+        Some(self.work.get_or_init(|| {
+            let indptr = self.sparse_indptr();
+            let band = indptr.len().saturating_sub(1);
+            let mut dense_width = vec![0u64; band];
+            for b in blocks.iter() {
+                let (o, h) = (b.outer as usize, b.height as usize);
+                if let Some(rows) = dense_width.get_mut(o.min(band)..o.saturating_add(h).min(band)) {
+                    rows.iter_mut().for_each(|w| *w += b.width);
+                }
+            }
+            let mut acc = 0u64;
+            let mut work = Vec::with_capacity(band + 1);
+            work.push(0);
+            for r in 0..band {
+                acc += dense_width[r];
+                work.push(indptr[r + 1] + acc);
+            }
+            work
+        }))
     }
 
     /// The merged rows of a segment with dense blocks (`None` without blocks, or when its arrays are

@@ -594,8 +594,8 @@ fn gather_segment(
     let band = indptr.len() - 1;
     let y_band = &mut y[start * k..(start + band) * k];
     let blocks = seg.dense_blocks();
-    let work = blocks.as_ref().map(|b| work_prefix(indptr, b));
-    let tasks = pieces(work.as_deref().unwrap_or(indptr), task_count(seg.nnz(), 4 * rayon::current_num_threads()));
+    let work = seg.dense_work_prefix();
+    let tasks = pieces(work.unwrap_or(indptr), task_count(seg.nnz(), 4 * rayon::current_num_threads()));
     // Split the band's output into the tasks' disjoint slices.
     let mut slices = Vec::with_capacity(tasks.len());
     let mut rest = y_band;
@@ -833,8 +833,8 @@ fn scatter_segment(seg: &MappedSegment, x: &[f64], y_len: usize, k: usize, parts
     // One private copy of y per thread (not per task): the copies cost memory, balance comes from the
     // nonzero split.
     let blocks = seg.dense_blocks();
-    let work = blocks.as_ref().map(|b| work_prefix(indptr, b));
-    let tasks = pieces(work.as_deref().unwrap_or(indptr), task_count(seg.nnz(), rayon::current_num_threads()));
+    let work = seg.dense_work_prefix();
+    let tasks = pieces(work.unwrap_or(indptr), task_count(seg.nnz(), rayon::current_num_threads()));
     while parts.len() < tasks.len() {
         parts.push(super::dense_vector(y_len));
     }
@@ -982,27 +982,6 @@ fn scatter_typed<I: Index, V: Scalar>(
         }
     }
     ok
-}
-
-/// Per-row cumulative work of a band with dense blocks: its CSR entries plus the positions of the
-/// blocks' windows, so that tasks split the band by work and not by the CSR arrays alone.
-fn work_prefix(indptr: &[u64], blocks: &DenseBlocks<'_>) -> Vec<u64> {
-    let band = indptr.len() - 1;
-    let mut dense_width = vec![0u64; band];
-    for b in blocks.iter() {
-        let (o, h) = (b.outer as usize, b.height as usize);
-        if let Some(rows) = dense_width.get_mut(o..(o + h).min(band)) {
-            rows.iter_mut().for_each(|w| *w += b.width);
-        }
-    }
-    let mut acc = 0u64;
-    let mut work = Vec::with_capacity(band + 1);
-    work.push(0);
-    for r in 0..band {
-        acc += dense_width[r];
-        work.push(indptr[r + 1] + acc);
-    }
-    work
 }
 
 /// The index of the first block covering band-local rows at or after `a`.
