@@ -488,7 +488,9 @@ impl<V: Element> MatrixWriter<V> {
         let indices = chunk(paths::INDICES)?;
         let values = if V::VALUE_TYPE == ValueType::Pattern { None } else { Some(chunk(paths::VALUES)?) };
         let scan = match self.options.dense {
-            Some(d) if V::VALUE_TYPE != ValueType::Pattern => Some(dense::DenseScan::new(d, self.cur_outer)),
+            Some(d) if V::VALUE_TYPE != ValueType::Pattern => {
+                Some(dense::DenseScan::new(d, self.cur_outer, self.inner_dim))
+            }
             _ => None,
         };
         self.open =

@@ -156,7 +156,7 @@
 //!   (`band[o:o+h, c:c+w] = values[k][:h, :w]` with `h, w` the window) or read a matrix written with
 //!   `--dense-threshold off`.
 //! * **Writers** choose blocks whose density (stored entries over window positions) reaches a
-//!   threshold (default 0.5, `--dense-threshold`) and whose window has at least a quarter of a block's
+//!   threshold (default 0.7, `--dense-threshold`) and whose window has at least a quarter of a block's
 //!   positions; see [`DenseOptions`](crate::DenseOptions).
 //! * **Readers** check at open that the listed sizes match `blocks` and `block_shape`; before using
 //!   blocks ([`MappedSegment::check_row_pointers`](crate::MappedSegment::check_row_pointers)), that each

@@ -52,9 +52,9 @@ pub struct ImportArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, default_value = "64M")]
     pub segment_size: u64,
     /// Store 64 x 64 blocks at least this full as dense blocks (a fraction in (0, 1)); `off` or 1
-    /// writes plain CSR/CSC segments. The default 0.5 was chosen by `cargo bench --bench dense`
+    /// writes plain CSR/CSC segments. The default 0.7 was chosen by `cargo bench --bench dense -- --sweep`
     /// (README, "Dense blocks").
-    #[arg(long, value_name = "FRACTION|off", value_parser = crate::cli::parse_dense_threshold, default_value = "0.5")]
+    #[arg(long, value_name = "FRACTION|off", value_parser = crate::cli::parse_dense_threshold, default_value = "0.7")]
     pub dense_threshold: crate::cli::DenseThreshold,
     /// CSV: field delimiter (one character; `\t` for tab).
     #[arg(long, value_name = "C", value_parser = parse_delimiter)]

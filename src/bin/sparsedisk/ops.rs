@@ -31,9 +31,9 @@ pub struct OutputArgs {
     #[arg(long)]
     pub no_fsync: bool,
     /// Store 64 x 64 blocks at least this full as dense blocks (a fraction in (0, 1)); `off` or 1
-    /// writes plain CSR/CSC segments. The default 0.5 was chosen by `cargo bench --bench dense`
+    /// writes plain CSR/CSC segments. The default 0.7 was chosen by `cargo bench --bench dense -- --sweep`
     /// (README, "Dense blocks").
-    #[arg(long, value_name = "FRACTION|off", value_parser = crate::cli::parse_dense_threshold, default_value = "0.5")]
+    #[arg(long, value_name = "FRACTION|off", value_parser = crate::cli::parse_dense_threshold, default_value = "0.7")]
     pub dense_threshold: crate::cli::DenseThreshold,
 }
 
