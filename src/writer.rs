@@ -508,9 +508,10 @@ impl<V: Element> MatrixWriter<V> {
         let syncer = &self.syncer;
         // A segment that may hold dense blocks is read back and most likely rewritten: its chunks are
         // not fsynced now (if they stay, they are below).
+        let nnz = seg.nnz;
         let candidates = seg.scan.as_mut().is_some_and(|scan| {
             scan.finish(band);
-            !scan.candidates.is_empty()
+            !scan.candidates.is_empty() && scan.estimated.saturating_mul(dense::MIN_DENSE_SHARE) >= nnz
         });
         // The write thread fsyncs each chunk after its last write (durable writers).
         let finish_chunk = |w: ChunkFile| -> Result<FileEntry> {
