@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """baselines.py: what a user would run instead of sparsedisk, timed for `sparsedisk bench`.
 
-The harness writes each matrix's CSR arrays as raw little-endian files (RAW: indptr.i64, indices.i32,
-data.f64, shape.json); this script loads them into scipy (untimed) and times the same operations
+The harness writes each matrix's CSR arrays as raw little-endian files (RAW: indptr.i32 or .i64 as
+shape.json names it, indices.i32, data.f64, shape.json); this script loads them into scipy (untimed) and times the same operations
 sparsedisk's harness times. Every subcommand prints one JSON object on stdout, with the seconds of
 every repeated run in "samples" (run order).
 
@@ -58,7 +58,9 @@ def load(raw, mmap=False):
     s = shape_of(raw)
     get = (lambda n, t: np.memmap(os.path.join(raw, n), dtype=t, mode="r")) if mmap else \
         (lambda n, t: np.fromfile(os.path.join(raw, n), dtype=t))
-    ip, ix, d = get("indptr.i64", np.int64), get("indices.i32", np.int32), get("data.f64", np.float64)
+    name = s.get("indptr", "indptr.i64")
+    ip = get(name, np.int32 if name.endswith("i32") else np.int64)
+    ix, d = get("indices.i32", np.int32), get("data.f64", np.float64)
     # copy=False keeps the memmaps: scipy reads through them, page by page.
     return sp.csr_matrix((d, ix, ip), shape=(s["rows"], s["cols"]), copy=False), s
 

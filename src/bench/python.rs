@@ -11,7 +11,8 @@ use crate::matrix::Matrix;
 use crate::Layout;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The baseline script's text.
 pub const SCRIPT: &str = include_str!("baselines.py");
@@ -97,7 +98,51 @@ pub fn last_json(stdout: &[u8]) -> Option<serde_json::Value> {
 /// [`Error::InvalidInput`] naming `what` when it cannot start, fails (with its stderr's last line),
 /// or prints no JSON.
 pub fn run_json(cmd: &mut Command, what: &str) -> Result<serde_json::Value> {
-    let out = cmd.output().map_err(|e| Error::invalid(format!("{what}: cannot run: {e}")))?;
+    run_json_within(cmd, what, None)
+}
+
+/// As [`run_json`], killing the command after `limit` (a process thrashing under a memory cap can
+/// take hours; the report says it timed out instead).
+///
+/// # Errors
+///
+/// As [`run_json`], and [`Error::InvalidInput`] when the time limit is reached.
+pub fn run_json_within(cmd: &mut Command, what: &str, limit: Option<Duration>) -> Result<serde_json::Value> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| Error::invalid(format!("{what}: cannot run: {e}"));
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(cannot)?;
+    // Drain both pipes on threads so a chatty child never blocks on a full pipe while we wait.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(cannot)? {
+            break status;
+        }
+        if limit.is_some_and(|l| started.elapsed() > l) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::invalid(format!(
+                "{what} did not finish within {:.0} s and was stopped",
+                limit.map_or(0.0, |l| l.as_secs_f64())
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = err.lines().rev().take(3).collect();
@@ -111,8 +156,8 @@ pub fn samples(v: &serde_json::Value) -> Vec<f64> {
     v["samples"].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default()
 }
 
-/// Writes a CSR matrix's arrays as the raw files the baseline script reads (`indptr.i64`,
-/// `indices.i32`, `data.f64`, `shape.json`; the layout of `numpy.memmap` answers), streaming one
+/// Writes a CSR matrix's arrays as the raw files the baseline script reads (`indptr.i32`, or
+/// `indptr.i64` past 2^31 - 1 entries, `indices.i32`, `data.f64`, `shape.json`; the layout of `numpy.memmap` answers), streaming one
 /// segment at a time. Returns the bytes of the three arrays.
 ///
 /// # Errors
@@ -132,18 +177,28 @@ pub fn write_raw_csr(m: &Matrix, dir: &Path) -> Result<u64> {
         let f = std::fs::File::create(&p).map_err(|e| Error::io(&p, "creating", e))?;
         Ok((p.clone(), BufWriter::with_capacity(1 << 20, f)))
     };
-    let (pp, mut ip) = open("indptr.i64")?;
+    // int32 row pointers when they fit, as scipy builds them: with int64 row pointers and int32 indices
+    // scipy would copy the indices to int64 in memory, which a memmap baseline must not do.
+    let wide = m.nnz() > i32::MAX as u64;
+    let (pp, mut ip) = open(if wide { "indptr.i64" } else { "indptr.i32" })?;
     let (xp, mut ix) = open("indices.i32")?;
     let (dp, mut dv) = open("data.f64")?;
     let put =
         |w: &mut BufWriter<std::fs::File>, p: &Path, b: &[u8]| w.write_all(b).map_err(|e| Error::io(p, "writing", e));
-    put(&mut ip, &pp, &0i64.to_le_bytes())?;
+    let pointer = |w: &mut BufWriter<std::fs::File>, p: i64| {
+        if wide {
+            put(w, &pp, &p.to_le_bytes())
+        } else {
+            put(w, &pp, &(p as i32).to_le_bytes())
+        }
+    };
+    pointer(&mut ip, 0)?;
     let mut base = 0i64;
     for seg in m.segments_mapped() {
         let seg = seg?;
         seg.check_structure()?;
         for &p in &seg.indptr()[1..] {
-            put(&mut ip, &pp, &(base + p as i64).to_le_bytes())?;
+            pointer(&mut ip, base + p as i64)?;
         }
         base += seg.nnz() as i64;
         match seg.indices() {
@@ -161,8 +216,9 @@ pub fn write_raw_csr(m: &Matrix, dir: &Path) -> Result<u64> {
         let f = w.into_inner().map_err(|e| Error::io(&p, "writing", e.into_error()))?;
         f.sync_all().map_err(|e| Error::io(&p, "syncing", e))?;
     }
-    let shape = serde_json::json!({"rows": m.rows(), "cols": m.cols(), "nnz": m.nnz()});
+    let indptr = if wide { "indptr.i64" } else { "indptr.i32" };
+    let shape = serde_json::json!({"rows": m.rows(), "cols": m.cols(), "nnz": m.nnz(), "indptr": indptr});
     let sp = dir.join("shape.json");
     std::fs::write(&sp, shape.to_string()).map_err(|e| Error::io(&sp, "writing", e))?;
-    Ok(8 * (m.rows() + 1) + 12 * m.nnz())
+    Ok(if wide { 8 } else { 4 } * (m.rows() + 1) + 12 * m.nnz())
 }

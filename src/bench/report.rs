@@ -249,7 +249,23 @@ fn plot_err(e: impl std::fmt::Display) -> Error {
 /// A series: name and points.
 type Series = (String, Vec<(f64, f64)>);
 
-/// One log-log (or log-linear) chart of `series` into `path`, with horizontal reference lines.
+/// A tick label: `500`, `2.5K`, `4M`, `1.2G`, or a plain number below 1000.
+fn compact(x: f64) -> String {
+    let (v, unit) = match x.abs() {
+        a if a >= 1e9 => (x / 1e9, "G"),
+        a if a >= 1e6 => (x / 1e6, "M"),
+        a if a >= 1e3 => (x / 1e3, "K"),
+        _ => (x, ""),
+    };
+    let text = format!("{v:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}{unit}")
+}
+
+/// One chart of `series` into `path` (x logarithmic; y logarithmic if `log_y`, else from 0), with horizontal
+/// reference lines, points joined by lines if `lines`, and the legend in a panel on the right (so it
+/// never hides a point).
+#[allow(clippy::too_many_arguments)]
 fn chart(
     path: &Path,
     title: &str,
@@ -258,66 +274,77 @@ fn chart(
     series: &[Series],
     hlines: &[(String, f64)],
     log_y: bool,
+    lines: bool,
 ) -> Result<()> {
-    let pts = series.iter().flat_map(|s| s.1.iter().copied()).filter(|p| p.0 > 0.0 && p.1 > 0.0);
+    // Logarithmic axes are drawn as linear axes over log10 of the values, labelled with the values:
+    // evenly spaced ticks at any range (plotters' own log axis labels powers of ten only).
+    let fx = |x: f64| x.log10();
+    let fy = |y: f64| if log_y { y.log10() } else { y };
+    let unfy = move |v: f64| if log_y { 10f64.powf(v) } else { v };
+    let usable = |p: &(f64, f64)| p.0 > 0.0 && p.1.is_finite() && p.1 > 0.0;
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for (x, y) in pts.chain(hlines.iter().map(|h| (f64::NAN, h.1))) {
-        if x.is_finite() {
-            x0 = x0.min(x);
-            x1 = x1.max(x);
-        }
-        if y.is_finite() && y > 0.0 {
-            y0 = y0.min(y);
-            y1 = y1.max(y);
-        }
+    for p in series.iter().flat_map(|s| s.1.iter()).filter(|p| usable(p)) {
+        (x0, x1) = (x0.min(fx(p.0)), x1.max(fx(p.0)));
+        (y0, y1) = (y0.min(fy(p.1)), y1.max(fy(p.1)));
+    }
+    for (_, h) in hlines {
+        (y0, y1) = (y0.min(fy(*h)), y1.max(fy(*h)));
     }
     if x0 > x1 {
-        (x0, x1) = (1.0, 10.0);
+        (x0, x1) = (0.0, 1.0);
     }
     if y0 > y1 {
-        (y0, y1) = (0.1, 1.0);
+        (y0, y1) = (0.0, 1.0);
     }
-    let (x0, x1) = (x0 / 1.5, x1 * 1.5);
-    let (y0, y1) = if log_y { (y0 / 1.5, y1 * 1.5) } else { (0.0, y1 * 1.15) };
-    let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
+    let pad = |a: f64, b: f64| ((b - a) * 0.08).max(0.05);
+    let (x0, x1) = (x0 - pad(x0, x1), x1 + pad(x0, x1));
+    let (y0, y1) = if log_y { (y0 - pad(y0, y1), y1 + pad(y0, y1)) } else { (0.0, y1 * 1.1) };
+    let root = SVGBackend::new(path, (1000, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
-    let mut builder = ChartBuilder::on(&root);
-    builder.caption(title, ("sans-serif", 20)).margin(15).x_label_area_size(45).y_label_area_size(70);
-    // The two axis kinds are different types: one closure body per kind.
-    macro_rules! draw {
-        ($chart:expr) => {{
-            let mut c = $chart;
-            c.configure_mesh().x_desc(x_desc).y_desc(y_desc).draw().map_err(plot_err)?;
-            for (i, (name, line)) in hlines.iter().enumerate() {
-                let color = BLACK.mix(0.5 - 0.2 * (i % 2) as f64);
-                c.draw_series(LineSeries::new(vec![(x0, *line), (x1, *line)], color.stroke_width(1)))
-                    .map_err(plot_err)?
-                    .label(name.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-            }
-            for (i, (name, points)) in series.iter().enumerate() {
-                let color = Palette99::pick(i).to_rgba();
-                let mut points: Vec<(f64, f64)> =
-                    points.iter().copied().filter(|p| p.0 > 0.0 && p.1.is_finite() && p.1 > 0.0).collect();
-                points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                c.draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-                    .map_err(plot_err)?
-                    .label(name.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-                c.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(plot_err)?;
-            }
-            c.configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(plot_err)?;
-        }};
+    let (plot_area, legend_area) = root.split_horizontally(690);
+    let mut chart = ChartBuilder::on(&plot_area)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_labels(8)
+        .y_labels(8)
+        .x_label_formatter(&|v| compact(10f64.powf(*v)))
+        .y_label_formatter(&|v| compact(unfy(*v)))
+        .light_line_style(WHITE)
+        .draw()
+        .map_err(plot_err)?;
+    let colors: Vec<RGBAColor> = (0..series.len()).map(|i| Palette99::pick(i).to_rgba()).collect();
+    for (_, line) in hlines {
+        chart
+            .draw_series(LineSeries::new(vec![(x0, fy(*line)), (x1, fy(*line))], BLACK.mix(0.5).stroke_width(1)))
+            .map_err(plot_err)?;
     }
-    if log_y {
-        draw!(builder.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(plot_err)?);
-    } else {
-        draw!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(plot_err)?);
+    for ((_, points), color) in series.iter().zip(&colors) {
+        let mut points: Vec<(f64, f64)> = points.iter().filter(|p| usable(p)).map(|p| (fx(p.0), fy(p.1))).collect();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if lines {
+            chart.draw_series(LineSeries::new(points.clone(), color.stroke_width(2))).map_err(plot_err)?;
+        }
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled()))).map_err(plot_err)?;
+    }
+    let style = ("sans-serif", 13).into_font().color(&BLACK);
+    let mut y = 50;
+    for (name, _) in hlines {
+        legend_area.draw(&PathElement::new(vec![(5, y), (25, y)], BLACK.mix(0.5).stroke_width(1))).map_err(plot_err)?;
+        legend_area.draw(&Text::new(name.clone(), (32, y - 7), style.clone())).map_err(plot_err)?;
+        y += 22;
+    }
+    for ((name, _), color) in series.iter().zip(&colors) {
+        legend_area.draw(&Circle::new((15, y), 4, color.filled())).map_err(plot_err)?;
+        legend_area.draw(&Text::new(name.clone(), (32, y - 7), style.clone())).map_err(plot_err)?;
+        y += 22;
     }
     root.present().map_err(plot_err)
 }
@@ -351,6 +378,7 @@ pub fn plots(records: &[Record], dir: &Path) -> Result<()> {
         &series,
         &hlines,
         false,
+        true,
     )?;
     // 2. ns per nonzero per kernel (ours, in core, all threads).
     let mut by: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
@@ -371,6 +399,7 @@ pub fn plots(records: &[Record], dir: &Path) -> Result<()> {
         &by.into_iter().collect::<Vec<_>>(),
         &[],
         true,
+        false,
     )?;
     // 3. Ratios against the baselines.
     let mut by: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
@@ -392,6 +421,7 @@ pub fn plots(records: &[Record], dir: &Path) -> Result<()> {
         "speed ratio (above 1: sparsedisk faster)",
         &by.into_iter().collect::<Vec<_>>(),
         &[("1x (parity)".to_string(), 1.0)],
-        true,
+        false,
+        false,
     )
 }

@@ -12,7 +12,7 @@ use crate::cli::parse_size_arg;
 use crate::output::{emit, progress_bar};
 use clap::{Args, ValueEnum};
 use sparsedisk::algo::{cg, pagerank, CgOptions, PagerankOptions};
-use sparsedisk::bench::python::{run_json, samples, write_raw_csr, Python};
+use sparsedisk::bench::python::{run_json, run_json_within, samples, write_raw_csr, Python};
 use sparsedisk::bench::report::{markdown, plots, read_jsonl, tables, write_jsonl};
 use sparsedisk::bench::{
     disk_read_bandwidth, figures, memory_read_bandwidth, time_runs, CapRecord, LimitRecord, Machine, MatrixDesc,
@@ -34,9 +34,10 @@ use std::time::Instant;
 /// The suites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Suite {
-    /// About two minutes on 2 cores: matrices of 1-5 M nonzeros, one out-of-core matrix.
+    /// About two minutes on 2 cores: matrices of 0.2-7 M nonzeros in core, a 0.27 GB one under 128M
+    /// and 256M caps.
     Quick,
-    /// Tens of minutes: up to 67 M nonzeros in core, 0.5-1.3 GB matrices under 512M and 1G caps.
+    /// About twenty minutes: up to 67 M nonzeros in core, 0.6-1.3 GB matrices under 512M and 1G caps.
     Full,
     /// Seconds: tiny matrices, for tests.
     #[value(hide = true)]
@@ -176,27 +177,28 @@ fn suite(s: Suite) -> (Vec<Input>, Vec<u64>) {
         ),
         Suite::Quick => (
             vec![
-                formula("lap2d-500", lap2(500), &[Import, Spmv, Spmm, Spgemm, Cg], 1e-6),
-                formula("lap2d-1000", lap2(1000), &[Spmv, Spmm, Spgemm, Cg], 1e-4),
-                formula("lap3d-100", lap3(100), &[Spmv, Spmm, Cg], 1e-4),
-                rmat(16, &[Import, Spmv, Spmm, Spgemm, Pagerank]),
+                formula("lap2d-500", lap2(500), &[Import, Spmv, Spmm, Spgemm, Cg], 1e-2),
+                formula("lap2d-1000", lap2(1000), &[Spmv, Spmm, Spgemm, Cg], 1e-2),
+                formula("lap3d-100", lap3(100), &[Spmv, Spmm, Cg], 1e-2),
+                rmat(14, &[Import, Spmv, Spgemm, Pagerank]),
+                rmat(16, &[Spmv, Spmm, Pagerank]),
                 rmat(18, &[Spmv, Spmm, Pagerank]),
-                ooc(formula("lap2d-2000", lap2(2000), &[], 1e-6)),
+                ooc(formula("lap2d-2000", lap2(2000), &[], 1e-2)),
             ],
             vec![128 << 20, 256 << 20],
         ),
         Suite::Full => (
             vec![
-                formula("lap2d-1000", lap2(1000), &[Import, Spmv, Spmm, Spgemm, Cg], 1e-6),
-                formula("lap2d-2000", lap2(2000), &[Spmv, Spmm, Spgemm, Cg], 1e-4),
-                ooc(formula("lap2d-3000", lap2(3000), &[Spmv, Spmm, Cg], 1e-3)),
-                formula("lap3d-100", lap3(100), &[Spmv, Spmm, Spgemm, Cg], 1e-6),
-                formula("lap3d-200", lap3(200), &[Spmv, Spmm, Cg], 1e-3),
+                formula("lap2d-1000", lap2(1000), &[Import, Spmv, Spmm, Spgemm, Cg], 1e-3),
+                formula("lap2d-2000", lap2(2000), &[Spmv, Spmm, Spgemm, Cg], 1e-3),
+                ooc(formula("lap2d-3000", lap2(3000), &[Spmv, Spmm, Cg], 1e-2)),
+                formula("lap3d-100", lap3(100), &[Spmv, Spmm, Spgemm, Cg], 1e-3),
+                formula("lap3d-200", lap3(200), &[Spmv, Spmm, Cg], 1e-2),
                 rmat(16, &[Spmv, Spmm, Spgemm, Pagerank]),
                 rmat(18, &[Import, Spmv, Spmm, Pagerank]),
                 rmat(20, &[Import, Spmv, Spmm, Pagerank]),
                 ooc(rmat(22, &[Spmv, Spmm, Pagerank])),
-                ooc(formula("lap2d-4500", lap2(4500), &[], 1e-3)),
+                ooc(formula("lap2d-4500", lap2(4500), &[], 1e-2)),
             ],
             vec![512 << 20, 1 << 30],
         ),
@@ -767,7 +769,11 @@ fn cold_runs(ctx: &mut Ctx, ready: &Ready, cap: u64, child: Child<'_>) -> Result
                 c
             }
         };
-        let result = run_json(&mut cmd, &format!("{tool} under a {} cap", format_bytes(cap)));
+        // A process thrashing under a cap can run for hours: stop it at 20 times the time its three
+        // products would take at the disk's bandwidth, plus a minute of start-up.
+        let expected = 3.0 * data_bytes as f64 / (ctx.disk_gbs.unwrap_or(0.1) * 1e9);
+        let limit = std::time::Duration::from_secs_f64(60.0 + 20.0 * expected);
+        let result = run_json_within(&mut cmd, &format!("{tool} under a {} cap", format_bytes(cap)), Some(limit));
         if let Ok(c) = &capped {
             let o = c.outcome();
             peaks.extend(o.peak_bytes);
