@@ -178,7 +178,7 @@ fn suite(s: Suite) -> (Vec<Input>, Vec<u64>) {
         Suite::Quick => (
             vec![
                 formula("lap2d-500", lap2(500), &[Import, Spmv, Spmm, Spgemm, Cg], 1e-2),
-                formula("lap2d-1000", lap2(1000), &[Spmv, Spmm, Spgemm, Cg], 1e-2),
+                formula("lap2d-1000", lap2(1000), &[Spmv, Spmm, Spgemm], 1e-2),
                 formula("lap3d-100", lap3(100), &[Spmv, Spmm, Cg], 1e-2),
                 rmat(14, &[Import, Spmv, Spgemm, Pagerank]),
                 rmat(16, &[Spmv, Spmm, Pagerank]),
@@ -189,9 +189,9 @@ fn suite(s: Suite) -> (Vec<Input>, Vec<u64>) {
         ),
         Suite::Full => (
             vec![
-                formula("lap2d-1000", lap2(1000), &[Import, Spmv, Spmm, Spgemm, Cg], 1e-3),
-                formula("lap2d-2000", lap2(2000), &[Spmv, Spmm, Spgemm, Cg], 1e-3),
-                ooc(formula("lap2d-3000", lap2(3000), &[Spmv, Spmm, Cg], 1e-2)),
+                formula("lap2d-1000", lap2(1000), &[Import, Spmv, Spmm, Spgemm, Cg], 1e-2),
+                formula("lap2d-2000", lap2(2000), &[Spmv, Spmm, Spgemm], 1e-2),
+                ooc(formula("lap2d-3000", lap2(3000), &[Spmv, Spmm], 1e-2)),
                 formula("lap3d-100", lap3(100), &[Spmv, Spmm, Spgemm, Cg], 1e-3),
                 formula("lap3d-200", lap3(200), &[Spmv, Spmm, Cg], 1e-2),
                 rmat(16, &[Spmv, Spmm, Spgemm, Pagerank]),
@@ -316,7 +316,8 @@ impl Ctx {
         match run_json(&mut py.command(args), &format!("baselines.py {}", args[0])) {
             Ok(v) => {
                 let ops = v["iterations"].as_f64().unwrap_or(1.0);
-                let mut params = serde_json::json!({"threads": threads, "repeat": self.repeat});
+                let runs = samples(&v);
+                let mut params = serde_json::json!({"threads": threads, "repeat": runs.len()});
                 merge(&mut params, &extra);
                 if v.get("iterations").is_some() {
                     params["iterations"] = v["iterations"].clone();
@@ -330,7 +331,7 @@ impl Ctx {
                     "in_core_warm",
                     Some(desc),
                     params,
-                    Spread::of(&samples(&v)),
+                    Spread::of(&runs),
                     ops,
                     bytes_moved,
                     None,
@@ -617,6 +618,9 @@ fn measure(ctx: &mut Ctx, ready: &Ready, input: &Input, kernel: Kernel) -> Resul
             ctx.python_baseline(kernel, "scipy", &desc, raw_ok, &args, 1, bytes + c_bytes, serde_json::json!({}));
         }
         Kernel::Pagerank => {
+            // Whole solves are long: at most three runs each.
+            let repeat = repeat.min(3);
+            let rs = repeat.to_string();
             let tol = 1e-8;
             let opts = PagerankOptions { tol, ..PagerankOptions::default() };
             let p = pool(all)?;
@@ -649,6 +653,8 @@ fn measure(ctx: &mut Ctx, ready: &Ready, input: &Input, kernel: Kernel) -> Resul
             ctx.python_baseline(kernel, "scipy", &desc, raw_ok, &args, 1, bytes, serde_json::json!({"tol": tol}));
         }
         Kernel::Cg => {
+            let repeat = repeat.min(3);
+            let rs = repeat.to_string();
             let tol = input.cg_tol;
             let opts = CgOptions { tol, max_iter: Some(100_000), ..CgOptions::default() };
             let b = vec![1.0; rows];
@@ -769,10 +775,10 @@ fn cold_runs(ctx: &mut Ctx, ready: &Ready, cap: u64, child: Child<'_>) -> Result
                 c
             }
         };
-        // A process thrashing under a cap can run for hours: stop it at 20 times the time its three
-        // products would take at the disk's bandwidth, plus a minute of start-up.
+        // A process thrashing under a cap can run for hours: stop it at 10 times the time its three
+        // products would take at the disk's bandwidth, plus 30 s of start-up.
         let expected = 3.0 * data_bytes as f64 / (ctx.disk_gbs.unwrap_or(0.1) * 1e9);
-        let limit = std::time::Duration::from_secs_f64(60.0 + 20.0 * expected);
+        let limit = std::time::Duration::from_secs_f64(30.0 + 10.0 * expected);
         let result = run_json_within(&mut cmd, &format!("{tool} under a {} cap", format_bytes(cap)), Some(limit));
         if let Ok(c) = &capped {
             let o = c.outcome();
