@@ -119,6 +119,36 @@ fn smoke_suite_writes_a_complete_report() {
         .unwrap();
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     check_files(&out);
+
+    // The fragment goes between the markers of a README, twice over without growing; a README
+    // without markers is an error.
+    let readme = tmp.path().join("README.md");
+    std::fs::write(&readme, "# T\n\nbefore\n<!-- bench:begin -->\nold tables\n<!-- bench:end -->\nafter\n").unwrap();
+    for _ in 0..2 {
+        let run = Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
+            .args(["bench", "--report-only", "--out"])
+            .arg(&out)
+            .arg("--readme")
+            .arg(&readme)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    }
+    let text = std::fs::read_to_string(&readme).unwrap();
+    let fragment = std::fs::read_to_string(out.join("readme-fragment.md")).unwrap();
+    assert!(!text.contains("old tables") && text.contains(fragment.trim_end()), "{text}");
+    assert!(text.starts_with("# T\n\nbefore\n<!-- bench:begin -->\n") && text.ends_with("<!-- bench:end -->\nafter\n"));
+    assert_eq!(text.matches("#### In core").count(), 1);
+    std::fs::write(&readme, "no markers\n").unwrap();
+    let bad = Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
+        .args(["bench", "--report-only", "--out"])
+        .arg(&out)
+        .arg("--readme")
+        .arg(&readme)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("bench:begin"));
 }
 
 #[test]

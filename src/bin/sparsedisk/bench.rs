@@ -86,6 +86,28 @@ pub struct BenchArgs {
     /// Only rewrite report.md, readme-fragment.md and the plots from OUT/results.jsonl.
     #[arg(long)]
     pub report_only: bool,
+    /// Also put readme-fragment.md into FILE between the lines `<!-- bench:begin -->` and
+    /// `<!-- bench:end -->` (the README's generated performance tables).
+    #[arg(long, value_name = "FILE")]
+    pub readme: Option<PathBuf>,
+}
+
+/// Replaces the text between the `<!-- bench:begin -->` and `<!-- bench:end -->` lines of `file`
+/// with `fragment`.
+fn splice_readme(file: &Path, fragment: &str) -> Result<()> {
+    let (begin, end) = ("<!-- bench:begin -->\n", "<!-- bench:end -->");
+    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, "reading", e))?;
+    let (Some(a), Some(b)) = (text.find(begin), text.find(end)) else {
+        return Err(Error::invalid(format!(
+            "{} has no `<!-- bench:begin -->` / `<!-- bench:end -->` lines to put the tables between",
+            file.display()
+        )));
+    };
+    if b < a {
+        return Err(Error::invalid(format!("{}: `bench:end` comes before `bench:begin`", file.display())));
+    }
+    let spliced = format!("{}{begin}\n{}\n{}", &text[..a], fragment.trim_end(), &text[b..]);
+    std::fs::write(file, spliced).map_err(|e| Error::io(file, "writing", e))
 }
 
 /// How an input is made.
@@ -885,12 +907,13 @@ fn ratios(records: &mut [Record]) {
 }
 
 /// Writes results.jsonl, report.md, readme-fragment.md and the plots.
-fn write_report(out: &Path, records: &[Record], command: &str, wall: f64) -> Result<()> {
+fn write_report(out: &Path, records: &[Record], command: &str, wall: f64, readme: Option<&Path>) -> Result<()> {
     write_jsonl(&out.join("results.jsonl"), records)?;
-    rewrite_views(out, records, command, wall)
+    rewrite_views(out, records, command, wall, readme)
 }
 
-fn rewrite_views(out: &Path, records: &[Record], command: &str, wall: f64) -> Result<()> {
+/// Writes report.md, readme-fragment.md (and splices it into `readme`) and the plots.
+fn rewrite_views(out: &Path, records: &[Record], command: &str, wall: f64, readme: Option<&Path>) -> Result<()> {
     let md = markdown(records, command, wall);
     std::fs::write(out.join("report.md"), md).map_err(|e| Error::io(out, "writing report.md", e))?;
     let machine = records.first().map(|r| r.machine.summary()).unwrap_or_default();
@@ -900,8 +923,17 @@ fn rewrite_views(out: &Path, records: &[Record], command: &str, wall: f64) -> Re
         wall,
         tables(records, "####")
     );
-    std::fs::write(out.join("readme-fragment.md"), fragment).map_err(|e| Error::io(out, "writing", e))?;
+    std::fs::write(out.join("readme-fragment.md"), &fragment).map_err(|e| Error::io(out, "writing", e))?;
+    if let Some(file) = readme {
+        splice_readme(file, &fragment)?;
+    }
     plots(records, out)
+}
+
+/// The command and wall time of the run that wrote `out` (its `run.json`).
+fn read_run_header(out: &Path) -> Option<(String, f64)> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).ok()?).ok()?;
+    Some((v["command"].as_str()?.to_string(), v["wall_seconds"].as_f64()?))
 }
 
 /// Runs `sparsedisk bench`.
@@ -912,8 +944,9 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, "creating the report directory", e))?;
     if args.report_only {
         let records = read_jsonl(&args.out.join("results.jsonl"))?;
-        let cmd = format!("{command} (report regenerated from results.jsonl)");
-        return rewrite_views(&args.out, &records, &cmd, 0.0);
+        // The header keeps the command and wall time of the run that measured.
+        let (cmd, wall) = read_run_header(&args.out).unwrap_or((command, 0.0));
+        return rewrite_views(&args.out, &records, &cmd, wall, args.readme.as_deref());
     }
     let data = args.data.clone().unwrap_or_else(|| args.out.join("data"));
     std::fs::create_dir_all(&data).map_err(|e| Error::io(&data, "creating the data directory", e))?;
@@ -935,7 +968,7 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
         });
     }
     let threads = rayon::current_num_threads();
-    let python = if args.no_python { Err("--no-python was given".to_string()) } else { Python::detect(&args.out) };
+    let python = if args.no_python { Err("--no-python was given".to_string()) } else { Python::detect(&data) };
     let mut versions = Versions::detect();
     if let Ok(p) = &python {
         versions.python = Some(p.python.clone());
@@ -1039,7 +1072,10 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
     bar.finish_and_clear();
     ratios(&mut ctx.records);
     let wall = started.elapsed().as_secs_f64();
-    write_report(&args.out, &ctx.records, &command, wall)?;
+    write_report(&args.out, &ctx.records, &command, wall, args.readme.as_deref())?;
+    let run = serde_json::json!({"command": command, "wall_seconds": wall});
+    let run_file = args.out.join("run.json");
+    std::fs::write(&run_file, run.to_string()).map_err(|e| Error::io(&run_file, "writing", e))?;
     if args.data.is_none() && !args.keep_data {
         let _ = std::fs::remove_dir_all(&data);
     }
