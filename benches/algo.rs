@@ -9,8 +9,8 @@
 //! ours (the final residuals are printed to compare). Both totals include each tool's set-up (scipy:
 //! the transpose PageRank needs; sparsedisk: the out-weights product, mapping the matrix).
 //!
-//! **Out of core** (`--ooc`): the same commands of sparsedisk under `../shared/tools/memcap` with a
-//! cap below the matrix's size, from a cold cache (`../shared/tools/evict`), against scipy in memory
+//! **Out of core** (`--ooc`): the same commands of sparsedisk in a memory cgroup (`common::capped`) with
+//! a cap below the matrix's size, from a cold cache (`common::evict`), against scipy in memory
 //! and uncapped (it cannot run under the cap: the matrix alone exceeds it).
 //!
 //! ```text
@@ -41,7 +41,7 @@ struct Case<'a> {
     /// Extra arguments, the same for ours (after `ALGO DIR -o OUT --json`) and anchors.py (after
     /// `ALGO FILE`): the tolerance.
     args: Vec<&'a str>,
-    /// `Some(cap)`: ours runs under memcap from a cold cache.
+    /// `Some(cap)`: ours runs under a memory cap from a cold cache.
     cap: Option<&'a str>,
 }
 
@@ -50,34 +50,26 @@ fn run_case(case: &Case<'_>, rounds: usize, scipy: bool, mode: &str, out: &Path)
     let mut ours_figure = f64::NAN;
     let mut theirs_json = Value::Null;
     for _ in 0..rounds {
-        let mut cmd = match case.cap {
+        let mut argv: Vec<std::ffi::OsString> = vec![case.algorithm.into(), case.dir.clone().into()];
+        argv.extend(["-o".into(), out.as_os_str().to_owned(), "--json".into()]);
+        argv.extend(case.args.iter().map(|a| a.into()));
+        let j = match case.cap {
             Some(cap) => {
-                let st = Command::new(python())
-                    .arg(shared_tool("evict"))
-                    .arg(&case.dir)
-                    .output()
-                    .map_err(|e| e.to_string())?;
-                if !st.status.success() {
-                    return Err("evict failed".into());
+                evict(&case.dir)?;
+                let (j, _, peak, failures) =
+                    capped(cap, env!("CARGO_BIN_EXE_sparsedisk"), &argv, true, case.algorithm)?;
+                peaks.push(peak);
+                if failures > 0.0 {
+                    eprintln!("algo bench: {}: the cgroup hit its limit ({failures} times)", case.name);
                 }
-                let mut c = Command::new(shared_tool("memcap"));
-                c.arg(cap).arg(env!("CARGO_BIN_EXE_sparsedisk"));
-                c
+                j
             }
-            None => sparsedisk(),
+            None => run_json(sparsedisk().args(&argv), case.algorithm)?.0,
         };
-        cmd.arg(case.algorithm).arg(&case.dir).arg("-o").arg(out).arg("--json").args(&case.args);
-        let (j, stderr) = run_json(&mut cmd, case.algorithm)?;
         ours_s.push(f(&j["seconds"]));
         ours_it.push(f(&j["iterations"]));
         ours_figure = f(&j[if case.algorithm == "cg" { "residual" } else { "delta" }]);
         rss.push(f(&j["peak_rss_bytes"]));
-        if let Some((peak, failures)) = memcap_summary(&stderr) {
-            peaks.push(peak);
-            if failures > 0.0 {
-                eprintln!("algo bench: {}: the cgroup hit its limit ({failures} times)", case.name);
-            }
-        }
         if scipy {
             let args: Vec<&str> = std::iter::once(case.algorithm).chain(case.args.iter().copied()).collect();
             let (t, _) = run_json(&mut anchors(&args, &case.mtx), "anchors.py")?;

@@ -18,6 +18,9 @@
 //! median), and a final `ratio` line (`fmm_seconds / import_seconds`: above 1 means import is faster).
 //! The anchor is skipped, with a note on stderr, when Python with fast_matrix_market is not available.
 
+mod common;
+
+use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -25,34 +28,21 @@ fn arg_value(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
-fn anchors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/anchors/anchors.py")
-}
-
-fn python() -> String {
-    std::env::var("SPARSEDISK_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
 fn has_fmm() -> bool {
-    anchors().exists()
-        && Command::new(python())
-            .args(["-c", "import fast_matrix_market, scipy"])
-            .output()
-            .is_ok_and(|o| o.status.success())
+    has_scipy()
 }
 
 fn json_of(out: &std::process::Output, what: &str) -> Result<serde_json::Value, String> {
     if !out.status.success() {
         return Err(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().ok_or(format!("{what} printed nothing"))?;
-    serde_json::from_str(line).map_err(|e| format!("{what}: bad JSON {line:?}: {e}"))
+    sparsedisk::bench::python::last_json(&out.stdout).ok_or(format!("{what} printed no JSON"))
 }
 
-fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    (v[0], v[v.len() / 2], v[v.len() - 1])
+/// (min, median, max).
+fn median(v: Vec<f64>) -> (f64, f64, f64) {
+    let (med, min, max) = spread(&v);
+    (min, med, max)
 }
 
 /// A small shuffled Matrix Market file for smoke mode, written directly.

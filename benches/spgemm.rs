@@ -9,7 +9,7 @@
 //! fsynced, with no checksums and no directories.
 //!
 //! Out of core: R-MAT scale 18 squared (1.28 G nonzeros, 15 GB of output) under
-//! `../shared/tools/memcap 1G` with `--memory 768M`; a sample of rows checked against scipy
+//! a 1G memory cap (`common::capped`) with `--memory 768M`; a sample of rows checked against scipy
 //! (`benches/check_rows.py`); scipy's `A @ A` under the same cap.
 //!
 //! ```text
@@ -21,47 +21,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-fn python() -> String {
-    std::env::var("SPARSEDISK_PYTHON").unwrap_or_else(|_| "python3".into())
-}
+mod common;
+
+use common::*;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn anchors() -> PathBuf {
-    root().join("../shared/tools/anchors/anchors.py")
-}
-
-fn has_scipy() -> bool {
-    anchors().exists()
-        && Command::new(python())
-            .args(["-c", "import scipy, fast_matrix_market"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-}
-
-fn run_json(cmd: &mut Command, what: &str) -> Result<serde_json::Value, String> {
-    let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().ok_or(format!("{what} printed nothing"))?;
-    serde_json::from_str(line).map_err(|e| format!("{what}: {e}"))
-}
-
-fn sparsedisk() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
-}
-
-fn f(v: &serde_json::Value) -> f64 {
-    v.as_f64().unwrap_or(f64::NAN)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+fn median(v: Vec<f64>) -> f64 {
+    spread(&v).0
 }
 
 /// An R-MAT graph from the anchors' generator, as Matrix Market and imported.
@@ -89,21 +58,7 @@ fn rmat(data: &Path, scale: u32) -> Result<(PathBuf, PathBuf), String> {
 }
 
 fn laplacian(data: &Path, n: &str) -> Result<(PathBuf, PathBuf), String> {
-    let dir = data.join(format!("lap2d-{n}"));
-    let mtx = data.join(format!("lap2d-{n}.mtx"));
-    if sparsedisk::Matrix::open(&dir).is_err() {
-        run_json(
-            sparsedisk().args(["generate", "laplace2d", "--n", n, "--force", "--json", "-o"]).arg(&dir),
-            "generate",
-        )?;
-    }
-    if !mtx.exists() {
-        let st = sparsedisk().args(["export", "--force"]).arg(&dir).arg("-o").arg(&mtx).status();
-        if !st.is_ok_and(|s| s.success()) {
-            return Err("export failed".into());
-        }
-    }
-    Ok((dir, mtx))
+    generated(data, &format!("lap2d-{n}"), &["laplace2d", "--n", n])
 }
 
 /// Our product, `repeat` times from a fresh output directory: the median and every run's JSON.
@@ -112,7 +67,7 @@ fn ours(a: &Path, out: &Path, threads: &str, extra: &[&str], repeat: usize) -> R
     let mut last = serde_json::Value::Null;
     for _ in 0..repeat {
         let _ = std::fs::remove_dir_all(out);
-        last = run_json(
+        (last, _) = run_json(
             sparsedisk()
                 .args(["--threads", threads, "spgemm"])
                 .arg(a)
@@ -125,7 +80,7 @@ fn ours(a: &Path, out: &Path, threads: &str, extra: &[&str], repeat: usize) -> R
         )?;
         times.push(f(&last["seconds"]));
     }
-    if let Ok(info) = run_json(sparsedisk().arg("info").arg(out).arg("--json"), "info") {
+    if let Ok((info, _)) = run_json(sparsedisk().arg("info").arg(out).arg("--json"), "info") {
         last["output_bytes"] = info["bytes_on_disk"].clone();
     }
     let _ = std::fs::remove_dir_all(out);
@@ -200,7 +155,7 @@ fn run() -> Result<(), String> {
                 "bytes": output_bytes, "write_seconds": write, "write_fsync_seconds": write_fsync})
         );
         if scipy {
-            let s = run_json(
+            let (s, _) = run_json(
                 Command::new(python()).arg(anchors()).arg("spgemm").arg(mtx).args(["--repeat", &repeat.to_string()]),
                 "anchors spgemm",
             )?;
@@ -219,24 +174,22 @@ fn run() -> Result<(), String> {
         }
     }
     if out_of_core && scipy {
-        let memcap = root().join("../shared/tools/memcap");
         let (dir, mtx) = rmat(&data, 18)?;
         let c = data.join("rmat18-squared");
         let _ = std::fs::remove_dir_all(&c);
-        let j = run_json(
-            Command::new(&memcap)
-                .arg("1G")
-                .arg(env!("CARGO_BIN_EXE_sparsedisk"))
-                .arg("spgemm")
-                .arg(&dir)
-                .arg(&dir)
-                .arg("-o")
-                .arg(&c)
-                .args(["--memory", "768M", "--json", "--quiet"]),
-            "sparsedisk spgemm under memcap",
-        )?;
-        let info = run_json(sparsedisk().arg("info").arg(&c).arg("--json"), "info")?;
-        let check = run_json(
+        let mut argv: Vec<std::ffi::OsString> = vec!["spgemm".into(), dir.clone().into(), dir.clone().into()];
+        argv.extend([
+            "-o".into(),
+            c.clone().into(),
+            "--memory".into(),
+            "768M".into(),
+            "--json".into(),
+            "--quiet".into(),
+        ]);
+        let (j, _, _, _) =
+            capped("1G", env!("CARGO_BIN_EXE_sparsedisk"), &argv, true, "sparsedisk spgemm under a 1G cap")?;
+        let (info, _) = run_json(sparsedisk().arg("info").arg(&c).arg("--json"), "info")?;
+        let (check, _) = run_json(
             Command::new(python())
                 .arg(root().join("benches/check_rows.py"))
                 .arg(&mtx)
@@ -244,21 +197,16 @@ fn run() -> Result<(), String> {
                 .args(["--samples", "300"]),
             "check_rows",
         )?;
-        let scipy_capped = Command::new(&memcap)
-            .arg("1G")
-            .arg(python())
-            .arg(anchors())
-            .arg("spgemm")
-            .arg(&mtx)
-            .output()
-            .map_err(|e| e.to_string())?;
+        // Expected to fail: the product does not fit under the cap.
+        let scipy_capped =
+            capped("1G", python(), [anchors().into_os_string(), "spgemm".into(), mtx.clone().into()], false, "scipy");
         println!(
             "{}",
             serde_json::json!({"bench": "spgemm", "mode": "out_of_core", "matrix": "rmat scale 18 squared", "cap": "1G",
                 "tool": "sparsedisk.spgemm", "seconds": j["seconds"], "nnz_c": j["nnz"], "flops": j["flops"],
                 "output_bytes": info["bytes_on_disk"], "peak_rss_bytes": j["peak_rss_bytes"],
                 "nnz_per_s": f(&j["nnz"]) / f(&j["seconds"]), "sample_check": check,
-                "scipy_under_cap_exit": scipy_capped.status.code()})
+                "scipy_under_cap_succeeded": scipy_capped.is_ok()})
         );
         let _ = std::fs::remove_dir_all(&c);
     }

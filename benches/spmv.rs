@@ -8,8 +8,9 @@
 //! median, min and max over rounds, and the ratios of the medians (scipy's time over ours: above 1,
 //! sparsedisk is faster).
 //!
-//! **Out of core** (`--ooc`), each matrix under a real memory cap (`../shared/tools/memcap`, page
-//! cache included) from a cold cache (`../shared/tools/evict` before every run), rounds alternating:
+//! **Out of core** (`--ooc`), each matrix under a real memory cap (a memory cgroup, page cache
+//! included: `sparsedisk::bench::MemoryCap`) from a cold cache (`evict_page_cache` before every run),
+//! rounds alternating:
 //! * `cat` of the segment files to `/dev/null`: the sequential read bandwidth of the same bytes under
 //!   the same cap, the limit a streaming product can reach;
 //! * `anchors.py memmap-spmv` (numpy.memmap + scipy's `A @ x` over raw CSR arrays of the same matrix);
@@ -18,7 +19,7 @@
 //! Each product command runs `--ooc-repeat` products (3): the first one is the cold product, the
 //! median of the others is the steady state of repeated products (PageRank, CG), where the managed
 //! policy keeps part of the matrix resident and the kernel's LRU re-reads everything. Peak memory is
-//! the cgroup's peak (page cache included) as memcap prints it, and the process's peak RSS.
+//! the cgroup's peak (page cache included), and the process's peak RSS.
 //!
 //! ```text
 //! cargo bench --bench spmv                               # in memory: Laplacian n = 3000 (45 M nnz), R-MAT scale 22
@@ -38,7 +39,6 @@ use common::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::time::Instant;
 
 fn ensure_laplacian(data: &Path, n: &str) -> Result<(String, PathBuf, PathBuf), String> {
     let (dir, mtx) = generated(data, &format!("lap2d-{n}"), &["laplace2d", "--n", n])?;
@@ -145,34 +145,12 @@ fn files_under(dir: &Path) -> Result<(Vec<PathBuf>, u64), String> {
     Ok((files, bytes))
 }
 
-fn evict(path: &Path) -> Result<(), String> {
-    let out = Command::new(python()).arg(shared_tool("evict")).arg(path).output().map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("evict {}: {}", path.display(), String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
-/// `memcap CAP cmd...`; returns the command's JSON (if `json`), wall seconds, and memcap's peak bytes.
-fn capped(cap: &str, args: &[&std::ffi::OsStr], json: bool, what: &str) -> Result<(Value, f64, f64), String> {
-    let mut cmd = Command::new(shared_tool("memcap"));
-    cmd.arg(cap).args(args);
-    let t = Instant::now();
-    let (value, stderr) = if json {
-        run_json(&mut cmd, what)?
-    } else {
-        let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if !out.status.success() {
-            return Err(format!("{what} failed ({}): {stderr}", out.status));
-        }
-        (Value::Null, stderr)
-    };
-    let wall = t.elapsed().as_secs_f64();
-    let (peak, failures) = memcap_summary(&stderr).ok_or(format!("{what}: memcap printed no summary"))?;
-    if failures > 0.0 {
-        eprintln!("spmv bench: {what}: the cgroup hit its limit ({failures} times)");
+/// `program args...` under a memory cap (see `common::capped`); returns the command's JSON (if
+/// `json`), wall seconds, and the cgroup's peak bytes.
+fn under_cap(cap: &str, argv: &[&std::ffi::OsStr], json: bool, what: &str) -> Result<(Value, f64, f64), String> {
+    let (value, wall, peak, hits) = capped(cap, argv[0], &argv[1..], json, what)?;
+    if hits > 0.0 {
+        eprintln!("spmv bench: {what}: the cgroup hit its limit ({hits} times)");
     }
     Ok((value, wall, peak))
 }
@@ -217,12 +195,12 @@ fn out_of_core(name: &str, dir: &Path, mmdir: &Path, cap: &str, rounds: usize, r
     let mut nnz = f64::NAN;
     for _ in 0..rounds {
         evict(dir)?;
-        let (_, wall, peak) = capped(cap, &sh_args, false, "cat")?;
+        let (_, wall, peak) = under_cap(cap, &sh_args, false, "cat")?;
         first[0].push(wall);
         peaks[0].push(peak);
         for (t, args) in [(1, memmap_args.clone()), (2, ours("managed")), (3, ours("kernel"))] {
             evict(if t == 1 { mmdir } else { dir })?;
-            let (j, _, peak) = capped(cap, &args, true, tools[t])?;
+            let (j, _, peak) = under_cap(cap, &args, true, tools[t])?;
             let all: Vec<f64> = j["all_seconds"].as_array().map(|a| a.iter().map(f).collect()).unwrap_or_default();
             first[t].push(all.first().copied().unwrap_or(f64::NAN));
             steady[t].push(spread(all.get(1..).unwrap_or(&[])).0);

@@ -14,6 +14,7 @@
 //! * [`kernels`]: streaming SpMV, transposed SpMV and SpMM, in core and out of core.
 //! * [`ops`]: SpGEMM, transpose / layout conversion and add, writing new matrices out of core.
 //! * [`algo`]: PageRank, BFS, connected components and conjugate gradients over matrices on disk.
+//! * [`bench`](mod@bench): the benchmark harness's pieces (limits, memory caps, baselines, report).
 //!
 //! ```
 //! use sparsedisk::{gen::{generate, Generator}, io::mtx::write_matrix_market, Layout, Matrix, WriterOptions};
@@ -37,6 +38,7 @@
 #![warn(missing_docs)]
 
 pub mod algo;
+pub mod bench;
 pub mod build;
 pub mod element;
 pub mod error;

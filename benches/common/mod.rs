@@ -1,5 +1,7 @@
-//! Helpers the benchmark programs share: running commands that print JSON, the anchors' Python, and
-//! spreads of repeated measurements.
+//! Helpers the benchmark programs share: running commands that print JSON, the anchors' Python,
+//! spreads of repeated measurements, cold caches and memory caps. The pieces `sparsedisk bench` also
+//! uses (the Python interpreter, spreads, page-cache eviction, memory cgroups) come from the library's
+//! [`sparsedisk::bench`] and [`sparsedisk::storage`], so both measure the same way.
 
 #![allow(dead_code)]
 
@@ -9,7 +11,7 @@ use std::process::Command;
 
 /// The Python that runs `anchors.py`: `SPARSEDISK_PYTHON`, or `python3`.
 pub fn python() -> String {
-    std::env::var("SPARSEDISK_PYTHON").unwrap_or_else(|_| "python3".into())
+    sparsedisk::bench::python::interpreter()
 }
 
 /// A tool of `../shared/tools` (`memcap`, `evict`, `anchors/anchors.py`).
@@ -51,12 +53,43 @@ pub fn f(v: &Value) -> f64 {
 
 /// Median, min and max of the finite values of `xs` (NaN when there are none).
 pub fn spread(xs: &[f64]) -> (f64, f64, f64) {
-    let mut s: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
-    if s.is_empty() {
-        return (f64::NAN, f64::NAN, f64::NAN);
-    }
-    s.sort_by(f64::total_cmp);
-    (s[s.len() / 2], s[0], s[s.len() - 1])
+    let s = sparsedisk::bench::Spread::of(xs);
+    (s.median, s.min, s.max)
+}
+
+/// Drops the page cache of a file or of every file below a directory (the next read is cold).
+pub fn evict(path: &Path) -> Result<(), String> {
+    sparsedisk::storage::evict_page_cache(path).map_err(|e| e.to_string())
+}
+
+/// Runs `program args...` inside a fresh memory cgroup limited to `cap` (e.g. `"400M"`; page cache
+/// included; see [`sparsedisk::bench::MemoryCap`]); returns its last stdout line as JSON (if `json`,
+/// else null), the wall seconds, the cgroup's peak bytes and its limit hits. A cap that cannot be
+/// made is an error: an uncapped run would not measure what the bench claims.
+pub fn capped<S: AsRef<std::ffi::OsStr>>(
+    cap: &str,
+    program: impl AsRef<std::ffi::OsStr>,
+    args: impl IntoIterator<Item = S>,
+    json: bool,
+    what: &str,
+) -> Result<(Value, f64, f64, f64), String> {
+    let bytes = sparsedisk::units::parse_size(cap).map_err(|e| e.to_string())?;
+    let memcg = sparsedisk::bench::MemoryCap::create(bytes).map_err(|why| format!("{what}: no memory cap: {why}"))?;
+    let mut cmd = memcg.command(program, args);
+    let t = std::time::Instant::now();
+    let value = if json {
+        run_json(&mut cmd, what)?.0
+    } else {
+        let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("{what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr)));
+        }
+        Value::Null
+    };
+    let wall = t.elapsed().as_secs_f64();
+    let o = memcg.outcome();
+    let hits = o.limit_hits.map_or(f64::NAN, |h| h as f64);
+    Ok((value, wall, o.peak_bytes.map_or(f64::NAN, |p| p as f64), hits))
 }
 
 /// The `sparsedisk` binary of this build.
@@ -103,17 +136,4 @@ pub fn rmat(data: &Path, scale: &str) -> Result<(PathBuf, PathBuf), String> {
         run_json(sparsedisk().arg("import").arg(&mtx).arg("-o").arg(&dir).args(["--force", "--json"]), "import")?;
     }
     Ok((dir, mtx))
-}
-
-/// The peak (bytes, page cache included) and failure count from the summary line `memcap` prints on
-/// standard error.
-pub fn memcap_summary(stderr: &str) -> Option<(f64, f64)> {
-    let line = stderr.lines().find(|l| l.starts_with("memcap:"))?;
-    let field = |key: &str| {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    Some((field("peak="), field("failcnt=")))
 }

@@ -1,6 +1,7 @@
 //! The `sparsedisk` command: a thin layer over the library's public API.
 
 mod algo;
+mod bench;
 mod cli;
 mod demo;
 mod export;

@@ -1,0 +1,126 @@
+//! The physical limits a streaming kernel is measured against, measured in the same run:
+//!
+//! * **memory read bandwidth**: threads summing disjoint parts of one large buffer (a streaming read,
+//!   what a product over a matrix in the page cache does at best);
+//! * **cold sequential disk read bandwidth**: a file written to the data directory, synced, dropped
+//!   from the page cache (`posix_fadvise(DONTNEED)`, as [`evict_page_cache`] does), then read front to
+//!   back in large reads: what a product over a matrix that is not in memory does at best.
+
+use super::{time_runs, Spread};
+use crate::error::{Error, Result};
+use crate::storage::evict_page_cache;
+use rayon::prelude::*;
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// Read size of the disk probe: large enough that per-call overhead is negligible, as a streaming
+/// reader uses.
+const READ_CHUNK: usize = 8 << 20;
+
+/// Reads a `bytes`-byte buffer (rounded down to whole 8-byte words, at least one) `repeat` times on
+/// `threads` threads (each summing one contiguous part); returns the seconds of each pass and the
+/// bytes read per pass. GB/s: bytes over seconds. The buffer is filled (touched) before timing.
+pub fn memory_read_bandwidth(bytes: usize, threads: usize, repeat: usize) -> Result<(Spread, u64)> {
+    let words = (bytes / 8).max(1);
+    let mut buf = crate::kernels::dense_vector(0);
+    buf.reserve_exact(words);
+    buf.extend((0..words).map(|i| i as f64));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| Error::invalid(format!("cannot start {threads} threads: {e}")))?;
+    let part = words.div_ceil(threads.max(1));
+    let (seconds, sum) = time_runs(
+        repeat,
+        || Ok::<(), Error>(()),
+        || {
+            // Four independent accumulators per thread so the adds do not serialise on one register.
+            let sum: f64 = pool.install(|| {
+                buf.par_chunks(part)
+                    .map(|c| {
+                        let mut acc = [0.0f64; 4];
+                        let mut quads = c.chunks_exact(4);
+                        for q in &mut quads {
+                            acc[0] += q[0];
+                            acc[1] += q[1];
+                            acc[2] += q[2];
+                            acc[3] += q[3];
+                        }
+                        quads.remainder().iter().sum::<f64>() + acc.iter().sum::<f64>()
+                    })
+                    .sum()
+            });
+            Ok(sum)
+        },
+    )?;
+    // Keeps the reads from being optimised away.
+    std::hint::black_box(sum);
+    Ok((Spread::of(&seconds), (words * 8) as u64))
+}
+
+/// Writes a `bytes`-byte probe file in `dir` (removed afterwards), then `repeat` times drops it from
+/// the page cache and reads it sequentially; returns the seconds of each read and the bytes read.
+///
+/// # Errors
+///
+/// [`Error::Io`] when the file cannot be written, evicted or read.
+pub fn disk_read_bandwidth(dir: &Path, bytes: u64, repeat: usize) -> Result<(Spread, u64)> {
+    let path = dir.join(".sparsedisk-bench-disk-probe");
+    let result = (|| {
+        let mut f = std::fs::File::create(&path).map_err(|e| Error::io(&path, "creating the disk probe", e))?;
+        // Not zeros: a filesystem could store those sparsely and "read" them without the disk.
+        let mut block = vec![0u8; READ_CHUNK];
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for b in block.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b.copy_from_slice(&x.to_le_bytes());
+        }
+        let mut written = 0u64;
+        while written < bytes {
+            let n = (bytes - written).min(READ_CHUNK as u64) as usize;
+            block[0] = block[0].wrapping_add(1);
+            f.write_all(&block[..n]).map_err(|e| Error::io(&path, "writing the disk probe", e))?;
+            written += n as u64;
+        }
+        f.sync_all().map_err(|e| Error::io(&path, "syncing the disk probe", e))?;
+        drop(f);
+        let (seconds, read) = time_runs(
+            repeat,
+            || evict_page_cache(&path),
+            || {
+                let mut f = std::fs::File::open(&path).map_err(|e| Error::io(&path, "opening the disk probe", e))?;
+                let mut total = 0u64;
+                loop {
+                    let n = f.read(&mut block).map_err(|e| Error::io(&path, "reading the disk probe", e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    total += n as u64;
+                }
+                Ok(total)
+            },
+        )?;
+        Ok((Spread::of(&seconds), read))
+    })();
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_measure_something() {
+        let (s, bytes) = memory_read_bandwidth(1 << 20, 2, 2).unwrap();
+        assert_eq!(bytes, 1 << 20);
+        assert!(s.median > 0.0 && s.samples.len() == 2);
+        let dir = tempfile::tempdir().unwrap();
+        let (s, bytes) = disk_read_bandwidth(dir.path(), 3 << 20, 1).unwrap();
+        assert_eq!(bytes, 3 << 20);
+        assert!(s.median > 0.0);
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "probe file left behind");
+    }
+}
