@@ -164,6 +164,8 @@ fn formula(name: &str, g: Generator, kernels: &[Kernel], cg_tol: f64) -> Input {
         Generator::Laplace2d { n } => format!("2-D Laplacian n={n}"),
         Generator::Laplace3d { n } => format!("3-D Laplacian n={n}"),
         Generator::Banded { n, lower, upper } => format!("banded n={n} ({lower}, {upper})"),
+        Generator::BlockDiag { n, block } => format!("block-diagonal n={n}, dense {block} x {block} blocks"),
+        Generator::Arrow { n, border } => format!("arrow n={n}, {border} dense rows and columns"),
     };
     Input { name: name.into(), kind, source: Source::Formula(g), kernels: kernels.to_vec(), out_of_core: false, cg_tol }
 }
