@@ -64,6 +64,7 @@ fn every_truncation_is_detected() {
         }
     }
     assert!(tried > 1000, "only {tried} truncations tried");
+    eprintln!("corruption: {tried} truncations (and every file removed), each reported naming the file");
 }
 
 #[test]
@@ -100,6 +101,7 @@ fn sampled_bit_flips_are_detected() {
         check(&dir).unwrap();
     }
     assert!(tried > 2000, "only {tried} flips tried");
+    eprintln!("corruption: {tried} bit flips, each reported naming the file");
 }
 
 fn xxh3(bytes: &[u8]) -> u64 {
