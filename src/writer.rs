@@ -163,24 +163,7 @@ impl<V: Element> MatrixWriter<V> {
             d.check()?;
         }
         let (outer_dim, inner_dim) = layout.outer_inner(shape);
-        // The row pointers alone take 8 bytes per outer index, whatever the entries: a matrix whose
-        // outer dimension comes from one stray huge id (hashed node ids in an edge list) would fill the
-        // disk before failing. Refuse it up front.
-        let pointer_bytes = outer_dim.saturating_add(1).saturating_mul(8);
-        if let Some(free) = crate::storage::free_space(&dir) {
-            if pointer_bytes > free {
-                return Err(Error::invalid(format!(
-                    "a {} x {} {} matrix needs {} for its row pointers alone, but the filesystem holding {} has {} free; \
-                     if the indices are sparse ids, relabel them densely, or give the shape (--shape), or store the other layout",
-                    shape.0,
-                    shape.1,
-                    layout,
-                    crate::units::format_bytes(pointer_bytes),
-                    dir.display(),
-                    crate::units::format_bytes(free)
-                )));
-            }
-        }
+        check_pointer_space(&dir, shape, layout)?;
         let (created_dir, generation, stale_segment_dirs) = prepare_dir(&dir, options.overwrite)?;
         let mut writer = MatrixWriter {
             dir,
@@ -782,6 +765,35 @@ fn remove_stale(dir: &Path, stale: Vec<PathBuf>, live_generation: u64) {
         let _ = fs::remove_file(dir.join(crate::storage::reader_lock_name(generation)));
         drop(lock);
     }
+}
+
+/// Refuses a matrix whose row pointers alone would not fit in the free space of the filesystem that
+/// is to hold `dir`: they take 8 bytes per outer index, whatever the entries, so a matrix whose outer
+/// dimension comes from one stray huge id (hashed node ids in an edge list) or an absurd header would
+/// fill the disk before failing. Producers that know the shape early (an import with a Matrix Market
+/// size line) call it before reading any input.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] saying how much the row pointers need and how much is free.
+pub(crate) fn check_pointer_space(dir: &Path, shape: (u64, u64), layout: Layout) -> Result<()> {
+    let (outer_dim, _) = layout.outer_inner(shape);
+    let pointer_bytes = outer_dim.saturating_add(1).saturating_mul(8);
+    if let Some(free) = crate::storage::free_space(dir) {
+        if pointer_bytes > free {
+            return Err(Error::invalid(format!(
+                "a {} x {} {} matrix needs {} for its row pointers alone, but the filesystem holding {} has {} free; \
+                 if the indices are sparse ids, relabel them densely, or give the shape (--shape), or store the other layout",
+                shape.0,
+                shape.1,
+                layout,
+                crate::units::format_bytes(pointer_bytes),
+                dir.display(),
+                crate::units::format_bytes(free)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Prefix of the triplet builder's staging directories inside an output directory.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{random_triplets, write, SplitMix};
+use common::{forge_manifest, random_triplets, write, SplitMix};
 use sparsedisk::format::MANIFEST_FILE;
 use sparsedisk::{Error, Layout, Matrix};
 use std::fs;
@@ -64,6 +64,7 @@ fn every_truncation_is_detected() {
         }
     }
     assert!(tried > 1000, "only {tried} truncations tried");
+    eprintln!("corruption: {tried} truncations (and every file removed), each reported naming the file");
 }
 
 #[test]
@@ -100,34 +101,7 @@ fn sampled_bit_flips_are_detected() {
         check(&dir).unwrap();
     }
     assert!(tried > 2000, "only {tried} flips tried");
-}
-
-/// Rewrites the manifest with `edit` applied and a valid checksum, as a hostile or buggy writer could.
-fn forge_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
-    let path = dir.join(MANIFEST_FILE);
-    let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-    v.as_object_mut().unwrap().remove("checksum");
-    edit(&mut v);
-    let body = canonical(&v);
-    let sum = format!("{:016x}", xxh3(body.as_bytes()));
-    v.as_object_mut().unwrap().insert("checksum".into(), sum.into());
-    fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
-}
-
-fn canonical(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Object(m) => {
-            let mut keys: Vec<_> = m.keys().collect();
-            keys.sort();
-            let parts: Vec<String> = keys
-                .iter()
-                .map(|k| format!("{}:{}", serde_json::Value::String((*k).clone()), canonical(&m[*k])))
-                .collect();
-            format!("{{{}}}", parts.join(","))
-        }
-        serde_json::Value::Array(a) => format!("[{}]", a.iter().map(canonical).collect::<Vec<_>>().join(",")),
-        other => other.to_string(),
-    }
+    eprintln!("corruption: {tried} bit flips, each reported naming the file");
 }
 
 fn xxh3(bytes: &[u8]) -> u64 {

@@ -312,3 +312,31 @@ fn in_memory_and_spilled_imports_are_identical() {
         Matrix::open(&small).unwrap().verify().unwrap();
     }
 }
+
+/// Absurd headers: a declared 10^18 x 10^18 matrix, a declared nnz of 10^15, an array of more than
+/// 2^64 values, a dimension above 2^63. Each gives one clear line and exit code 1 (an allocation sized
+/// by the header would abort the process instead), leaves nothing behind, and the shape is refused
+/// before the data is read (the bad line after the header is never reached).
+#[test]
+fn absurd_headers_get_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let banner = "%%MatrixMarket matrix coordinate real general\n";
+    let cases = [
+        (format!("{banner}1000000000000000000 1000000000000000000 1\n1 1 1\nbad line\n"), "row pointers alone"),
+        (format!("{banner}1000000000000000000 1000000000000000000 1000000000000000\nbad line\n"), "row pointers alone"),
+        (format!("{banner}10 10 1000000000000000\n1 1 1\n"), "declares 1000000000000000"),
+        (
+            "%%MatrixMarket matrix array real general\n1000000000000000000 1000000000000000000\n1\n".to_string(),
+            "more than 2^64",
+        ),
+        (format!("{banner}10000000000000000000 10 1\nbad line\n"), "exceeds the largest supported dimension"),
+    ];
+    for (k, (text, expected)) in cases.iter().enumerate() {
+        let input = tmp.path().join(format!("absurd{k}.mtx"));
+        std::fs::write(&input, text).unwrap();
+        let out = tmp.path().join(format!("out{k}"));
+        let err = fails(&["import", p(&input), "-o", p(&out)]);
+        assert!(err.contains(expected) && !err.contains("bad line"), "case {k}: {err}");
+        assert!(!out.exists(), "case {k}: left {}", out.display());
+    }
+}

@@ -38,7 +38,7 @@ use crate::element::{Element, Triplet};
 use crate::error::{Error, Result};
 use crate::format::Layout;
 use crate::matrix::Matrix;
-use crate::writer::{check_output_dir, MatrixWriter, WriterOptions, STAGING_PREFIX};
+use crate::writer::{check_output_dir, check_pointer_space, MatrixWriter, WriterOptions, STAGING_PREFIX};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -294,6 +294,10 @@ impl<V: Element> TripletBuilder<V> {
             }
         }
         check_output_dir(&dir, options.writer.overwrite)?;
+        if let Some(shape) = options.shape {
+            // An absurd declared shape is refused before any input is read, not after.
+            check_pointer_space(&dir, shape, options.layout)?;
+        }
         // The chunk's stored entries (see `charge`) within the budget less the reserve.
         let chunk_bytes = options.memory_budget.saturating_sub(RESERVED) as usize;
         let capacity = options.max_chunk_triplets.map_or(usize::MAX, |cap| cap.max(1));

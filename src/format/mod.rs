@@ -206,6 +206,29 @@
 //! size. [`Matrix::verify`](crate::Matrix::verify) is the full O(nnz) check: every file's checksum, and
 //! every segment's structure (the indptr starts at 0, never decreases, ends at `nnz`; the indices of each
 //! row are strictly increasing and below the inner dimension).
+//!
+//! Between the two, the kernels do not trust array contents that `open` did not check: rather than
+//! validate every array when opening (a pass over the data before each product), they are written so
+//! that bad indices are caught where they are used, and a corrupt file gives
+//! [`Error::Corrupt`](crate::Error::Corrupt) naming the segment, never a panic or an out-of-bounds
+//! access:
+//!
+//! * Every segment a kernel, operation, algorithm or export maps has its row pointers checked first
+//!   ([`check_row_pointers`](crate::MappedSegment::check_row_pointers), O(rows): from 0, never
+//!   decreasing, ending at the segment's `nnz`, which `open` tied to the sizes of the index and value
+//!   files), so every row's slice of indices and values is in bounds.
+//! * Every inner index is checked against what it addresses before it is used. The one-column SpMV
+//!   gather and transposed-SpMV scatter check indices in chunks of about 2,000 entries just ahead of
+//!   the rows that use them, then read `x` (or write `y`) without a bounds check per entry: the crate's
+//!   only unchecked indexing, each justified by that check. SpMM with several columns, SpGEMM (each
+//!   block of `B` is checked in range and row-sorted when loaded), transpose, convert, add, BFS and
+//!   connected components check each index as they read it; PageRank and CG go through SpMV; export
+//!   and `to_sprs` run the full structure check of each segment first.
+//! * Not checked outside `verify`: checksums, the order and uniqueness of a row's indices where no
+//!   algorithm depends on it, and values (any bit pattern is a number; NaN and infinities propagate).
+//!   A damaged file that keeps every index in range therefore gives a wrong result, not an error:
+//!   run `verify` on a matrix from an untrusted source or after a disk error (`tests/fuzz.rs` runs
+//!   every kernel on damaged matrices: errors or results, never a panic).
 
 mod canonical;
 mod manifest;

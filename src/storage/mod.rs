@@ -334,7 +334,9 @@ pub fn advise_huge_pages<T>(buf: &mut Vec<T>) {
 }
 
 /// Bytes free for unprivileged writes on the filesystem holding `path` (or its nearest existing
-/// ancestor), when the platform tells.
+/// ancestor), when the platform tells. `None` also for filesystems that report no capacity at all
+/// (ramfs, some FUSE filesystems: zero blocks in total), whose "0 bytes free" means "unknown", not
+/// "full".
 pub fn free_space(path: &Path) -> Option<u64> {
     let mut probe = path.to_path_buf();
     loop {
@@ -347,6 +349,9 @@ pub fn free_space(path: &Path) -> Option<u64> {
         }
     }
     let st = rustix::fs::statvfs(&probe).ok()?;
+    if st.f_blocks == 0 {
+        return None;
+    }
     Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 

@@ -57,6 +57,28 @@ struct Pool {
     returned: Condvar,
     /// Set by the I/O thread at its first failure; the details come out of [`ChunkIo::finish`].
     failed: AtomicBool,
+    /// What that first failure was (the file, the action, the OS error), so that the producer, which
+    /// learns of it at its next hand-off and usually returns before `finish` is reached, reports the
+    /// cause ("No space left on device" on a full disk) and not only that something failed.
+    failure: Mutex<Option<Failure>>,
+}
+
+/// The first failure of the I/O thread, as the producer reports it.
+struct Failure {
+    path: PathBuf,
+    action: &'static str,
+    os_error: Option<i32>,
+    message: String,
+}
+
+impl Failure {
+    fn to_error(&self) -> Error {
+        let source = match self.os_error {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::other(self.message.clone()),
+        };
+        Error::io(&self.path, self.action, source)
+    }
 }
 
 impl Pool {
@@ -148,8 +170,12 @@ pub(crate) struct ChunkIo {
 impl ChunkIo {
     /// Prepares to write chunk files; `durable` writers fsync each file after its last write.
     pub(crate) fn new(durable: bool) -> ChunkIo {
-        let pool =
-            Pool { state: Mutex::new((Vec::new(), 0)), returned: Condvar::new(), failed: AtomicBool::new(false) };
+        let pool = Pool {
+            state: Mutex::new((Vec::new(), 0)),
+            returned: Condvar::new(),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+        };
         ChunkIo { shared: Arc::new(Shared { pool, durable, thread: Mutex::new(None) }), next_id: 0 }
     }
 
@@ -257,22 +283,30 @@ struct OpenChunk {
 }
 
 impl OpenChunk {
-    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+    fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
         if self.direct && data.len() % 4096 != 0 {
             // The tail of the file: direct I/O wants whole blocks.
             set_direct(&self.file, false)?;
             self.direct = false;
         }
-        match self.file.write_all(data) {
-            Err(e) if self.direct && is_einval(&e) => {
-                // The filesystem refused these requests (a block size above 4 KiB, say): nothing was
-                // written by the failed call; go on through the page cache.
-                set_direct(&self.file, false)?;
-                self.direct = false;
-                self.file.write_all(data)
+        // `write_all` by hand: a direct write may be short (a disk filling up), and what remains must
+        // be written from where it stopped, not from the start of the buffer.
+        while !data.is_empty() {
+            match self.file.write(data) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if self.direct && is_einval(&e) => {
+                    // The filesystem refused this request (a block size above 4 KiB, or the rest of
+                    // a short write no longer aligned): the failed call wrote nothing; go on through
+                    // the page cache.
+                    set_direct(&self.file, false)?;
+                    self.direct = false;
+                }
+                Err(e) => return Err(e),
             }
-            other => other,
         }
+        Ok(())
     }
 }
 
@@ -281,6 +315,15 @@ fn io_thread(jobs: std::sync::mpsc::Receiver<Job>, pool: &Pool, durable: bool) -
     let mut first_error: Option<Error> = None;
     let fail = |e: Error, first_error: &mut Option<Error>| {
         if first_error.is_none() {
+            if let Error::Io { path, action, source } = &e {
+                let failure = Failure {
+                    path: path.clone(),
+                    action,
+                    os_error: source.raw_os_error(),
+                    message: source.to_string(),
+                };
+                *pool.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(failure);
+            }
             *first_error = Some(e);
             pool.failed.store(true, Ordering::Release);
         }
@@ -397,10 +440,12 @@ impl ChunkFile {
     #[cold]
     fn hand_off(&mut self) -> Result<()> {
         if self.shared.pool.failed.load(Ordering::Acquire) {
-            return Err(Error::io(
-                &self.path,
-                "writing",
-                io::Error::other("an earlier write of this matrix failed (see the final error)"),
+            // The I/O thread's first failure, with its cause and the file it was writing (which may
+            // be another of this writer's files).
+            let failure = self.shared.pool.failure.lock().unwrap_or_else(|p| p.into_inner());
+            return Err(failure.as_ref().map_or_else(
+                || Error::io(&self.path, "writing", io::Error::other("an earlier write of this matrix failed")),
+                Failure::to_error,
             ));
         }
         let jobs = match &self.jobs {

@@ -154,4 +154,38 @@ pub fn triplets(max_dim: u64, max_entries: usize) -> impl proptest::strategy::St
     })
 }
 
+/// Rewrites `dir`'s manifest with `edit` applied and a valid checksum, as a hostile or buggy writer
+/// could. The checksum is computed from the documented canonical form (format docs), independently of
+/// the library's helper.
+pub fn forge_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join(sparsedisk::format::MANIFEST_FILE);
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("checksum");
+    }
+    edit(&mut v);
+    let sum = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(canonical_json(&v).as_bytes()));
+    if let Some(o) = v.as_object_mut() {
+        o.insert("checksum".into(), sum.into());
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+/// The manifest's canonical form: compact, members sorted by key.
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut keys: Vec<_> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{}:{}", serde_json::Value::String((*k).clone()), canonical_json(&m[*k])))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        serde_json::Value::Array(a) => format!("[{}]", a.iter().map(canonical_json).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
+    }
+}
+
 pub mod real;
