@@ -76,6 +76,35 @@ fn prefetch_read(x: &[f64], i: usize) {
     let _ = (x, i);
 }
 
+/// Defines `$name`, which runs `$any` compiled for AVX2 (as `$avx`) when the processor has it, and as
+/// compiled otherwise: the same code, vectorised on wider registers where it can be.
+macro_rules! avx2_dispatch {
+    ($(#[$doc:meta])* fn $name:ident / $avx:ident => $any:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name($($arg: $ty),*) -> bool {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the processor supports AVX2 (checked just above).
+                return unsafe { $avx($($arg),*) };
+            }
+            $any($($arg),*)
+        }
+
+        /// The AVX2 build of the function above.
+        ///
+        /// # Safety
+        ///
+        /// The processor supports AVX2.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $avx($($arg: $ty),*) -> bool {
+            $any($($arg),*)
+        }
+    };
+}
+
 /// How far ahead of a dense block row the gather prefetches its values.
 const DENSE_PREFETCH_BYTES: usize = 8192;
 
@@ -994,43 +1023,12 @@ fn first_block_from(blocks: &DenseBlocks<'_>, a: u64) -> usize {
     }
 }
 
-/// Adds `alpha` times the dense blocks' products for band-local rows `a..b` into `out` (the rows'
-/// slice of `y`, `k` values per row); false when a block's window lies outside `x`.
-#[allow(clippy::too_many_arguments)]
-fn gather_dense(
-    blocks: &DenseBlocks<'_>,
-    a: usize,
-    b: usize,
-    alpha: f64,
-    x: &[f64],
-    out: &mut [f64],
-    k: usize,
-) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor supports AVX2 (checked just above).
-        return unsafe { gather_dense_avx2(blocks, a, b, alpha, x, out, k) };
-    }
-    gather_dense_any(blocks, a, b, alpha, x, out, k)
-}
-
-/// [`gather_dense`] compiled for AVX2, chosen at run time: the dot products run on 4-lane vectors.
-///
-/// # Safety
-///
-/// The processor supports AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn gather_dense_avx2(
-    blocks: &DenseBlocks<'_>,
-    a: usize,
-    b: usize,
-    alpha: f64,
-    x: &[f64],
-    out: &mut [f64],
-    k: usize,
-) -> bool {
-    gather_dense_any(blocks, a, b, alpha, x, out, k)
+avx2_dispatch! {
+    /// Adds `alpha` times the dense blocks' products for band-local rows `a..b` into `out` (the rows'
+    /// slice of `y`, `k` values per row); false when a block's window lies outside `x`.
+    fn gather_dense / gather_dense_avx2 => gather_dense_any(
+        blocks: &DenseBlocks<'_>, a: usize, b: usize, alpha: f64, x: &[f64], out: &mut [f64], k: usize
+    )
 }
 
 #[inline(always)]
@@ -1173,43 +1171,13 @@ fn gather_block_fixed<V: Scalar, const K: usize, const R: usize>(
     }
 }
 
-/// Scatters the dense blocks' rows `a..b` of the band starting at global outer index `start` into
-/// `part` (`part[inner] += value * x[outer]`); false when a block's window lies outside `part` or a row
-/// outside `x`.
-fn scatter_dense(
-    blocks: &DenseBlocks<'_>,
-    start: usize,
-    a: usize,
-    b: usize,
-    x: &[f64],
-    part: &mut [f64],
-    k: usize,
-) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor supports AVX2 (checked just above).
-        return unsafe { scatter_dense_avx2(blocks, start, a, b, x, part, k) };
-    }
-    scatter_dense_any(blocks, start, a, b, x, part, k)
-}
-
-/// [`scatter_dense`] compiled for AVX2, chosen at run time.
-///
-/// # Safety
-///
-/// The processor supports AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn scatter_dense_avx2(
-    blocks: &DenseBlocks<'_>,
-    start: usize,
-    a: usize,
-    b: usize,
-    x: &[f64],
-    part: &mut [f64],
-    k: usize,
-) -> bool {
-    scatter_dense_any(blocks, start, a, b, x, part, k)
+avx2_dispatch! {
+    /// Scatters the dense blocks' rows `a..b` of the band starting at global outer index `start` into
+    /// `part` (`part[inner] += value * x[outer]`); false when a block's window lies outside `part` or
+    /// a row outside `x`.
+    fn scatter_dense / scatter_dense_avx2 => scatter_dense_any(
+        blocks: &DenseBlocks<'_>, start: usize, a: usize, b: usize, x: &[f64], part: &mut [f64], k: usize
+    )
 }
 
 #[inline(always)]
