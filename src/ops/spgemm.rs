@@ -17,9 +17,9 @@
 //! **Accumulators, chosen per row by its work** (`flops`: the sum of the lengths of the rows of `B` it
 //! selects; after Nagasaka, Matsuoka, Azad & Buluc 2018, who choose per row group):
 //! * a dense array over the narrow range of columns the row's products span (at most 32 Ki
-//!   columns): rows of banded matrices (a 2-D Laplacian's rows span 4n + 1 columns of n^2). Its
-//!   bitmap has a second level, a bit per word, so that only the words touched are scanned and the
-//!   cost follows the work, not the width;
+//!   columns, and not many more words of 64 columns than the work): rows of banded matrices (a
+//!   2-D Laplacian's rows span 4n + 1 columns of n^2). Its bitmap has a second level, a bit per
+//!   word, so that only the words touched are scanned (7 of the 63 a Laplacian's row spans);
 //! * otherwise, at most 32 flops: products are collected and sorted stably by insertion (ESC:
 //!   expand, sort, compress);
 //! * at least `cols / 16` flops, or when a dense array of all columns fits in L2 (1 MiB) and its
@@ -988,9 +988,11 @@ fn task_rows<K: Copy + Into<u64>, I: Col, T: Scalar, R: Ring<T>>(
             Accumulator::Window if width <= WINDOW => window_row::<I, T, R>(&sel, first, width, acc, out, drop_zeros),
             Accumulator::Window => hash_row::<I, T, R>(&sel, flops, ncols, acc, out, drop_zeros),
             Accumulator::Auto => {
-                // The window's cost follows the work (its bitmap has a summary), and it stays in
-                // cache: the choice for every row whose products span a narrow range (banded).
-                let narrow = width <= WINDOW;
+                // Narrow: the window's dense array is not much wider than the work, so the row's
+                // products land on few cache lines (banded rows). Measured on R-MAT: wider windows,
+                // though scanned through the summary, lose to sorting and hashing (random accesses
+                // over up to 256 KiB).
+                let narrow = width <= WINDOW && width / 64 <= 4 * flops as usize + 16;
                 if narrow && flops <= SMALL_ROW_FLOPS {
                     window_row::<I, T, R>(&sel, first, width, acc, out, drop_zeros)
                 } else if flops <= SMALL_ROW_FLOPS {
