@@ -17,8 +17,9 @@
 //! **Accumulators, chosen per row by its work** (`flops`: the sum of the lengths of the rows of `B` it
 //! selects; after Nagasaka, Matsuoka, Azad & Buluc 2018, who choose per row group):
 //! * a dense array over the narrow range of columns the row's products span (at most 32 Ki
-//!   columns, and a bitmap scan of that range not much longer than the work): rows of banded
-//!   matrices (a 2-D Laplacian's rows span 4n + 1 columns of n^2);
+//!   columns, and not many more words of 64 columns than the work): rows of banded matrices (a
+//!   2-D Laplacian's rows span 4n + 1 columns of n^2). Its bitmap has a second level, a bit per
+//!   word, so that only the words touched are scanned (7 of the 63 a Laplacian's row spans);
 //! * otherwise, at most 32 flops: products are collected and sorted stably by insertion (ESC:
 //!   expand, sort, compress);
 //! * at least `cols / 16` flops, or when a dense array of all columns fits in L2 (1 MiB) and its
@@ -43,7 +44,7 @@
 
 use super::merge::{merge_into, Scalar};
 use super::{corrupt_index, max_segment_payload, OpOptions, OpProgress, OpStats, ProgressFn, Scratch};
-use crate::element::{Indices, Values};
+use crate::element::Indices;
 use crate::error::{Error, Result};
 use crate::format::{IndexType, Layout, ValueType};
 use crate::matrix::Matrix;
@@ -539,14 +540,28 @@ struct RightBlock<'b, I, T> {
 }
 
 impl<I: Col, T: Scalar> RightBlock<'_, I, T> {
-    #[inline(always)]
-    fn row_len(&self, local: usize) -> u64 {
-        self.ptr[local + 1] - self.ptr[local]
+    /// The rows as plain slices, for the row loops.
+    fn rows(&self) -> Rows<'_, '_, I, T> {
+        Rows { k0: self.k0, len: self.k1 - self.k0, ptr: &self.ptr, parts: &self.parts, part_of: &self.part_of }
     }
+}
 
+/// A [`RightBlock`]'s rows, borrowed as plain slices (no `Cow` to look through per row).
+#[derive(Clone, Copy)]
+struct Rows<'a, 'b, I, T> {
+    /// The block's first row.
+    k0: u64,
+    /// The block's row count.
+    len: u64,
+    ptr: &'a [u64],
+    parts: &'a [Part<'b, I, T>],
+    part_of: &'a [u32],
+}
+
+impl<'a, I, T> Rows<'a, '_, I, T> {
     /// Block row `local`; empty rows may come from no part.
     #[inline(always)]
-    fn row(&self, local: usize) -> (&[I], &[T]) {
+    fn row(&self, local: usize) -> (&'a [I], &'a [T]) {
         let (lo, hi) = (self.ptr[local], self.ptr[local + 1]);
         if lo == hi {
             return (&[], &[]);
@@ -603,22 +618,6 @@ impl<I: Col, T: Scalar> TaskOut<I, T> {
             self.vals.push(v);
         }
     }
-}
-
-/// Calls `f(k, a)` for the entries `lo..hi` of a segment of the left operand.
-#[inline(always)]
-fn for_each_a<T: Scalar>(ix: Indices<'_>, vals: Values<'_>, lo: usize, hi: usize, mut f: impl FnMut(u64, T)) -> bool {
-    match ix {
-        Indices::U32(i) => match i.get(lo..hi) {
-            Some(s) => s.iter().zip(lo..).for_each(|(&k, j)| f(k as u64, T::at(vals, j))),
-            None => return false,
-        },
-        Indices::U64(i) => match i.get(lo..hi) {
-            Some(s) => s.iter().zip(lo..).for_each(|(&k, j)| f(k, T::at(vals, j))),
-            None => return false,
-        },
-    }
-    true
 }
 
 /// Rows up to this many flops use the sort-based accumulator (unless their products span a narrow
@@ -789,59 +788,53 @@ impl Job<'_> {
     /// The flops of every row of a segment of the left operand, against the block.
     fn row_flops<I: Col, T: Scalar>(&self, seg: &MappedSegment, p: &Pass<'_, I, T>) -> Result<Vec<u64>> {
         let indptr = seg.indptr();
-        let rows = indptr.len() - 1;
-        let mut flops = vec![0u64; rows];
-        let (k0, k1) = (p.block.k0, p.block.k1);
-        let ix = seg.indices();
-        const CHUNK: usize = 4096;
-        let bad = flops
-            .par_chunks_mut(CHUNK)
-            .enumerate()
-            .map(|(c, chunk)| {
-                let mut bad = false;
-                for (i, f) in chunk.iter_mut().enumerate() {
-                    let r = c * CHUNK + i;
-                    let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
-                    let mut sum = 0u64;
-                    let ok = for_each_k(ix, lo, hi, |k| {
-                        if k >= k0 && k < k1 {
-                            sum += p.block.row_len((k - k0) as usize);
-                        } else if k >= p.k_dim {
-                            bad = true;
-                        }
-                    });
-                    bad |= !ok;
-                    *f = sum;
-                }
-                bad
-            })
-            .reduce(|| false, |x, y| x | y);
-        if bad {
-            return Err(corrupt_index(seg, "an index lies outside the matrix"));
-        }
-        Ok(flops)
+        let rows = p.block.rows();
+        let flops = match seg.indices() {
+            Indices::U32(ix) => flops_of(ix, indptr, rows, p.k_dim),
+            Indices::U64(ix) => flops_of(ix, indptr, rows, p.k_dim),
+        };
+        flops.ok_or_else(|| corrupt_index(seg, "an index lies outside the matrix"))
     }
+}
+
+/// The flops of every row (`indptr` into `ix`) against the block's `rows`; `None` when an index is
+/// out of the array or not below `k_dim`.
+fn flops_of<K: Copy + Into<u64> + Sync, I: Sync, T: Sync>(
+    ix: &[K],
+    indptr: &[u64],
+    rows: Rows<'_, '_, I, T>,
+    k_dim: u64,
+) -> Option<Vec<u64>> {
+    let mut flops = vec![0u64; indptr.len() - 1];
+    const CHUNK: usize = 4096;
+    let bad = flops
+        .par_chunks_mut(CHUNK)
+        .enumerate()
+        .map(|(c, chunk)| {
+            let mut bad = false;
+            for (i, f) in chunk.iter_mut().enumerate() {
+                let r = c * CHUNK + i;
+                let Some(ks) = ix.get(indptr[r] as usize..indptr[r + 1] as usize) else { return true };
+                let mut sum = 0u64;
+                for &k in ks {
+                    let local = k.into().wrapping_sub(rows.k0);
+                    if local < rows.len {
+                        sum += rows.ptr[local as usize + 1] - rows.ptr[local as usize];
+                    } else {
+                        bad |= k.into() >= k_dim;
+                    }
+                }
+                *f = sum;
+            }
+            bad
+        })
+        .reduce(|| false, |x, y| x | y);
+    (!bad).then_some(flops)
 }
 
 /// The output directory (the scratch area is only for intermediates).
 fn scratch_out(scratch: &Scratch) -> &Path {
     &scratch.out
-}
-
-/// Calls `f(k)` for the indices `lo..hi`; false when they are out of the array.
-#[inline(always)]
-fn for_each_k(ix: Indices<'_>, lo: usize, hi: usize, mut f: impl FnMut(u64)) -> bool {
-    match ix {
-        Indices::U32(i) => match i.get(lo..hi) {
-            Some(s) => s.iter().for_each(|&k| f(k as u64)),
-            None => return false,
-        },
-        Indices::U64(i) => match i.get(lo..hi) {
-            Some(s) => s.iter().for_each(|&k| f(k)),
-            None => return false,
-        },
-    }
-    true
 }
 
 /// Cuts rows (weights `work[r] + 1`) into at most `parts` ranges of about equal weight, offset by
@@ -918,76 +911,107 @@ fn run_task<I: Col, T: Scalar, R: Ring<T>>(
     out.counts.reserve(b - a);
     out.cols.reserve(work as usize);
     out.vals.reserve(work as usize);
-    let indptr = seg.indptr();
-    let (ix, vals) = (seg.indices(), seg.values());
-    let (k0, k1) = (p.block.k0, p.block.k1);
+    let indptr = &seg.indptr()[a..=b];
+    let (lo, hi) = (indptr[0] as usize, indptr[b - a] as usize);
+    // A's values as `T`, read in place when stored so, else converted once per task (not per entry).
+    let converted;
+    let avals: &[T] = match T::stored(seg.values()).and_then(|v| v.get(lo..hi)) {
+        Some(v) => v,
+        None => {
+            let vals = seg.values();
+            converted = (lo..hi).map(|k| T::at(vals, k)).collect::<Vec<T>>();
+            &converted
+        }
+    };
+    // One dispatch on A's index width per task, so that the row loop reads a plain slice.
+    let ok = match seg.indices() {
+        Indices::U32(ix) => ix
+            .get(lo..hi)
+            .map(|ix| task_rows::<u32, I, T, R>(ix, avals, indptr, p, &row_flops[a..b], &mut acc, &mut out)),
+        Indices::U64(ix) => ix
+            .get(lo..hi)
+            .map(|ix| task_rows::<u64, I, T, R>(ix, avals, indptr, p, &row_flops[a..b], &mut acc, &mut out)),
+    };
+    out.bad |= ok != Some(true);
+    if let Ok(mut v) = pool.lock() {
+        v.push(acc);
+    }
+    out
+}
+
+/// The rows of a task: `ix` and `avals` hold A's entries from `indptr[0]` on. False when an index
+/// lies outside the matrix.
+#[inline(always)]
+fn task_rows<K: Copy + Into<u64>, I: Col, T: Scalar, R: Ring<T>>(
+    ix: &[K],
+    avals: &[T],
+    indptr: &[u64],
+    p: &Pass<'_, I, T>,
+    row_flops: &[u64],
+    acc: &mut Acc<I, T>,
+    out: &mut TaskOut<I, T>,
+) -> bool {
+    let rows = p.block.rows();
+    let base = indptr[0];
     let ncols = p.inner_dim as usize;
     let drop_zeros = p.drop_zeros;
+    let mut bad = false;
     // The rows of B a row of A selects, with A's value: gathered once, so that the kernels below
     // loop over plain slices.
     let mut sel: Vec<(&[I], &[T], T)> = Vec::new();
-    for r in a..b {
-        let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
-        let flops = row_flops[r];
+    for (r, &flops) in row_flops.iter().enumerate() {
+        let (s, e) = ((indptr[r] - base) as usize, (indptr[r + 1] - base) as usize);
         let before = out.cols.len();
         sel.clear();
-        let mut bad = false;
-        let ok = for_each_a(ix, vals, lo, hi, |k, av: T| {
-            if k >= k0 && k < k1 {
-                let (bc, bv) = p.block.row((k - k0) as usize);
-                if !bc.is_empty() {
+        // The columns the row's products span: B's rows are sorted (checked at load).
+        let (mut first, mut last) = (usize::MAX, 0usize);
+        for (&k, &av) in ix[s..e].iter().zip(&avals[s..e]) {
+            let local = k.into().wrapping_sub(rows.k0);
+            if local < rows.len {
+                let (bc, bv) = rows.row(local as usize);
+                if let (Some(f), Some(l)) = (bc.first(), bc.last()) {
+                    first = first.min(f.idx());
+                    last = last.max(l.idx());
                     sel.push((bc, bv, av));
                 }
             } else {
-                bad |= k >= p.k_dim;
+                bad |= k.into() >= p.k_dim;
             }
-        });
-        out.bad |= bad || !ok;
-        // The columns the row's products span: B's rows are sorted (checked at load).
-        let span = || {
-            let first = sel.iter().map(|e| e.0[0]).min().map_or(0, |c| c.idx());
-            let last = sel.iter().map(|e| e.0[e.0.len() - 1]).max().map_or(0, |c| c.idx());
-            (first, last + 1 - first)
-        };
+        }
+        let width = (last + 1).saturating_sub(first);
         match p.accumulator {
             _ if sel.is_empty() => {}
-            Accumulator::Sort => sort_row::<I, T, R>(&sel, &mut acc, &mut out, drop_zeros),
-            Accumulator::Hash => hash_row::<I, T, R>(&sel, flops, ncols, &mut acc, &mut out, drop_zeros),
-            Accumulator::Dense if p.dense_ok => dense_row::<I, T, R>(&sel, ncols, &mut acc, &mut out, drop_zeros),
-            Accumulator::Dense => hash_row::<I, T, R>(&sel, flops, ncols, &mut acc, &mut out, drop_zeros),
-            Accumulator::Window => match span() {
-                (first, width) if width <= WINDOW => {
-                    window_row::<I, T, R>(&sel, first, width, &mut acc, &mut out, drop_zeros)
-                }
-                _ => hash_row::<I, T, R>(&sel, flops, ncols, &mut acc, &mut out, drop_zeros),
-            },
+            Accumulator::Sort => sort_row::<I, T, R>(&sel, acc, out, drop_zeros),
+            Accumulator::Hash => hash_row::<I, T, R>(&sel, flops, ncols, acc, out, drop_zeros),
+            Accumulator::Dense if p.dense_ok => dense_row::<I, T, R>(&sel, ncols, acc, out, drop_zeros),
+            Accumulator::Dense => hash_row::<I, T, R>(&sel, flops, ncols, acc, out, drop_zeros),
+            Accumulator::Window if width <= WINDOW => window_row::<I, T, R>(&sel, first, width, acc, out, drop_zeros),
+            Accumulator::Window => hash_row::<I, T, R>(&sel, flops, ncols, acc, out, drop_zeros),
             Accumulator::Auto => {
-                let (first, width) = span();
-                // The window's bitmap is scanned a word per 64 columns: worth it when the row's
-                // work is not much below that (banded rows).
+                // Narrow: the window's dense array is not much wider than the work, so the row's
+                // products land on few cache lines (banded rows). Measured on R-MAT: wider windows,
+                // though scanned through the summary, lose to sorting and hashing (random accesses
+                // over up to 256 KiB).
                 let narrow = width <= WINDOW && width / 64 <= 4 * flops as usize + 16;
                 if narrow && flops <= SMALL_ROW_FLOPS {
-                    window_row::<I, T, R>(&sel, first, width, &mut acc, &mut out, drop_zeros)
+                    window_row::<I, T, R>(&sel, first, width, acc, out, drop_zeros)
                 } else if flops <= SMALL_ROW_FLOPS {
-                    sort_row::<I, T, R>(&sel, &mut acc, &mut out, drop_zeros)
+                    sort_row::<I, T, R>(&sel, acc, out, drop_zeros)
                 } else if p.dense_ok
                     && (flops * 16 >= ncols as u64
                         || (ncols * std::mem::size_of::<T>() <= CACHED && ncols / 64 <= 4 * flops as usize))
                 {
-                    dense_row::<I, T, R>(&sel, ncols, &mut acc, &mut out, drop_zeros)
+                    dense_row::<I, T, R>(&sel, ncols, acc, out, drop_zeros)
                 } else if narrow {
-                    window_row::<I, T, R>(&sel, first, width, &mut acc, &mut out, drop_zeros)
+                    window_row::<I, T, R>(&sel, first, width, acc, out, drop_zeros)
                 } else {
-                    hash_row::<I, T, R>(&sel, flops, ncols, &mut acc, &mut out, drop_zeros)
+                    hash_row::<I, T, R>(&sel, flops, ncols, acc, out, drop_zeros)
                 }
             }
         }
         out.counts.push((out.cols.len() - before) as u64);
     }
-    if let Ok(mut v) = pool.lock() {
-        v.push(acc);
-    }
-    out
+    !bad
 }
 
 /// Sorts a short slice by insertion: stable, and faster than a general sort below a few dozen
@@ -1050,8 +1074,68 @@ fn window_row<I: Col, T: Scalar, R: Ring<T>>(
         acc.wbits = vec![0; WINDOW / 64];
         acc.wvals = vec![R::IDENTITY.unwrap_or_default(); WINDOW];
     }
-    let words = width.div_ceil(64);
-    bitmap_row::<I, T, R>(sel, first, &mut acc.wbits[..words], &mut acc.wvals[..words * 64], out, drop_zeros);
+    // One summary word (in a register) covers the 4096 columns of a 2-D Laplacian's row up to n = 1023.
+    if width <= SUMMARY_COLS {
+        summary_row::<I, T, R, 1>(sel, first, &mut acc.wbits, &mut acc.wvals, out, drop_zeros)
+    } else {
+        summary_row::<I, T, R, { WINDOW / SUMMARY_COLS }>(sel, first, &mut acc.wbits, &mut acc.wvals, out, drop_zeros)
+    }
+}
+
+/// Columns one word of a two-level bitmap's summary covers: 64 words of 64 columns.
+const SUMMARY_COLS: usize = 64 * 64;
+
+/// [`bitmap_row`] over `S` x [`SUMMARY_COLS`] columns from `first`, with a second level: a bit per
+/// word of the bitmap, set as products arrive, so that only the words touched are scanned (a
+/// Laplacian's row touches about 7 words of the 63 its products span). The cost follows the work,
+/// not the width.
+#[inline(always)]
+fn summary_row<I: Col, T: Scalar, R: Ring<T>, const S: usize>(
+    sel: &[(&[I], &[T], T)],
+    first: usize,
+    bits: &mut [u64],
+    dense: &mut [T],
+    out: &mut TaskOut<I, T>,
+    drop_zeros: bool,
+) {
+    let bits = &mut bits[..S * 64];
+    let dense = &mut dense[..S * SUMMARY_COLS];
+    let mut summary = [0u64; S];
+    let start = R::IDENTITY.unwrap_or_default();
+    for &(bc, bv, av) in sel {
+        for (&c, &b) in bc.iter().zip(bv) {
+            // Below the caller's width; the mask only spares the compiler's bounds checks.
+            let j = (c.idx() - first) & (S * SUMMARY_COLS - 1);
+            let (w, m) = (j / 64, 1u64 << (j % 64));
+            summary[w / 64] |= 1u64 << (w % 64);
+            match R::IDENTITY {
+                Some(_) => {
+                    bits[w] |= m;
+                    dense[j] = R::add(dense[j], R::mul(av, b));
+                }
+                None => {
+                    let prod = R::mul(av, b);
+                    let fresh = bits[w] & m == 0;
+                    bits[w] |= m;
+                    let old = dense[j];
+                    dense[j] = if fresh { prod } else { R::add(old, prod) };
+                }
+            }
+        }
+    }
+    for (s, &y) in summary.iter().enumerate() {
+        let mut y = y;
+        while y != 0 {
+            let w = s * 64 + y.trailing_zeros() as usize;
+            y &= y - 1;
+            let mut x = std::mem::take(&mut bits[w]);
+            while x != 0 {
+                let j = w * 64 + x.trailing_zeros() as usize;
+                out.emit(I::from_u64((first + j) as u64), std::mem::replace(&mut dense[j], start), drop_zeros);
+                x &= x - 1;
+            }
+        }
+    }
 }
 
 /// A dense array over every column (rows whose flops are a fair fraction of the columns).
@@ -1184,4 +1268,86 @@ fn write_band<I: Col, T: Scalar>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writer::WriterOptions;
+    use std::collections::BTreeMap;
+
+    /// xorshift64: deterministic operands with no extra crate.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    /// Writes `rows` (sorted, distinct columns per row) as a CSR matrix with small segments, so
+    /// that `B` is read from several parts.
+    fn write(dir: &Path, shape: (u64, u64), rows: &[BTreeMap<u64, f64>]) -> Matrix {
+        let options = WriterOptions { segment_bytes: 64 << 10, durable: false, ..WriterOptions::default() };
+        let mut w = MatrixWriter::<f64>::create(dir, shape, Layout::Csr, options).unwrap();
+        for row in rows {
+            let (c, v): (Vec<u64>, Vec<f64>) = row.iter().map(|(&c, &v)| (c, v)).unzip();
+            w.push_row(&c, &v).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    /// Rows of `A` whose products span under 4096 columns, under 32 Ki and more, with under and
+    /// over 32 flops: both summary sizes of the window, its fallbacks and every other accumulator
+    /// run, in every semiring, against a product computed from the definition (small integers:
+    /// exact whatever the order).
+    #[test]
+    fn narrow_and_wide_spans_equal_the_definition() {
+        let tmp = tempfile::tempdir().unwrap();
+        let n = 70_000u64;
+        let mut s = 0x9E37_79B9_7F4A_7C15u64;
+        let val = |s: &mut u64| (next(s) % 7) as f64 - 3.0;
+        let b_rows: Vec<BTreeMap<u64, f64>> = (0..n)
+            .map(|k| {
+                let len = next(&mut s) % 7;
+                (0..len).map(|_| ((k + next(&mut s) % 41).saturating_sub(20).min(n - 1), val(&mut s))).collect()
+            })
+            .collect();
+        let a_rows: Vec<BTreeMap<u64, f64>> = (0..3000u64)
+            .map(|i| {
+                let reach = [1000, 8000, 30_000][i as usize % 3];
+                let base = next(&mut s) % (n - 2 * reach) + reach;
+                let len = 1 + next(&mut s) % 12;
+                (0..len).map(|_| (base + next(&mut s) % (2 * reach) - reach, val(&mut s))).collect()
+            })
+            .collect();
+        let a = write(&tmp.path().join("a"), (a_rows.len() as u64, n), &a_rows);
+        let b = write(&tmp.path().join("b"), (n, n), &b_rows);
+        assert!(b.segments().len() > 1);
+        for semiring in [Semiring::PlusTimes, Semiring::MinPlus, Semiring::Pattern] {
+            let mut expected = BTreeMap::new();
+            for (i, row) in a_rows.iter().enumerate() {
+                for (&k, &av) in row {
+                    for (&j, &bv) in &b_rows[k as usize] {
+                        let (prod, add): (f64, fn(f64, f64) -> f64) = match semiring {
+                            Semiring::PlusTimes => (av * bv, |x, y| x + y),
+                            Semiring::MinPlus => (av + bv, f64::min),
+                            Semiring::Pattern => (1.0, |_, _| 1.0),
+                        };
+                        expected.entry((i, j as usize)).and_modify(|v| *v = add(*v, prod)).or_insert(prod);
+                    }
+                }
+            }
+            for accumulator in
+                [Accumulator::Auto, Accumulator::Window, Accumulator::Sort, Accumulator::Hash, Accumulator::Dense]
+            {
+                let options = SpgemmOptions { semiring, accumulator, ..SpgemmOptions::default() };
+                let out = tmp.path().join("c");
+                let (c, _) = spgemm(&a, &b, &out, &options, None).unwrap();
+                let got: BTreeMap<(usize, usize), f64> =
+                    c.to_sprs().unwrap().iter().map(|(&v, (i, j))| ((i, j), v)).collect();
+                assert!(got == expected, "{semiring:?} {accumulator:?}");
+                std::fs::remove_dir_all(&out).unwrap();
+            }
+        }
+    }
 }
