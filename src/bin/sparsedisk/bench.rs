@@ -1,4 +1,4 @@
-//! `sparsedisk bench`: the benchmark harness (see the README's "Benchmark harness" and
+//! `sparsedisk bench`: the benchmark harness (see the README's "Performance: the benchmark harness" and
 //! [`sparsedisk::bench`] for the record format).
 //!
 //! A run is a plan of steps (generate or import an input, measure a limit, measure one kernel with one
