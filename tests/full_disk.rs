@@ -449,6 +449,10 @@ fn inside_private_mounts() {
     }
     for op in ["import", "import in memory", "spgemm", "transpose", "add"] {
         assert!(reached(op, "segment chunk file"), "{op}: no failure in a chunk file");
+    }
+    // Metadata is a few KiB per segment: the sweeps of the small outputs land in it every time, those
+    // of the 48 MiB ones (import with spills, transpose) only sometimes.
+    for op in ["import in memory", "spgemm", "add"] {
         assert!(reached(op, "segment or group metadata"), "{op}: no failure in metadata");
     }
     for op in ["import in memory", "spgemm", "add"] {
