@@ -169,6 +169,10 @@ impl DenseScan {
 
     /// A whole row's entries, as little-endian indices of `index_type`.
     pub(super) fn row_bytes(&mut self, index_type: IndexType, bytes: &[u8]) {
+        if (bytes.len() as u64) < self.long_run * index_type.bytes() {
+            // Too short for a long run (a PDE's or a sparse graph's row): nothing to count.
+            return;
+        }
         match index_type {
             IndexType::Uint32 => self.row_iter(
                 bytes.chunks_exact(4).map(|c| u64::from(u32::from_le_bytes(c.try_into().expect("chunks of 4 bytes")))),
@@ -180,6 +184,9 @@ impl DenseScan {
 
     /// A whole row's entries.
     pub(super) fn row(&mut self, indices: &[u64]) {
+        if (indices.len() as u64) < self.long_run {
+            return;
+        }
         self.row_iter(indices.iter().copied());
     }
 
