@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{ok, p, SplitMix};
+use common::{copy_dir, ok, p, SplitMix};
 use sparsedisk::Matrix;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -101,17 +101,4 @@ fn killed_commands_leave_the_old_or_the_new_matrix() {
     }
     assert!(old_seen > 0 && new_seen > 0, "kill points did not span the runs: {old_seen} old, {new_seen} new");
     eprintln!("crash: {total} kill points: {old_seen} left the previous matrix, {new_seen} the new one, none a mix");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{entries_of, ok, p, SplitMix, Triplets};
+use common::{copy_dir, entries_of, ok, p, SplitMix, Triplets};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use sparsedisk::kernels::{spmm, spmv, spmv_transpose};
@@ -330,19 +330,6 @@ fn corrupt_dense_arrays_are_caught() {
         }
     }
     assert!(tried >= 30, "{tried} damaged copies");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
 }
 
 /// Python reads dense segments through `zarr` alone, as the format docs describe them

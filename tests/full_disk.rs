@@ -22,7 +22,7 @@
 
 mod common;
 
-use common::p;
+use common::{copy_dir, p};
 use sparsedisk::format::MANIFEST_FILE;
 use sparsedisk::Matrix;
 use std::collections::BTreeMap;
@@ -328,19 +328,6 @@ impl Case<'_> {
             tally.last_error
         );
         eprintln!("full_disk: {} {}: succeeds from {} KiB free", self.fs.kind, self.op.name, least * PAGE / 1024);
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
     }
 }
 

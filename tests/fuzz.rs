@@ -22,7 +22,7 @@
 
 mod common;
 
-use common::{forge_manifest, random_triplets, write, SplitMix};
+use common::{copy_dir, forge_manifest, random_triplets, write, SplitMix};
 use sparsedisk::algo::{bfs, cg, components, pagerank, CgOptions, PagerankOptions, Preconditioner};
 use sparsedisk::import::{import, ImportOptions, LayoutChoice, ValueChoice};
 use sparsedisk::io::mtx::export_matrix_market;
@@ -969,22 +969,6 @@ fn originals(root: &Path) -> Vec<PathBuf> {
         Matrix::open(d).unwrap().verify().unwrap();
     }
     dirs
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with(".readers-") {
-            continue;
-        }
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(name));
-        } else {
-            fs::copy(entry.path(), to.join(name)).unwrap();
-        }
-    }
 }
 
 #[test]

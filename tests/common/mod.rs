@@ -189,3 +189,22 @@ pub fn canonical_json(v: &serde_json::Value) -> String {
 }
 
 pub mod real;
+
+/// Copies the directory tree `from` to `to` (a matrix, to damage or rewrite the copy), leaving out the
+/// readers' lock files: they belong to the original's readers.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with(".readers-") {
+            continue;
+        }
+        let target = to.join(name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
