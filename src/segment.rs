@@ -67,7 +67,7 @@ pub struct MappedSegment {
     dense: Option<[MappedFile; 3]>,
     /// The band as plain CSR arrays, dense blocks merged in: built on first use by a consumer that
     /// needs rows ([`indptr`](Self::indptr) and friends) when the segment has dense blocks.
-    merged: OnceLock<std::result::Result<Merged, Error>>,
+    merged: OnceLock<Merged>,
     /// Per-row cumulative work (CSR entries plus block positions) of a segment with dense blocks.
     work: OnceLock<Vec<u64>>,
     /// Zero-sized "values" of a pattern segment, so sprs structure views can borrow a `&[()]`.
@@ -81,6 +81,24 @@ struct Merged {
     indptr: Vec<u64>,
     indices: MergedIndices,
     values: MergedValues,
+}
+
+impl Merged {
+    /// An empty band, for a segment whose arrays could not be merged.
+    fn empty(index_type: IndexType, value_type: ValueType) -> Merged {
+        Merged {
+            indptr: Vec::new(),
+            indices: match index_type {
+                IndexType::Uint32 => MergedIndices::U32(Vec::new()),
+                IndexType::Uint64 => MergedIndices::U64(Vec::new()),
+            },
+            values: match value_type {
+                ValueType::Float32 => MergedValues::F32(Vec::new()),
+                ValueType::Int64 => MergedValues::I64(Vec::new()),
+                _ => MergedValues::F64(Vec::new()),
+            },
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -203,6 +221,21 @@ impl<'a> DenseBlocks<'a> {
             }
         }
         a
+    }
+
+    /// The blocks whose windows meet band-local outer indices `a..b`, each with the part of its
+    /// window's outer range inside `a..b` (never empty), in order.
+    pub fn meeting(&self, a: u64, b: u64) -> impl Iterator<Item = (DenseBlock<'a>, std::ops::Range<u64>)> + '_ {
+        // The blocks of the group that contains `a` start before it.
+        let k = self.first_at_or_after(a);
+        let first = match k.checked_sub(1).and_then(|p| self.get(p)) {
+            Some(prev) if prev.outer + prev.height > a => self.first_at_or_after(prev.outer),
+            _ => k,
+        };
+        (first..self.len()).map_while(move |k| self.get(k).filter(|blk| blk.outer < b)).filter_map(move |blk| {
+            let rows = blk.outer.max(a)..(blk.outer + blk.height).min(b);
+            (rows.start < rows.end).then_some((blk, rows))
+        })
     }
 
     /// Checks the geometry of the blocks: sorted by (outer, inner) without repeats, each at a
@@ -421,14 +454,14 @@ impl MappedSegment {
         }))
     }
 
-    /// The merged rows of a segment with dense blocks (`None` without blocks, or when its arrays are
-    /// inconsistent: then an empty band).
+    /// The merged rows of a segment with dense blocks (`None` without blocks). When its arrays are
+    /// inconsistent, an empty band: [`check_row_pointers`](Self::check_row_pointers) says why.
     fn merged(&self) -> Option<&Merged> {
         self.entry.dense.as_ref()?;
-        match self.merged.get_or_init(|| self.merge()) {
-            Ok(m) => Some(m),
-            Err(_) => Some(empty_merged(self.index_type, self.value_type)),
-        }
+        Some(
+            self.merged
+                .get_or_init(|| self.merge().unwrap_or_else(|_| Merged::empty(self.index_type, self.value_type))),
+        )
     }
 
     fn merge(&self) -> Result<Merged> {
@@ -728,40 +761,6 @@ fn is_zero_at(values: Values<'_>, k: usize) -> bool {
         Values::I64(v) => v.get(k).map_or(true, |x| *x == 0),
         Values::Pattern => true,
     }
-}
-
-/// An empty band, for a segment whose arrays could not be merged.
-fn empty_merged(index_type: IndexType, value_type: ValueType) -> &'static Merged {
-    static EMPTY: OnceLock<Vec<Merged>> = OnceLock::new();
-    let all = EMPTY.get_or_init(|| {
-        let mut v = Vec::new();
-        for ix in [IndexType::Uint32, IndexType::Uint64] {
-            for vt in [ValueType::Float64, ValueType::Float32, ValueType::Int64] {
-                v.push(Merged {
-                    indptr: Vec::new(),
-                    indices: match ix {
-                        IndexType::Uint32 => MergedIndices::U32(Vec::new()),
-                        IndexType::Uint64 => MergedIndices::U64(Vec::new()),
-                    },
-                    values: match vt {
-                        ValueType::Float32 => MergedValues::F32(Vec::new()),
-                        ValueType::Int64 => MergedValues::I64(Vec::new()),
-                        _ => MergedValues::F64(Vec::new()),
-                    },
-                });
-            }
-        }
-        v
-    });
-    let i = match index_type {
-        IndexType::Uint32 => 0,
-        IndexType::Uint64 => 3,
-    } + match value_type {
-        ValueType::Float32 => 1,
-        ValueType::Int64 => 2,
-        _ => 0,
-    };
-    &all[i]
 }
 
 /// Merges the CSR arrays and the dense blocks of a band into complete rows, dispatching on the value

@@ -1013,16 +1013,6 @@ fn scatter_typed<I: Index, V: Scalar>(
     ok
 }
 
-/// The index of the first block covering band-local rows at or after `a`.
-fn first_block_from(blocks: &DenseBlocks<'_>, a: u64) -> usize {
-    let k = blocks.first_at_or_after(a);
-    // The blocks of the group that contains `a` start before it.
-    match k.checked_sub(1).and_then(|p| blocks.get(p)) {
-        Some(prev) if prev.outer + prev.height > a => blocks.first_at_or_after(prev.outer),
-        _ => k,
-    }
-}
-
 avx2_dispatch! {
     /// Adds `alpha` times the dense blocks' products for band-local rows `a..b` into `out` (the rows'
     /// slice of `y`, `k` values per row); false when a block's window lies outside `x`.
@@ -1042,18 +1032,10 @@ fn gather_dense_any(
     k: usize,
 ) -> bool {
     let mut acc = vec![0.0f64; k];
-    let mut idx = first_block_from(blocks, a as u64);
-    while let Some(blk) = blocks.get(idx) {
-        if blk.outer >= b as u64 {
-            break;
-        }
-        idx += 1;
+    for (blk, rows) in blocks.meeting(a as u64, b as u64) {
         let (c0, w) = (blk.inner as usize, blk.width as usize);
         let Some(xs) = x.get(c0 * k..(c0 + w) * k) else { return false };
-        let (r0, r1) = ((blk.outer as usize).max(a), ((blk.outer + blk.height) as usize).min(b));
-        if r0 >= r1 {
-            continue;
-        }
+        let (r0, r1) = (rows.start as usize, rows.end as usize);
         let first = (r0 - blk.outer as usize) * blk.stride as usize;
         let Some(ys) = out.get_mut((r0 - a) * k..(r1 - a) * k) else { return false };
         let stride = blk.stride as usize;
@@ -1190,16 +1172,10 @@ fn scatter_dense_any(
     part: &mut [f64],
     k: usize,
 ) -> bool {
-    let mut idx = first_block_from(blocks, a as u64);
-    while let Some(blk) = blocks.get(idx) {
-        if blk.outer >= b as u64 {
-            break;
-        }
-        idx += 1;
+    for (blk, rows) in blocks.meeting(a as u64, b as u64) {
         let (c0, w) = (blk.inner as usize, blk.width as usize);
         let Some(ys) = part.get_mut(c0 * k..(c0 + w) * k) else { return false };
-        let rows = (blk.outer as usize).max(a)..((blk.outer + blk.height) as usize).min(b);
-        for r in rows {
+        for r in rows.start as usize..rows.end as usize {
             let at = (r - blk.outer as usize) * blk.stride as usize;
             let o = start + r;
             let Some(xr) = x.get(o * k..o * k + k) else { return false };
