@@ -231,25 +231,14 @@ fn run() -> Result<(), String> {
     }
     let mode = if full { "full" } else { "smoke" };
     let (n_bd, n_arrow, n_lap) = if full { ("262144", "200000", "2000") } else { ("1000", "1000", "40") };
-    case(
-        &format!("blockdiag n={n_bd} block=64"),
-        &["blockdiag", "--n", n_bd, "--block", "64"],
-        &data,
-        rounds,
-        &repeat,
-        scipy,
-        mode,
-    )?;
-    case(
-        &format!("arrow n={n_arrow} border=64"),
-        &["arrow", "--n", n_arrow, "--border", "64"],
-        &data,
-        rounds,
-        &repeat,
-        scipy,
-        mode,
-    )?;
-    case(&format!("laplace2d n={n_lap}"), &["laplace2d", "--n", n_lap], &data, rounds, &repeat, scipy, mode)?;
+    let cases: [(String, Vec<&str>); 3] = [
+        (format!("blockdiag n={n_bd} block=64"), vec!["blockdiag", "--n", n_bd, "--block", "64"]),
+        (format!("arrow n={n_arrow} border=64"), vec!["arrow", "--n", n_arrow, "--border", "64"]),
+        (format!("laplace2d n={n_lap}"), vec!["laplace2d", "--n", n_lap]),
+    ];
+    for (name, generate) in &cases {
+        case(name, generate, &data, rounds, &repeat, scipy, mode)?;
+    }
     if args.iter().any(|a| a == "--sweep") || !full {
         sweep(&data, if full { 262144 } else { 640 }, rounds, &repeat, mode)?;
     }

@@ -498,10 +498,8 @@ pub(super) fn extract(
                 for v in [g0, block * bi, counts[w]] {
                     origins.write(&v.to_le_bytes())?;
                 }
-                let mask_words = &block_mask[w * words..(w + 1) * words];
-                let mut mask_bytes = Vec::with_capacity(words * 8);
-                mask_words.iter().for_each(|m| mask_bytes.extend_from_slice(&m.to_le_bytes()));
-                masks.write(&mask_bytes)?;
+                // Little-endian words: the crate builds for little-endian targets only (storage).
+                masks.write(bytemuck::cast_slice(&block_mask[w * words..(w + 1) * words]))?;
                 dense_vals.write(&block_vals[w * block_len * vb..(w + 1) * block_len * vb])?;
                 blocks += 1;
             }
