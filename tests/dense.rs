@@ -123,7 +123,7 @@ proptest! {
 
         sparsedisk::kernels::set_min_task_entries(1);
         pool(threads).install(|| -> Result<(), TestCaseError> {
-            for k in [1usize, 3, 8] {
+            for k in [1usize, 3, 8, 21] {
                 for transpose in [false, true] {
                     let (xn, yn) = if transpose { (rows, cols) } else { (cols, rows) };
                     let x = small_ints(&mut rng, xn as usize * k);

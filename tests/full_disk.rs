@@ -140,11 +140,35 @@ impl Mounted {
     }
 
     /// Leaves about `free` bytes free (to the block) by preallocating a ballast file.
+    ///
+    /// ext4 needs extent-tree blocks besides the data blocks, more or fewer depending on how
+    /// fragmented the free space is, so preallocating nearly all of it can fail with ENOSPC: then
+    /// the ballast is made a page smaller until it fits (leaving a few pages more free than asked,
+    /// which the sweep allows on filesystems whose accounting is not exact).
     fn leave_free(&self, free: u64) {
         let now = self.free();
-        if now > free {
-            let ballast = fs::File::create(self.root.join("ballast")).unwrap();
-            rustix::fs::fallocate(&ballast, rustix::fs::FallocateFlags::empty(), 0, now - free).unwrap();
+        let path = self.root.join("ballast");
+        let mut len = now.saturating_sub(free);
+        let mut shrunk = 0;
+        while len > 0 {
+            let ballast = fs::File::create(&path).unwrap();
+            match rustix::fs::fallocate(&ballast, rustix::fs::FallocateFlags::empty(), 0, len) {
+                Ok(()) => {
+                    if shrunk > 0 {
+                        eprintln!("full_disk: {}: ballast made {shrunk} pages smaller to fit", self.kind);
+                    }
+                    break;
+                }
+                Err(rustix::io::Errno::NOSPC) if !self.exact && shrunk < 1024 => {
+                    // A failed fallocate may keep what it allocated: start again from nothing.
+                    drop(ballast);
+                    fs::remove_file(&path).unwrap();
+                    self.sync();
+                    len = len.saturating_sub(PAGE);
+                    shrunk += 1;
+                }
+                Err(e) => panic!("{}: a ballast of {len} bytes ({now} free): {e}", self.kind),
+            }
         }
         self.sync();
     }

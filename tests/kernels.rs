@@ -49,7 +49,7 @@ proptest! {
         layout in prop_oneof![Just(Layout::Csr), Just(Layout::Csc)],
         value_kind in 0u8..4,
         segment_bytes in prop_oneof![1u64..48, Just(1u64 << 20)],
-        k in prop::sample::select(vec![1usize, 2, 3, 4, 8, 16]),
+        k in prop::sample::select(vec![1usize, 2, 3, 4, 5, 8, 16, 21]),
         seed in any::<u64>(),
         threads in 1usize..=2,
         policy in 0u8..4,
@@ -185,9 +185,9 @@ fn wide_random_rows_take_the_prefetching_gather() {
             assert_eq!(y, oracle(&t, false, false, 1.0, &x, 0.0, &[0.0; 3_000], 1));
         }
     }
-    // Blocks of vectors: the widths with a fixed-width loop (2, 4, 8, 16) and one without (3).
+    // Blocks of vectors: the widths with a fixed-width loop (2, 4, 8, 16) and ones split into panels.
     let xk = |k: usize| -> Vec<f64> { (0..cols as usize * k).map(|i| (i % 7) as f64 - 3.0).collect() };
-    for k in [2, 3, 4, 8, 16] {
+    for k in [2, 3, 4, 5, 8, 16, 21] {
         let x = xk(k);
         let mut y = vec![0.0; 3_000 * k];
         pool(2).install(|| spmm(&m, 1.0, &x, 0.0, &mut y, k)).unwrap();
@@ -202,7 +202,7 @@ fn wide_random_rows_take_the_prefetching_gather() {
     let mut y = vec![0.0; 3_000];
     let err = Operator::new(&m, 0).unwrap().spmv(1.0, &x, 0.0, &mut y).unwrap_err();
     assert!(err.to_string().contains("outside the matrix"), "{err}");
-    for k in [2, 3, 4, 8, 16] {
+    for k in [2, 3, 4, 5, 8, 16, 21] {
         let mut y = vec![0.0; 3_000 * k];
         let err = spmm(&m, 1.0, &xk(k), 0.0, &mut y, k).unwrap_err();
         assert!(err.to_string().contains("outside the matrix"), "k = {k}: {err}");

@@ -4,7 +4,7 @@ use crate::element::{Indices, Values};
 use crate::error::{Error, Result};
 use crate::format::Layout;
 use crate::matrix::Matrix;
-use crate::segment::{DenseBlocks, MappedSegment};
+use crate::segment::{DenseBlock, DenseBlocks, MappedSegment};
 use memmap2::Advice;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -119,6 +119,35 @@ fn prefetch_ptr(p: *const u8) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+/// The bytes a task's dense loop reads next, for prefetching ahead: its rows of the current block,
+/// then its rows of the next block. Blocks lie one after another in the values array, but a task may
+/// own only some rows of a block row (the rest belong to other tasks), so prefetching a fixed
+/// distance ahead in the array would fetch other tasks' rows, and stopping at the block's end would
+/// leave the next block cold; this follows the task's own stream across the gap.
+#[derive(Clone, Copy)]
+struct Ahead {
+    /// The task's values in the current block.
+    current: *const u8,
+    /// Their length in bytes.
+    current_len: usize,
+    /// The task's values in the next block (null when there is none).
+    next: *const u8,
+}
+
+impl Ahead {
+    /// Prefetches the line `at` bytes into the stream and the `len` bytes after it.
+    #[inline(always)]
+    fn prefetch(self, at: usize, len: usize) {
+        for byte in (at..at + len).step_by(64) {
+            if byte < self.current_len {
+                prefetch_ptr(self.current.wrapping_add(byte));
+            } else if !self.next.is_null() {
+                prefetch_ptr(self.next.wrapping_add(byte - self.current_len));
+            }
+        }
+    }
 }
 
 /// Stored index types, widened for indexing.
@@ -721,7 +750,6 @@ fn gather_typed<I: Index, V: Scalar>(
     // One pass over `out`: with beta = 0 it is only written (its old contents, NaN or not, are
     // ignored, as in BLAS), which saves reading it.
     let update = |o: &mut f64, s: f64| *o = if beta == 0.0 { alpha * s } else { beta * *o + alpha * s };
-    let mut ok = true;
     if k == 1 {
         // Indices are checked in chunks of about GATHER_BLOCK entries, just ahead of the rows that
         // use them: a vectorised max over indices that then stay in L1 for the dot products, which
@@ -758,33 +786,27 @@ fn gather_typed<I: Index, V: Scalar>(
             };
             update(o, s);
         }
-    } else if k == 2 {
-        return gather_fixed::<I, V, 2>(indptr, ix, vals, a, b, alpha, x, beta, out);
-    } else if k == 4 {
-        return gather_fixed::<I, V, 4>(indptr, ix, vals, a, b, alpha, x, beta, out);
-    } else if k == 8 {
-        return gather_fixed::<I, V, 8>(indptr, ix, vals, a, b, alpha, x, beta, out);
-    } else if k == 16 {
-        return gather_fixed::<I, V, 16>(indptr, ix, vals, a, b, alpha, x, beta, out);
+        true
     } else {
-        let mut acc = vec![0.0; k];
-        for (r, o) in (a..b).zip(out.chunks_exact_mut(k)) {
-            acc.iter_mut().for_each(|v| *v = 0.0);
-            let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
-            for (j, &c) in (lo..hi).zip(&ix[lo..hi]) {
-                let c = c.at();
-                match x.get(c * k..c * k + k) {
-                    Some(xr) => {
-                        let w = vals.map_or(1.0, |v| v[j].f64());
-                        acc.iter_mut().zip(xr).for_each(|(s, &xv)| *s += w * xv);
-                    }
-                    None => ok = false,
-                }
-            }
-            o.iter_mut().zip(&acc).for_each(|(y, &s)| update(y, s));
+        // Several columns: panels of 16, 8, 4, 2 and 1 columns (one panel when `k` is one of those
+        // widths), each a pass of the fixed-width loop over the rows. A panel costs one more read of
+        // the rows, far less than a loop whose width is known only at run time (a 3-column product
+        // took six times as long as a 4-column one that way).
+        let mut off = 0;
+        let mut ok = true;
+        while off < k && ok {
+            let (width, done) = match k - off {
+                16.. => (16, gather_fixed::<I, V, 16>(indptr, ix, vals, a, b, alpha, x, beta, out, k, off)),
+                8.. => (8, gather_fixed::<I, V, 8>(indptr, ix, vals, a, b, alpha, x, beta, out, k, off)),
+                4.. => (4, gather_fixed::<I, V, 4>(indptr, ix, vals, a, b, alpha, x, beta, out, k, off)),
+                2.. => (2, gather_fixed::<I, V, 2>(indptr, ix, vals, a, b, alpha, x, beta, out, k, off)),
+                _ => (1, gather_fixed::<I, V, 1>(indptr, ix, vals, a, b, alpha, x, beta, out, k, off)),
+            };
+            ok = done;
+            off += width;
         }
+        ok
     }
-    ok
 }
 
 /// Checks the next chunk of indices, `ix[checked..to]` with `to` about [`GATHER_BLOCK`] entries on
@@ -808,10 +830,10 @@ fn check_chunk<I: Index>(ix: &[I], checked: &mut usize, hi: usize, end_entry: us
     Some((any ^ all).at() >= 2 * PREFETCH_SPAN)
 }
 
-/// The gather for `K` columns known at compile time (the common widths of a block of vectors): the
+/// The gather for a panel of `K` columns known at compile time, columns `off..off + K` of `k`: the
 /// accumulator is a fixed array the compiler keeps in vector registers, and `X` is read unchecked after
-/// the same chunked index check as the one-column gather. Every element is accumulated in the same
-/// order as by the general loop, so results do not depend on which loop ran.
+/// the same chunked index check as the one-column gather. Every element is summed over the row's
+/// entries in order, so results do not depend on how the columns were split into panels.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn gather_fixed<I: Index, V: Scalar, const K: usize>(
@@ -824,11 +846,15 @@ fn gather_fixed<I: Index, V: Scalar, const K: usize>(
     x: &[f64],
     beta: f64,
     out: &mut [f64],
+    k: usize,
+    off: usize,
 ) -> bool {
-    let cols = x.len() / K;
+    assert!(off + K <= k);
+    let cols = x.len() / k;
     let end_entry = indptr[b] as usize;
     let mut checked = indptr[a] as usize;
-    for (w, o) in indptr[a..=b].windows(2).zip(out.chunks_exact_mut(K)) {
+    for (w, o) in indptr[a..=b].windows(2).zip(out.chunks_exact_mut(k)) {
+        let o = &mut o[off..off + K];
         let (lo, hi) = (w[0] as usize, w[1] as usize);
         if hi > checked && check_chunk(ix, &mut checked, hi, end_entry, cols).is_none() {
             return false;
@@ -836,8 +862,8 @@ fn gather_fixed<I: Index, V: Scalar, const K: usize>(
         let mut acc = [0.0f64; K];
         let row = |c: I| {
             // SAFETY: the row's entries lie in indptr[a]..checked, whose every index is below
-            // cols = x.len() / K, so c * K + K <= x.len().
-            unsafe { x.get_unchecked(c.at() * K..c.at() * K + K) }
+            // cols = x.len() / k, so c * k + off + K <= c * k + k <= x.len().
+            unsafe { x.get_unchecked(c.at() * k + off..c.at() * k + off + K) }
         };
         match vals {
             Some(v) => {
@@ -1013,6 +1039,18 @@ fn scatter_typed<I: Index, V: Scalar>(
     ok
 }
 
+/// Where rows `rows` of a block start in its values, and the size of a value (null and 0 for a
+/// pattern block). For prefetching only: the address may lie outside a damaged block's values.
+fn rows_start(blk: &DenseBlock<'_>, rows: &std::ops::Range<u64>) -> (*const u8, usize) {
+    let at = rows.start.saturating_sub(blk.outer) as usize * blk.stride as usize;
+    match blk.values {
+        Values::F64(v) => (v.as_ptr().wrapping_add(at).cast(), 8),
+        Values::F32(v) => (v.as_ptr().wrapping_add(at).cast(), 4),
+        Values::I64(v) => (v.as_ptr().wrapping_add(at).cast(), 8),
+        Values::Pattern => (std::ptr::null(), 0),
+    }
+}
+
 avx2_dispatch! {
     /// Adds `alpha` times the dense blocks' products for band-local rows `a..b` into `out` (the rows'
     /// slice of `y`, `k` values per row); false when a block's window lies outside `x`.
@@ -1031,18 +1069,19 @@ fn gather_dense_any(
     out: &mut [f64],
     k: usize,
 ) -> bool {
-    let mut acc = vec![0.0f64; k];
-    for (blk, rows) in blocks.meeting(a as u64, b as u64) {
+    let mut meeting = blocks.meeting(a as u64, b as u64).peekable();
+    while let Some((blk, rows)) = meeting.next() {
         let (c0, w) = (blk.inner as usize, blk.width as usize);
         let Some(xs) = x.get(c0 * k..(c0 + w) * k) else { return false };
         let (r0, r1) = (rows.start as usize, rows.end as usize);
         let first = (r0 - blk.outer as usize) * blk.stride as usize;
         let Some(ys) = out.get_mut((r0 - a) * k..(r1 - a) * k) else { return false };
         let stride = blk.stride as usize;
+        let next = meeting.peek().map_or(std::ptr::null(), |(next, rows)| rows_start(next, rows).0);
         let ok = match blk.values {
-            Values::F64(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, &mut acc),
-            Values::F32(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, &mut acc),
-            Values::I64(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, &mut acc),
+            Values::F64(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, k, next),
+            Values::F32(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, k, next),
+            Values::I64(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, k, next),
             Values::Pattern => false,
         };
         if !ok {
@@ -1053,8 +1092,10 @@ fn gather_dense_any(
 }
 
 /// `y += alpha * B X` for the rows of one block: `vals` starts at the first row's values (rows
-/// `stride` apart, `w` used), `ys` holds `k = acc.len()` outputs per row and `xs` is `w x k`. False
-/// when the block's values end early.
+/// `stride` apart, `w` used), `ys` holds `k` outputs per row and `xs` is `w x k`. False
+/// when the block's values end early. `next` is where the task's rows of its next block start (null
+/// when there is none), for the prefetch ahead (see [`Ahead`]).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn gather_block<V: Scalar>(
     vals: Option<&[V]>,
@@ -1063,28 +1104,26 @@ fn gather_block<V: Scalar>(
     xs: &[f64],
     alpha: f64,
     ys: &mut [f64],
-    acc: &mut [f64],
+    k: usize,
+    next: *const u8,
 ) -> bool {
     let Some(vals) = vals else { return false };
-    let k = acc.len();
     let rows = ys.len() / k;
     if rows == 0 || vals.len() < (rows - 1) * stride + w {
         return false;
     }
+    let size = std::mem::size_of::<V>();
+    let ahead = Ahead { current: vals.as_ptr().cast(), current_len: ((rows - 1) * stride + w) * size, next };
     if k == 1 {
         // Each row summed in sixteen lanes (four AVX2 vectors: independent chains) over steps of
         // sixteen positions, the lanes then added in a fixed tree, then the tail: a fixed order, so
         // results do not depend on how tasks split the band.
         let main = w / 16 * 16;
-        let ahead = DENSE_PREFETCH_BYTES / std::mem::size_of::<V>();
         for (r, y) in ys.iter_mut().enumerate() {
             let row = &vals[r * stride..r * stride + w];
             // The values stream through one row at a time, a single sequential stream that the
             // hardware prefetcher follows only within a 4 KiB page: fetch the lines a few KiB ahead.
-            let base = row.as_ptr().wrapping_add(ahead);
-            for line in (0..w * std::mem::size_of::<V>()).step_by(64) {
-                prefetch_ptr(base.cast::<u8>().wrapping_add(line));
-            }
+            ahead.prefetch(r * stride * size + DENSE_PREFETCH_BYTES, w * size);
             let mut lanes = [0.0f64; 16];
             for (r16, x16) in row[..main].chunks_exact(16).zip(xs[..main].chunks_exact(16)) {
                 for l in 0..16 {
@@ -1101,30 +1140,27 @@ fn gather_block<V: Scalar>(
             }
             *y += alpha * s;
         }
-    } else if k == 2 {
-        gather_block_fixed::<V, 2, 4>(vals, stride, w, xs, alpha, ys);
-    } else if k == 4 {
-        gather_block_fixed::<V, 4, 4>(vals, stride, w, xs, alpha, ys);
-    } else if k == 8 {
-        gather_block_fixed::<V, 8, 4>(vals, stride, w, xs, alpha, ys);
-    } else if k == 16 {
-        gather_block_fixed::<V, 16, 2>(vals, stride, w, xs, alpha, ys);
     } else {
-        for (r, y) in ys.chunks_exact_mut(k).enumerate() {
-            acc.iter_mut().for_each(|v| *v = 0.0);
-            for (&v, xr) in vals[r * stride..r * stride + w].iter().zip(xs.chunks_exact(k)) {
-                let v = v.f64();
-                acc.iter_mut().zip(xr).for_each(|(s, &xv)| *s += v * xv);
-            }
-            y.iter_mut().zip(acc.iter()).for_each(|(o, &s)| *o += alpha * s);
+        // Panels of columns, as in the CSR gather.
+        let mut off = 0;
+        while off < k {
+            off += match k - off {
+                16.. => gather_block_fixed::<V, 16, 2>(vals, stride, w, xs, alpha, ys, k, off, ahead),
+                8.. => gather_block_fixed::<V, 8, 4>(vals, stride, w, xs, alpha, ys, k, off, ahead),
+                4.. => gather_block_fixed::<V, 4, 4>(vals, stride, w, xs, alpha, ys, k, off, ahead),
+                2.. => gather_block_fixed::<V, 2, 4>(vals, stride, w, xs, alpha, ys, k, off, ahead),
+                _ => gather_block_fixed::<V, 1, 4>(vals, stride, w, xs, alpha, ys, k, off, ahead),
+            };
         }
     }
     true
 }
 
-/// [`gather_block`] for `K` vectors known at compile time, `R` rows at a time: each row of `X` is
-/// loaded once for `R` rows, and the `R` accumulators are independent chains the processor overlaps.
-/// Each output is summed in the same order as one row at a time.
+/// [`gather_block`] for a panel of `K` columns known at compile time, columns `off..off + K` of `k`,
+/// `R` rows at a time: each row of `X` is loaded once for `R` rows, and the `R` accumulators are
+/// independent chains the processor overlaps. Each output is summed in the same order as one row at
+/// a time. The caller has checked that `vals` holds every row's `w` values. Returns `K`.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn gather_block_fixed<V: Scalar, const K: usize, const R: usize>(
     vals: &[V],
@@ -1133,23 +1169,60 @@ fn gather_block_fixed<V: Scalar, const K: usize, const R: usize>(
     xs: &[f64],
     alpha: f64,
     ys: &mut [f64],
+    k: usize,
+    off: usize,
+    ahead: Ahead,
+) -> usize {
+    let rows = ys.len() / k;
+    // Whole groups of R rows first, then the rest one at a time: with both counts known at compile
+    // time the accumulators stay in vector registers (a run-time count of rows left them in memory,
+    // a load and a store around every multiply-add, and made this loop slower than the CSR one).
+    let whole = rows / R * R;
+    for r in (0..whole).step_by(R) {
+        gather_rows_fixed::<V, K, R>(vals, r, stride, w, xs, alpha, ys, k, off, ahead);
+    }
+    for r in whole..rows {
+        gather_rows_fixed::<V, K, 1>(vals, r, stride, w, xs, alpha, ys, k, off, ahead);
+    }
+    K
+}
+
+/// Rows `r..r + R` of one block for [`gather_block_fixed`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gather_rows_fixed<V: Scalar, const K: usize, const R: usize>(
+    vals: &[V],
+    r: usize,
+    stride: usize,
+    w: usize,
+    xs: &[f64],
+    alpha: f64,
+    ys: &mut [f64],
+    k: usize,
+    off: usize,
+    ahead: Ahead,
 ) {
-    let rows = ys.len() / K;
-    let mut r = 0;
-    while r < rows {
-        let take = R.min(rows - r);
-        let mut acc = [[0.0f64; K]; R];
-        for (j, xr) in xs.chunks_exact(K).take(w).enumerate() {
-            for (q, a) in acc.iter_mut().enumerate().take(take) {
-                let v = vals[(r + q) * stride + j].f64();
-                a.iter_mut().zip(xr).for_each(|(s, &xv)| *s += v * xv);
+    let starts: [usize; R] = std::array::from_fn(|q| (r + q) * stride);
+    assert!(starts[R - 1] + w <= vals.len() && off + K <= k && xs.len() >= w * k && ys.len() >= (r + R) * k);
+    // As in the one-vector loop: the values are one sequential stream, which the hardware
+    // prefetcher follows only within a page, so fetch the lines a few KiB ahead of these rows.
+    let size = std::mem::size_of::<V>();
+    ahead.prefetch(starts[0] * size + DENSE_PREFETCH_BYTES, R * stride * size);
+    let mut acc = [[0.0f64; K]; R];
+    for j in 0..w {
+        // SAFETY: j < w and off + K <= k, so j * k + off + K <= w * k <= xs.len() (asserted above).
+        let xr = unsafe { xs.get_unchecked(j * k + off..j * k + off + K) };
+        for q in 0..R {
+            // SAFETY: starts[q] + j < starts[R - 1] + w <= vals.len(), asserted above.
+            let v = unsafe { vals.get_unchecked(starts[q] + j) }.f64();
+            for l in 0..K {
+                acc[q][l] += v * xr[l];
             }
         }
-        for (q, a) in acc.iter().enumerate().take(take) {
-            let y = &mut ys[(r + q) * K..(r + q + 1) * K];
-            y.iter_mut().zip(a).for_each(|(o, &s)| *o += alpha * s);
-        }
-        r += take;
+    }
+    for (q, a) in acc.iter().enumerate() {
+        let y = &mut ys[(r + q) * k + off..(r + q) * k + off + K];
+        y.iter_mut().zip(a).for_each(|(o, &s)| *o += alpha * s);
     }
 }
 
@@ -1172,11 +1245,19 @@ fn scatter_dense_any(
     part: &mut [f64],
     k: usize,
 ) -> bool {
-    for (blk, rows) in blocks.meeting(a as u64, b as u64) {
+    let mut meeting = blocks.meeting(a as u64, b as u64).peekable();
+    while let Some((blk, rows)) = meeting.next() {
         let (c0, w) = (blk.inner as usize, blk.width as usize);
         let Some(ys) = part.get_mut(c0 * k..(c0 + w) * k) else { return false };
+        // Prefetched ahead along the task's own rows, as in the gather.
+        let (current, size) = rows_start(&blk, &rows);
+        let stride = blk.stride as usize;
+        let span = (rows.end - rows.start - 1) as usize * stride + w;
+        let next = meeting.peek().map_or(std::ptr::null(), |(next, rows)| rows_start(next, rows).0);
+        let ahead = Ahead { current, current_len: span * size, next };
         for r in rows.start as usize..rows.end as usize {
-            let at = (r - blk.outer as usize) * blk.stride as usize;
+            ahead.prefetch((r - rows.start as usize) * stride * size + DENSE_PREFETCH_BYTES, w * size);
+            let at = (r - blk.outer as usize) * stride;
             let o = start + r;
             let Some(xr) = x.get(o * k..o * k + k) else { return false };
             let ok = match blk.values {
