@@ -124,27 +124,30 @@ fn prefetch_ptr(p: *const u8) {
 /// The bytes a task's dense loop reads next, for prefetching ahead: its rows of the current block,
 /// then its rows of the next block. Blocks lie one after another in the values array, but a task may
 /// own only some rows of a block row (the rest belong to other tasks), so prefetching a fixed
-/// distance ahead in the array would fetch other tasks' rows, and stopping at the block's end would
-/// leave the next block cold; this follows the task's own stream across the gap.
+/// distance ahead in the array would fetch other tasks' rows (on two threads, an arrow matrix's
+/// dense rows ran 3x slower than on one that way), and stopping at the block's end would leave the
+/// next block cold; this follows the task's own stream across the gap.
 #[derive(Clone, Copy)]
 struct Ahead {
-    /// The task's values in the current block.
-    current: *const u8,
-    /// Their length in bytes.
-    current_len: usize,
-    /// The task's values in the next block (null when there is none).
-    next: *const u8,
+    /// The task's values in the current block, and their length in bytes.
+    current: (*const u8, usize),
+    /// The task's values in the next block (null and 0 when there is none).
+    next: (*const u8, usize),
 }
 
 impl Ahead {
-    /// Prefetches the line `at` bytes into the stream and the `len` bytes after it.
+    /// Prefetches the `len` bytes that the loop reads a distance ahead of the byte `at` of the
+    /// stream. The distance is [`DENSE_PREFETCH_BYTES`], or the length of the current rows when that
+    /// is shorter, so that it never overshoots the next block's rows.
     #[inline(always)]
     fn prefetch(self, at: usize, len: usize) {
-        for byte in (at..at + len).step_by(64) {
-            if byte < self.current_len {
-                prefetch_ptr(self.current.wrapping_add(byte));
-            } else if !self.next.is_null() {
-                prefetch_ptr(self.next.wrapping_add(byte - self.current_len));
+        let ((current, current_len), (next, next_len)) = (self.current, self.next);
+        let from = at + DENSE_PREFETCH_BYTES.min(current_len);
+        for byte in (from..from + len).step_by(64) {
+            if byte < current_len {
+                prefetch_ptr(current.wrapping_add(byte));
+            } else if byte - current_len < next_len {
+                prefetch_ptr(next.wrapping_add(byte - current_len));
             }
         }
     }
@@ -1039,16 +1042,19 @@ fn scatter_typed<I: Index, V: Scalar>(
     ok
 }
 
-/// Where rows `rows` of a block start in its values, and the size of a value (null and 0 for a
-/// pattern block). For prefetching only: the address may lie outside a damaged block's values.
-fn rows_start(blk: &DenseBlock<'_>, rows: &std::ops::Range<u64>) -> (*const u8, usize) {
+/// Where rows `rows` of a block start in its values, the length in bytes of those rows' values, and
+/// the size of a value (null, 0 and 0 for a pattern block). For prefetching only: the range may lie
+/// outside a damaged block's values.
+fn rows_span(blk: &DenseBlock<'_>, rows: &std::ops::Range<u64>) -> (*const u8, usize, usize) {
     let at = rows.start.saturating_sub(blk.outer) as usize * blk.stride as usize;
-    match blk.values {
+    let count = (rows.end.saturating_sub(rows.start).max(1) - 1) as usize * blk.stride as usize + blk.width as usize;
+    let (start, size) = match blk.values {
         Values::F64(v) => (v.as_ptr().wrapping_add(at).cast(), 8),
         Values::F32(v) => (v.as_ptr().wrapping_add(at).cast(), 4),
         Values::I64(v) => (v.as_ptr().wrapping_add(at).cast(), 8),
         Values::Pattern => (std::ptr::null(), 0),
-    }
+    };
+    (start, count * size, size)
 }
 
 avx2_dispatch! {
@@ -1077,11 +1083,16 @@ fn gather_dense_any(
         let first = (r0 - blk.outer as usize) * blk.stride as usize;
         let Some(ys) = out.get_mut((r0 - a) * k..(r1 - a) * k) else { return false };
         let stride = blk.stride as usize;
-        let next = meeting.peek().map_or(std::ptr::null(), |(next, rows)| rows_start(next, rows).0);
+        let (current, current_len, _) = rows_span(&blk, &rows);
+        let next = meeting.peek().map_or((std::ptr::null(), 0), |(next, rows)| {
+            let (start, len, _) = rows_span(next, rows);
+            (start, len)
+        });
+        let ahead = Ahead { current: (current, current_len), next };
         let ok = match blk.values {
-            Values::F64(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, k, next),
-            Values::F32(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, k, next),
-            Values::I64(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, k, next),
+            Values::F64(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, k, ahead),
+            Values::F32(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, k, ahead),
+            Values::I64(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, k, ahead),
             Values::Pattern => false,
         };
         if !ok {
@@ -1093,8 +1104,8 @@ fn gather_dense_any(
 
 /// `y += alpha * B X` for the rows of one block: `vals` starts at the first row's values (rows
 /// `stride` apart, `w` used), `ys` holds `k` outputs per row and `xs` is `w x k`. False
-/// when the block's values end early. `next` is where the task's rows of its next block start (null
-/// when there is none), for the prefetch ahead (see [`Ahead`]).
+/// when the block's values end early. `ahead` locates the task's rows of this block and the next, for
+/// the prefetch ahead.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn gather_block<V: Scalar>(
@@ -1105,7 +1116,7 @@ fn gather_block<V: Scalar>(
     alpha: f64,
     ys: &mut [f64],
     k: usize,
-    next: *const u8,
+    ahead: Ahead,
 ) -> bool {
     let Some(vals) = vals else { return false };
     let rows = ys.len() / k;
@@ -1113,7 +1124,6 @@ fn gather_block<V: Scalar>(
         return false;
     }
     let size = std::mem::size_of::<V>();
-    let ahead = Ahead { current: vals.as_ptr().cast(), current_len: ((rows - 1) * stride + w) * size, next };
     if k == 1 {
         // Each row summed in sixteen lanes (four AVX2 vectors: independent chains) over steps of
         // sixteen positions, the lanes then added in a fixed tree, then the tail: a fixed order, so
@@ -1123,7 +1133,7 @@ fn gather_block<V: Scalar>(
             let row = &vals[r * stride..r * stride + w];
             // The values stream through one row at a time, a single sequential stream that the
             // hardware prefetcher follows only within a 4 KiB page: fetch the lines a few KiB ahead.
-            ahead.prefetch(r * stride * size + DENSE_PREFETCH_BYTES, w * size);
+            ahead.prefetch(r * stride * size, w * size);
             let mut lanes = [0.0f64; 16];
             for (r16, x16) in row[..main].chunks_exact(16).zip(xs[..main].chunks_exact(16)) {
                 for l in 0..16 {
@@ -1207,7 +1217,7 @@ fn gather_rows_fixed<V: Scalar, const K: usize, const R: usize>(
     // As in the one-vector loop: the values are one sequential stream, which the hardware
     // prefetcher follows only within a page, so fetch the lines a few KiB ahead of these rows.
     let size = std::mem::size_of::<V>();
-    ahead.prefetch(starts[0] * size + DENSE_PREFETCH_BYTES, R * stride * size);
+    ahead.prefetch(starts[0] * size, R * stride * size);
     let mut acc = [[0.0f64; K]; R];
     for j in 0..w {
         // SAFETY: j < w and off + K <= k, so j * k + off + K <= w * k <= xs.len() (asserted above).
@@ -1250,13 +1260,15 @@ fn scatter_dense_any(
         let (c0, w) = (blk.inner as usize, blk.width as usize);
         let Some(ys) = part.get_mut(c0 * k..(c0 + w) * k) else { return false };
         // Prefetched ahead along the task's own rows, as in the gather.
-        let (current, size) = rows_start(&blk, &rows);
+        let (current, current_len, size) = rows_span(&blk, &rows);
         let stride = blk.stride as usize;
-        let span = (rows.end - rows.start - 1) as usize * stride + w;
-        let next = meeting.peek().map_or(std::ptr::null(), |(next, rows)| rows_start(next, rows).0);
-        let ahead = Ahead { current, current_len: span * size, next };
+        let next = meeting.peek().map_or((std::ptr::null(), 0), |(next, rows)| {
+            let (start, len, _) = rows_span(next, rows);
+            (start, len)
+        });
+        let ahead = Ahead { current: (current, current_len), next };
         for r in rows.start as usize..rows.end as usize {
-            ahead.prefetch((r - rows.start as usize) * stride * size + DENSE_PREFETCH_BYTES, w * size);
+            ahead.prefetch((r - rows.start as usize) * stride * size, w * size);
             let at = (r - blk.outer as usize) * stride;
             let o = start + r;
             let Some(xr) = x.get(o * k..o * k + k) else { return false };
