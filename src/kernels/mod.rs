@@ -20,15 +20,22 @@
 //!
 //! **Parallelism.** Work inside a segment is split by nonzeros, not rows, on the ambient rayon pool, so
 //! a power-law row does not stall one thread. Gathers give each thread a disjoint range of `y`. Scatters
-//! accumulate into one private copy of `y` per task (`4 x threads` tasks at most, each owning a fixed
-//! slice of every segment), summed in task order at the end. Results are therefore deterministic for a
-//! given thread count (and a gather's are independent of it).
+//! accumulate into one private copy of `y` per task (as many tasks as threads, each owning a fixed
+//! slice of every segment), summed in task order at the end; an [`Operator`] keeps the copies, cleared
+//! as they are summed, for its next product. Results are therefore deterministic for a given thread
+//! count (and a gather's are independent of it).
+//!
+//! **Several vectors.** SpMM loops keep each row's `k` accumulators (or, scattering, the row's `k`
+//! values of `x`) in vector registers: widths 2, 4, 8 and 16 have loops of their own, and any other
+//! width is cut into panels of 16, 8, 4, 2 and 1 columns inside each row, whose entries and rows of
+//! `X` are then read from cache for the following panels.
 //!
 //! **Safety on unverified matrices.** The kernels do not trust the arrays: row pointers are checked
 //! when a segment is mapped (O(rows)), and inner indices are checked before `x` or `y` is indexed by
 //! them (the gather checks the largest index of each block of about 2048 entries, then reads `x`
-//! unchecked inside the block; the scatter uses checked accesses); an index out of range makes the product fail with [`Error::Corrupt`](crate::Error::Corrupt) naming the segment, never a panic
-//! or an out-of-bounds read.
+//! unchecked inside the block; the scatter checks the same way before writing its private copy of
+//! `y`); an index out of range makes the product fail with [`Error::Corrupt`](crate::Error::Corrupt)
+//! naming the segment, never a panic or an out-of-bounds read.
 
 mod spmv;
 
@@ -40,9 +47,10 @@ mod spmv;
 /// 64 MiB `x` needs 32 TLB entries. NumPy backs its large arrays the same way. Measured on R-MAT
 /// scale 23 (8.4 M vertices, one thread): see the README's performance section.
 pub fn dense_vector(len: usize) -> Vec<f64> {
-    let mut v = Vec::with_capacity(len);
+    // Zeroed by the allocator (fresh pages from the kernel are zero, so nothing is written here),
+    // then advised before anything touches it, so that the first touch faults in huge pages.
+    let mut v = vec![0.0; len];
     crate::storage::advise_huge_pages(&mut v);
-    v.resize(len, 0.0);
     v
 }
 

@@ -267,6 +267,11 @@ pub struct Operator<'a> {
     /// Set after a product found every segment resident and read it in: later products skip the
     /// reader thread.
     warm: AtomicBool,
+    /// The scattering products' private outputs (one per thread), all zero between products and
+    /// kept for the next one: reusing them saves allocating and zeroing them (page faults and a pass
+    /// over memory per thread) in every iteration of an algorithm such as PageRank. Their memory is
+    /// what one product needs anyway.
+    scatter_parts: std::sync::Mutex<Vec<Vec<f64>>>,
 }
 
 impl<'a> Operator<'a> {
@@ -306,7 +311,14 @@ impl<'a> Operator<'a> {
             resident.push(seg);
         }
         let drop_streamed = resident.len() < matrix.segments().len();
-        Ok(Operator { matrix, resident, policy, drop_streamed, warm: AtomicBool::new(false) })
+        Ok(Operator {
+            matrix,
+            resident,
+            policy,
+            drop_streamed,
+            warm: AtomicBool::new(false),
+            scatter_parts: std::sync::Mutex::new(Vec::new()),
+        })
     }
 
     /// A resident budget for an operator over `matrix` that also holds `vector_bytes` of vectors: the
@@ -481,7 +493,15 @@ fn product_with_dot(
     // Gather when the output is indexed by the outer dimension.
     let gather = (a.layout() == Layout::Csr) != transpose;
     let mut stats = Product::default();
+    // The operator's zeroed private outputs, when they have this product's length (a product that
+    // fails leaves its parts dirty, and they are dropped).
     let mut scatter_parts: Vec<Vec<f64>> = Vec::new();
+    if !gather {
+        let mut kept = op.scatter_parts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if kept.first().is_some_and(|p| p.len() == y_len as usize * k) {
+            scatter_parts = std::mem::take(&mut *kept);
+        }
+    }
     stream(op, |seg| {
         stats.segments += 1;
         stats.bytes += seg.payload_bytes();
@@ -497,18 +517,25 @@ fn product_with_dot(
         }
     })?;
     if !gather {
-        // y = beta y + alpha * (sum of the parts, in task order).
-        let parts = &scatter_parts;
-        y.par_chunks_mut(1 << 14).enumerate().for_each(|(c, chunk)| {
-            let base = c << 14;
+        // y = beta y + alpha * (sum of the parts, in task order), clearing the parts as they are
+        // read so that the next product finds them zero.
+        const CHUNK: usize = 1 << 14;
+        let mut by_chunk: Vec<Vec<&mut [f64]>> = (0..y.len().div_ceil(CHUNK)).map(|_| Vec::new()).collect();
+        for part in scatter_parts.iter_mut() {
+            for (c, piece) in part.chunks_mut(CHUNK).enumerate() {
+                by_chunk[c].push(piece);
+            }
+        }
+        y.par_chunks_mut(CHUNK).zip(by_chunk.into_par_iter()).for_each(|(chunk, mut pieces)| {
             for (i, v) in chunk.iter_mut().enumerate() {
                 let mut s = 0.0;
-                for p in parts {
-                    s += p[base + i];
+                for p in pieces.iter_mut() {
+                    s += std::mem::take(&mut p[i]);
                 }
                 *v = if beta == 0.0 { alpha * s } else { beta * *v + alpha * s };
             }
         });
+        *op.scatter_parts.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = scatter_parts;
         if let Some((w, total)) = dot {
             // Chunks of a fixed size summed in order: the same result on any thread count.
             let partials: Vec<f64> = y
