@@ -30,7 +30,7 @@ use crate::format::{
     SegmentEntry, ValueType, FORMAT_VERSION, FORMAT_VERSION_PLAIN, MANIFEST_FILE,
 };
 use crate::matrix::Matrix;
-use crate::storage::{sync_dir, write_file_atomic, AtomicFile, Syncer};
+use crate::storage::{sync_dir, write_file_atomic, AtomicFile, Syncer, WriterLock, WRITER_LOCK_FILE};
 use chunk::{ChunkFile, ChunkIo};
 use std::fs;
 use std::io::Write;
@@ -138,6 +138,8 @@ pub struct MatrixWriter<V: Element> {
     syncer: Option<Syncer>,
     /// The thread writing (and, durable, fsyncing) the chunk files; taken by `finish`.
     chunk_io: Option<ChunkIo>,
+    /// The directory's writer lock, held until this writer is done (published or dropped).
+    _lock: Option<WriterLock>,
     _values: PhantomData<V>,
 }
 
@@ -164,7 +166,7 @@ impl<V: Element> MatrixWriter<V> {
         }
         let (outer_dim, inner_dim) = layout.outer_inner(shape);
         check_pointer_space(&dir, shape, layout)?;
-        let (created_dir, generation, stale_segment_dirs) = prepare_dir(&dir, options.overwrite)?;
+        let (created_dir, generation, stale_segment_dirs, lock) = prepare_dir(&dir, options.overwrite)?;
         let mut writer = MatrixWriter {
             dir,
             created_dir,
@@ -186,6 +188,7 @@ impl<V: Element> MatrixWriter<V> {
             published: false,
             syncer: None,
             chunk_io: None,
+            _lock: lock,
             _values: PhantomData,
         };
         write_file_atomic(
@@ -817,7 +820,10 @@ struct DirScan {
 /// [`Error::InvalidInput`] when `dir` holds a matrix and `overwrite` is off, or holds foreign files;
 /// [`Error::Io`] when it cannot be listed.
 pub fn check_output_dir(dir: &Path, overwrite: bool) -> Result<()> {
-    scan_output_dir(dir, overwrite).map(|_| ())
+    if scan_output_dir(dir, overwrite)?.exists {
+        WriterLock::check_free(dir)?;
+    }
+    Ok(())
 }
 
 fn scan_output_dir(dir: &Path, overwrite: bool) -> Result<DirScan> {
@@ -849,16 +855,22 @@ fn scan_output_dir(dir: &Path, overwrite: bool) -> Result<DirScan> {
             generation = generation.max(g);
             stale.push(entry.path());
         } else if name.starts_with(STAGING_PREFIX) {
-            stale.push(entry.path());
+            // Another running process's staging area (an import sorting before it takes the writer
+            // lock) is its own; a dead process's is debris.
+            if !crate::storage::debris_pid(&name).is_some_and(crate::storage::process_alive) {
+                stale.push(entry.path());
+            }
         } else if let Some(g) = crate::storage::parse_reader_lock_name(&name) {
             // Readers' lock files: the live generation's stays, older ones go with their segments.
             generation = generation.max(g);
             stale.push(entry.path());
-        } else if name == paths::ZARR_JSON
-            || name.starts_with(".manifest.json.tmp")
-            || name.starts_with(".zarr.json.tmp")
-        {
-            // Ours: the root group metadata or an interrupted atomic write.
+        } else if name.starts_with(".manifest.json.tmp") || name.starts_with(".zarr.json.tmp") {
+            // An atomic write in progress, or interrupted: debris once its process is gone.
+            if !crate::storage::debris_pid(&name).is_some_and(crate::storage::process_alive) {
+                stale.push(entry.path());
+            }
+        } else if name == paths::ZARR_JSON || name == WRITER_LOCK_FILE {
+            // Ours: the root group metadata, the writers' lock.
         } else {
             return Err(Error::invalid(format!(
                 "{} exists and holds {name:?}, which is not part of a sparsedisk matrix; choose an empty or new directory",
@@ -875,17 +887,37 @@ fn scan_output_dir(dir: &Path, overwrite: bool) -> Result<DirScan> {
     Ok(DirScan { exists: true, generation, stale })
 }
 
-/// Checks what `dir` holds and decides the new generation. Returns `(created_dir, generation,
-/// stale segment directories)`.
-fn prepare_dir(dir: &Path, overwrite: bool) -> Result<(bool, u64, Vec<PathBuf>)> {
-    let scan = scan_output_dir(dir, overwrite)?;
-    if !scan.exists {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, "creating the matrix directory", e))?;
-        return Ok((true, 1, Vec::new()));
+/// Checks what `dir` holds, takes its writer lock and decides the new generation. Returns
+/// `(created_dir, generation, stale files and directories, lock)`.
+///
+/// The directory is scanned twice: once to refuse a foreign directory before creating anything in it
+/// (not even the lock file), and again under the lock, since another writer may have published in
+/// between.
+fn prepare_dir(dir: &Path, overwrite: bool) -> Result<(bool, u64, Vec<PathBuf>, Option<WriterLock>)> {
+    let mut created = false;
+    if !scan_output_dir(dir, overwrite)?.exists {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent, "creating the matrix directory", e))?;
+        }
+        // Created here only if this call made it: a writer racing this one may have made it first.
+        match fs::create_dir(dir) {
+            Ok(()) => created = true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(dir, "creating the matrix directory", e)),
+        }
     }
+    let cleanup = |e: Error| {
+        // Only a directory nobody else writes into: when the lock is busy it belongs to its holder.
+        if created && !e.to_string().contains(crate::storage::WRITER_BUSY) {
+            let _ = fs::remove_dir_all(dir);
+        }
+        e
+    };
+    let lock = WriterLock::acquire(dir).map_err(cleanup)?;
+    let scan = scan_output_dir(dir, overwrite).map_err(cleanup)?;
     let generation = scan
         .generation
         .checked_add(1)
         .ok_or_else(|| Error::invalid(format!("{}: the generation counter is exhausted", dir.display())))?;
-    Ok((false, generation, scan.stale))
+    Ok((created, generation, scan.stale, lock))
 }

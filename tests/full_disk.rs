@@ -306,6 +306,7 @@ impl Case<'_> {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();
             let ours = name == MANIFEST_FILE
                 || name == "zarr.json"
+                || name == ".writer.lock"
                 || (name.starts_with(".readers-") && name.ends_with(".lock"))
                 || listed.contains(&name);
             assert!(ours, "{what}: {name:?} left in the output directory after: {msg}");

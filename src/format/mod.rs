@@ -26,6 +26,7 @@
 //! │       └── values/c/0/0/0         blocks x 64 x 64 values, each block dense and row-major
 //! ├── seg_1_000001/ ...
 //! ├── .readers-1.lock                readers of generation 1 hold a shared lock on it (see "Concurrent readers")
+//! ├── .writer.lock                   while a writer works: it holds an exclusive lock on it (see "Writers")
 //! └── (anything else: ignored by readers, e.g. a crashed build's leftovers)
 //! ```
 //!
@@ -198,6 +199,29 @@
 //! Lock files are the only files a reader creates. Not guarded: another program modifying or
 //! truncating a published file (a mapped file that shrinks can fault the reader: published files
 //! must be treated as read-only).
+//!
+//! # Writers
+//!
+//! One writer at a time per directory:
+//!
+//! * A writer takes an exclusive, non-blocking `flock` on `.writer.lock` in the matrix directory
+//!   (creating it if needed) before it chooses its generation, and holds it until it has published and
+//!   deleted the older generations, or given up and deleted what it wrote. A second writer fails at
+//!   once with an error saying that the directory is being written by another process. Producers
+//!   also check the lock before long work (an import, before it parses its input), and take it only
+//!   when they start writing the matrix itself.
+//! * A writer deletes the lock file, then releases the lock, so the file exists only while a writer
+//!   works (or after a crash: the kernel releases the lock of a dead process, and the next writer
+//!   locks the file it left). A writer that locks a file checks that it is still the one at that path
+//!   (device and inode), and starts over if it was deleted meanwhile.
+//! * Without the lock, two writers replacing the same matrix chose the same generation and published
+//!   a manifest whose files the other had overwritten or deleted.
+//! * **Debris.** After publishing, the writer also deletes staging areas (`.staging-{pid}-{n}`) and
+//!   interrupted atomic writes (`.manifest.json.tmp-{pid}-{n}`, `.zarr.json.tmp-{pid}-{n}`) whose
+//!   process `pid` no longer runs on this machine. A running process's are left alone: an import
+//!   sorts its runs in its staging area before it takes the lock.
+//! * Where the lock file cannot be locked (a filesystem without `flock`), writers go unlocked, and
+//!   must not write the same directory at once.
 //!
 //! # What readers check
 //!

@@ -366,6 +366,114 @@ pub(crate) fn parse_reader_lock_name(name: &str) -> Option<u64> {
     name.strip_prefix(".readers-")?.strip_suffix(".lock")?.parse().ok()
 }
 
+/// Name of the lock file a writer holds an exclusive lock on while it writes into a matrix directory
+/// (see the format docs, "Writers").
+pub(crate) const WRITER_LOCK_FILE: &str = ".writer.lock";
+
+/// An exclusive `flock` on a matrix directory's [`WRITER_LOCK_FILE`], held from the moment a writer
+/// chooses its generation until it has published (or given up) and removed the older generations.
+/// Dropping it deletes the lock file, then releases the lock; the kernel releases it when the process
+/// dies (leaving the file, which the next writer locks), so a crashed writer never blocks the next
+/// one.
+#[derive(Debug)]
+pub(crate) struct WriterLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl WriterLock {
+    /// Takes the lock on `dir` (which must exist), creating the lock file if needed. `Ok(None)` where
+    /// the filesystem offers no `flock` (the writer then goes unlocked, as readers do there).
+    ///
+    /// A lock held by another writer is waited for briefly (about 0.1 s: long enough for a producer's
+    /// quick check by [`check_free`](Self::check_free) to pass, far shorter than any write), then
+    /// reported.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] when another writer holds the lock; [`Error::Io`] when the lock file
+    /// cannot be created.
+    pub(crate) fn acquire(dir: &Path) -> Result<Option<WriterLock>> {
+        let path = dir.join(WRITER_LOCK_FILE);
+        for _ in 0..20 {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| Error::io(&path, "creating the writer lock", e))?;
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {
+                    // The writer that held it deletes the file before releasing it: a lock on a file
+                    // no longer at the path would exclude nobody, so start over.
+                    let same = match (rustix::fs::fstat(&file), rustix::fs::stat(&path)) {
+                        (Ok(held), Ok(named)) => held.st_dev == named.st_dev && held.st_ino == named.st_ino,
+                        _ => false,
+                    };
+                    if same {
+                        return Ok(Some(WriterLock { path, _file: file }));
+                    }
+                }
+                Err(rustix::io::Errno::WOULDBLOCK) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                Err(_) => return Ok(None),
+            }
+        }
+        Err(busy(dir))
+    }
+
+    /// Fails when another writer holds `dir`'s lock now (a check before long work; the lock itself is
+    /// taken later, by [`acquire`](Self::acquire)). Creates nothing; holds a shared lock for an
+    /// instant.
+    pub(crate) fn check_free(dir: &Path) -> Result<()> {
+        let Ok(file) = OpenOptions::new().read(true).open(dir.join(WRITER_LOCK_FILE)) else { return Ok(()) };
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(busy(dir)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for WriterLock {
+    fn drop(&mut self) {
+        // Deleted while still locked (see `acquire`); the directory may already be gone.
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// What the error of a writer that found the lock held says (after the directory's name).
+pub(crate) const WRITER_BUSY: &str = "is being written by another process";
+
+fn busy(dir: &Path) -> Error {
+    Error::invalid(format!(
+        "{} {WRITER_BUSY} (it holds {}); wait for it to finish, or write elsewhere",
+        dir.display(),
+        dir.join(WRITER_LOCK_FILE).display()
+    ))
+}
+
+/// The process id in the name of a staging area or temporary file made by [`AtomicFile`] or a
+/// builder (`.{name}.tmp-{pid}-{n}`, `.staging-{pid}-{n}`), if `name` is one.
+pub(crate) fn debris_pid(name: &str) -> Option<u32> {
+    let rest = match name.find(".tmp-") {
+        Some(at) if name.starts_with('.') => &name[at + ".tmp-".len()..],
+        _ => name.strip_prefix(".staging-")?,
+    };
+    rest.split('-').next()?.parse().ok()
+}
+
+/// Whether the process `pid` is running on this machine (in this process's pid namespace). A pid of
+/// a process that exited may have been reused: then this says "running", which only delays a
+/// cleanup.
+pub(crate) fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let Some(pid) = rustix::process::Pid::from_raw(pid as i32) else { return false };
+    // Signal 0 checks existence and permission only; EPERM means it exists (another user's).
+    !matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH))
+}
+
 /// Takes a shared lock on `generation`'s reader lock in `dir`, creating the file if needed. `None`
 /// when the lock cannot be taken (a read-only directory, a filesystem without locks): readers then
 /// run unprotected, as before locks existed.

@@ -191,13 +191,13 @@ pub fn canonical_json(v: &serde_json::Value) -> String {
 pub mod real;
 
 /// Copies the directory tree `from` to `to` (a matrix, to damage or rewrite the copy), leaving out the
-/// readers' lock files: they belong to the original's readers.
+/// readers' and writers' lock files: they belong to the original's readers and writers.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name();
-        if name.to_string_lossy().starts_with(".readers-") {
+        if name.to_string_lossy().starts_with(".readers-") || name == ".writer.lock" {
             continue;
         }
         let target = to.join(name);
