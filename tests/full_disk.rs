@@ -208,7 +208,7 @@ fn stage(msg: &str) -> &'static str {
     if msg.contains("row pointers alone") {
         "refused up front (free space below the row pointers' size)"
     } else if msg.contains("error creating") {
-        "creating a directory (ext4 directories take blocks)"
+        "creating a directory or the writer lock (ext4 directories take blocks)"
     } else if msg.contains(".staging-") {
         "sorted run of the external sort"
     } else if msg.contains(".manifest.json.tmp") || msg.contains("manifest") {
