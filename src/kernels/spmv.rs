@@ -133,6 +133,8 @@ struct Ahead {
     current: (*const u8, usize),
     /// The task's values in the next block (null and 0 when there is none).
     next: (*const u8, usize),
+    /// The size of one of the current block's values.
+    value_bytes: usize,
 }
 
 impl Ahead {
@@ -151,6 +153,41 @@ impl Ahead {
             }
         }
     }
+}
+
+/// Covers `k` columns with panels of 16, 8, 4, 2 and 1 columns, widest first: for each, binds the
+/// panel's width to the constant `$w` (a loop whose width is known at compile time keeps its
+/// accumulators in registers) and its first column to `$off`, and evaluates `$panel`, which returns
+/// the width.
+macro_rules! for_each_panel {
+    ($k:expr, |$w:ident, $off:ident| $panel:expr) => {{
+        let k: usize = $k;
+        let mut $off = 0;
+        while $off < k {
+            $off += match k - $off {
+                16.. => {
+                    const $w: usize = 16;
+                    $panel
+                }
+                8.. => {
+                    const $w: usize = 8;
+                    $panel
+                }
+                4.. => {
+                    const $w: usize = 4;
+                    $panel
+                }
+                2.. => {
+                    const $w: usize = 2;
+                    $panel
+                }
+                _ => {
+                    const $w: usize = 1;
+                    $panel
+                }
+            };
+        }
+    }};
 }
 
 /// Stored index types, widened for indexing.
@@ -853,8 +890,53 @@ fn check_chunk<I: Index>(ix: &[I], checked: &mut usize, hi: usize, end_entry: us
     Some((any ^ all).at() >= 2 * PREFETCH_SPAN)
 }
 
-/// The gather for `K` columns known at compile time (the common widths of a block of vectors), `X`
-/// read unchecked after the same chunked index check as the one-column gather.
+/// Band-local outer indices `a..b` whose inner indices are checked against `bound` in chunks as the
+/// one-column loops check them (see [`check_chunk`]): yields `Some((i, lo..hi))` for the `i`-th
+/// outer index once every index in `ix[lo..hi]` is known to be below `bound`, or `None` (and then
+/// nothing more) at an index out of range. An iterator rather than a function taking a closure: the
+/// loop body stays in the AVX2 build of its caller (a closure is compiled without the caller's
+/// target features, which made SpMM with 8 vectors 1.6x slower).
+struct CheckedRows<'a, I> {
+    indptr: &'a [u64],
+    ix: &'a [I],
+    bound: usize,
+    end_entry: usize,
+    /// End of the entries checked so far.
+    checked: usize,
+    /// Position in `indptr` of the next outer index.
+    at: usize,
+    b: usize,
+    a: usize,
+}
+
+impl<'a, I: Index> CheckedRows<'a, I> {
+    #[inline(always)]
+    fn new(indptr: &'a [u64], ix: &'a [I], a: usize, b: usize, bound: usize) -> Self {
+        let (checked, end_entry) = (indptr[a] as usize, indptr[b] as usize);
+        CheckedRows { indptr, ix, bound, end_entry, checked, at: a, b, a }
+    }
+}
+
+impl<I: Index> Iterator for CheckedRows<'_, I> {
+    type Item = Option<(usize, std::ops::Range<usize>)>;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.at >= self.b {
+            return None;
+        }
+        let (lo, hi) = (self.indptr[self.at] as usize, self.indptr[self.at + 1] as usize);
+        if hi > self.checked && check_chunk(self.ix, &mut self.checked, hi, self.end_entry, self.bound).is_none() {
+            self.at = self.b;
+            return Some(None);
+        }
+        self.at += 1;
+        Some(Some((self.at - 1 - self.a, lo..hi)))
+    }
+}
+
+/// The gather for `K` columns known at compile time (the common widths of a block of vectors): one
+/// [`row_panel`] per row.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn gather_fixed<I: Index, V: Scalar, const K: usize>(
@@ -868,16 +950,21 @@ fn gather_fixed<I: Index, V: Scalar, const K: usize>(
     beta: f64,
     out: &mut [f64],
 ) -> bool {
-    let cols = x.len() / K;
-    let end_entry = indptr[b] as usize;
-    let mut checked = indptr[a] as usize;
-    for (w, o) in indptr[a..=b].windows(2).zip(out.chunks_exact_mut(K)) {
-        let (lo, hi) = (w[0] as usize, w[1] as usize);
-        if hi > checked && check_chunk(ix, &mut checked, hi, end_entry, cols).is_none() {
-            return false;
-        }
-        // SAFETY: the row's entries lie in indptr[a]..checked, whose every index is below cols.
-        unsafe { row_panel::<I, V, K>(&ix[lo..hi], vals.map(|v| &v[lo..hi]), x, K, 0, alpha, beta, o) };
+    for row in CheckedRows::new(indptr, ix, a, b, x.len() / K) {
+        let Some((i, e)) = row else { return false };
+        // SAFETY: every index of the row's entries is below x.len() / K (checked by the walk).
+        unsafe {
+            row_panel::<I, V, K>(
+                &ix[e.clone()],
+                vals.map(|v| &v[e]),
+                x,
+                K,
+                0,
+                alpha,
+                beta,
+                &mut out[i * K..(i + 1) * K],
+            )
+        };
     }
     true
 }
@@ -901,29 +988,12 @@ fn gather_panels<I: Index, V: Scalar>(
     out: &mut [f64],
     k: usize,
 ) -> bool {
-    let cols = x.len() / k;
-    let end_entry = indptr[b] as usize;
-    let mut checked = indptr[a] as usize;
-    for (w, o) in indptr[a..=b].windows(2).zip(out.chunks_exact_mut(k)) {
-        let (lo, hi) = (w[0] as usize, w[1] as usize);
-        if hi > checked && check_chunk(ix, &mut checked, hi, end_entry, cols).is_none() {
-            return false;
-        }
-        let (row, vals) = (&ix[lo..hi], vals.map(|v| &v[lo..hi]));
-        let mut off = 0;
-        while off < k {
-            // SAFETY: the row's entries lie in indptr[a]..checked, whose every index is below cols,
-            // and every panel ends at or before column k.
-            off += unsafe {
-                match k - off {
-                    16.. => row_panel::<I, V, 16>(row, vals, x, k, off, alpha, beta, o),
-                    8.. => row_panel::<I, V, 8>(row, vals, x, k, off, alpha, beta, o),
-                    4.. => row_panel::<I, V, 4>(row, vals, x, k, off, alpha, beta, o),
-                    2.. => row_panel::<I, V, 2>(row, vals, x, k, off, alpha, beta, o),
-                    _ => row_panel::<I, V, 1>(row, vals, x, k, off, alpha, beta, o),
-                }
-            };
-        }
+    for row in CheckedRows::new(indptr, ix, a, b, x.len() / k) {
+        let Some((i, e)) = row else { return false };
+        let (row, vals, o) = (&ix[e.clone()], vals.map(|v| &v[e]), &mut out[i * k..(i + 1) * k]);
+        // SAFETY: every index of the row is below x.len() / k (checked by the walk), and every
+        // panel ends at or before column k.
+        for_each_panel!(k, |W, off| unsafe { row_panel::<I, V, W>(row, vals, x, k, off, alpha, beta, o) });
     }
     true
 }
@@ -1131,29 +1201,12 @@ fn scatter_panels<I: Index, V: Scalar>(
     k: usize,
 ) -> bool {
     let Some(xs) = x.get((start + a) * k..(start + b) * k) else { return false };
-    let bound = part.len() / k;
-    let end_entry = indptr[b] as usize;
-    let mut checked = indptr[a] as usize;
-    for (w, xr) in indptr[a..=b].windows(2).zip(xs.chunks_exact(k)) {
-        let (lo, hi) = (w[0] as usize, w[1] as usize);
-        if hi > checked && check_chunk(ix, &mut checked, hi, end_entry, bound).is_none() {
-            return false;
-        }
-        let (inner, vals) = (&ix[lo..hi], vals.map(|v| &v[lo..hi]));
-        let mut off = 0;
-        while off < k {
-            // SAFETY: the entries lie in indptr[a]..checked, whose every index is below
-            // part.len() / k, and every panel ends at or before column k.
-            off += unsafe {
-                match k - off {
-                    16.. => scatter_panel::<I, V, 16>(inner, vals, xr, part, k, off),
-                    8.. => scatter_panel::<I, V, 8>(inner, vals, xr, part, k, off),
-                    4.. => scatter_panel::<I, V, 4>(inner, vals, xr, part, k, off),
-                    2.. => scatter_panel::<I, V, 2>(inner, vals, xr, part, k, off),
-                    _ => scatter_panel::<I, V, 1>(inner, vals, xr, part, k, off),
-                }
-            };
-        }
+    for row in CheckedRows::new(indptr, ix, a, b, part.len() / k) {
+        let Some((i, e)) = row else { return false };
+        let (inner, vals, xr) = (&ix[e.clone()], vals.map(|v| &v[e]), &xs[i * k..(i + 1) * k]);
+        // SAFETY: every index of the entries is below part.len() / k (checked by the walk), and
+        // every panel ends at or before column k.
+        for_each_panel!(k, |W, off| unsafe { scatter_panel::<I, V, W>(inner, vals, xr, part, k, off) });
     }
     true
 }
@@ -1201,6 +1254,27 @@ fn rows_span(blk: &DenseBlock<'_>, rows: &std::ops::Range<u64>) -> (*const u8, u
     (start, count * size, size)
 }
 
+/// The blocks meeting band-local rows `a..b` ([`DenseBlocks::meeting`]), each with the [`Ahead`]
+/// stream of the task's rows of it and of the next block: the one walk of the dense gather and
+/// scatter.
+fn meeting_ahead<'a, 's>(
+    blocks: &'s DenseBlocks<'a>,
+    a: usize,
+    b: usize,
+) -> impl Iterator<Item = (DenseBlock<'a>, std::ops::Range<u64>, Ahead)> + 's {
+    let mut meeting = blocks.meeting(a as u64, b as u64).peekable();
+    std::iter::from_fn(move || {
+        let (blk, rows) = meeting.next()?;
+        let (current, current_len, value_bytes) = rows_span(&blk, &rows);
+        let next = meeting.peek().map_or((std::ptr::null(), 0), |(next, rows)| {
+            let (start, len, _) = rows_span(next, rows);
+            (start, len)
+        });
+        let ahead = Ahead { current: (current, current_len), next, value_bytes };
+        Some((blk, rows, ahead))
+    })
+}
+
 avx2_dispatch! {
     /// Adds `alpha` times the dense blocks' products for band-local rows `a..b` into `out` (the rows'
     /// slice of `y`, `k` values per row); false when a block's window lies outside `x`.
@@ -1219,20 +1293,13 @@ fn gather_dense_any(
     out: &mut [f64],
     k: usize,
 ) -> bool {
-    let mut meeting = blocks.meeting(a as u64, b as u64).peekable();
-    while let Some((blk, rows)) = meeting.next() {
+    for (blk, rows, ahead) in meeting_ahead(blocks, a, b) {
         let (c0, w) = (blk.inner as usize, blk.width as usize);
         let Some(xs) = x.get(c0 * k..(c0 + w) * k) else { return false };
         let (r0, r1) = (rows.start as usize, rows.end as usize);
         let first = (r0 - blk.outer as usize) * blk.stride as usize;
         let Some(ys) = out.get_mut((r0 - a) * k..(r1 - a) * k) else { return false };
         let stride = blk.stride as usize;
-        let (current, current_len, _) = rows_span(&blk, &rows);
-        let next = meeting.peek().map_or((std::ptr::null(), 0), |(next, rows)| {
-            let (start, len, _) = rows_span(next, rows);
-            (start, len)
-        });
-        let ahead = Ahead { current: (current, current_len), next };
         let ok = match blk.values {
             Values::F64(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, k, ahead),
             Values::F32(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, k, ahead),
@@ -1295,17 +1362,19 @@ fn gather_block<V: Scalar>(
             *y += alpha * s;
         }
     } else {
-        // Panels of columns, as in the CSR gather.
-        let mut off = 0;
-        while off < k {
-            off += match k - off {
-                16.. => gather_block_fixed::<V, 16, 2>(vals, stride, w, xs, alpha, ys, k, off, ahead),
-                8.. => gather_block_fixed::<V, 8, 4>(vals, stride, w, xs, alpha, ys, k, off, ahead),
-                4.. => gather_block_fixed::<V, 4, 4>(vals, stride, w, xs, alpha, ys, k, off, ahead),
-                2.. => gather_block_fixed::<V, 2, 4>(vals, stride, w, xs, alpha, ys, k, off, ahead),
-                _ => gather_block_fixed::<V, 1, 4>(vals, stride, w, xs, alpha, ys, k, off, ahead),
-            };
-        }
+        // Panels of columns, as in the CSR gather; 16 columns take 2 rows at a time (32
+        // accumulators), narrower panels 4.
+        for_each_panel!(k, |W, off| gather_block_fixed::<
+            V,
+            W,
+            {
+                if W == 16 {
+                    2
+                } else {
+                    4
+                }
+            },
+        >(vals, stride, w, xs, alpha, ys, k, off, ahead));
     }
     true
 }
@@ -1399,18 +1468,11 @@ fn scatter_dense_any(
     part: &mut [f64],
     k: usize,
 ) -> bool {
-    let mut meeting = blocks.meeting(a as u64, b as u64).peekable();
-    while let Some((blk, rows)) = meeting.next() {
+    for (blk, rows, ahead) in meeting_ahead(blocks, a, b) {
         let (c0, w) = (blk.inner as usize, blk.width as usize);
         let Some(ys) = part.get_mut(c0 * k..(c0 + w) * k) else { return false };
         // Prefetched ahead along the task's own rows, as in the gather.
-        let (current, current_len, size) = rows_span(&blk, &rows);
-        let stride = blk.stride as usize;
-        let next = meeting.peek().map_or((std::ptr::null(), 0), |(next, rows)| {
-            let (start, len, _) = rows_span(next, rows);
-            (start, len)
-        });
-        let ahead = Ahead { current: (current, current_len), next };
+        let (stride, size) = (blk.stride as usize, ahead.value_bytes);
         for r in rows.start as usize..rows.end as usize {
             ahead.prefetch((r - rows.start as usize) * stride * size, w * size);
             let at = (r - blk.outer as usize) * stride;
