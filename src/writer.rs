@@ -907,13 +907,13 @@ fn prepare_dir(dir: &Path, overwrite: bool) -> Result<(bool, u64, Vec<PathBuf>, 
         }
     }
     let cleanup = |e: Error| {
-        // Only a directory nobody else writes into: when the lock is busy it belongs to its holder.
-        if created && !e.to_string().contains(crate::storage::WRITER_BUSY) {
+        if created {
             let _ = fs::remove_dir_all(dir);
         }
         e
     };
-    let lock = WriterLock::acquire(dir).map_err(cleanup)?;
+    // A busy lock is reported without cleaning up: the directory now belongs to its holder.
+    let lock = WriterLock::acquire(dir).map_err(cleanup)??;
     let scan = scan_output_dir(dir, overwrite).map_err(cleanup)?;
     let generation = scan
         .generation

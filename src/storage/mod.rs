@@ -382,8 +382,9 @@ pub(crate) struct WriterLock {
 }
 
 impl WriterLock {
-    /// Takes the lock on `dir` (which must exist), creating the lock file if needed. `Ok(None)` where
-    /// the filesystem offers no `flock` (the writer then goes unlocked, as readers do there).
+    /// Takes the lock on `dir` (which must exist), creating the lock file if needed: `Ok(Ok(Some))`;
+    /// `Ok(Ok(None))` where the filesystem offers no `flock` (the writer then goes unlocked, as readers
+    /// do there); `Ok(Err(busy))` when another writer holds it, `busy` being the error to report.
     ///
     /// A lock held by another writer is waited for briefly (about 0.1 s: long enough for a producer's
     /// quick check by [`check_free`](Self::check_free) to pass, far shorter than any write), then
@@ -391,9 +392,8 @@ impl WriterLock {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidInput`] when another writer holds the lock; [`Error::Io`] when the lock file
-    /// cannot be created.
-    pub(crate) fn acquire(dir: &Path) -> Result<Option<WriterLock>> {
+    /// [`Error::Io`] when the lock file cannot be created.
+    pub(crate) fn acquire(dir: &Path) -> Result<std::result::Result<Option<WriterLock>, Error>> {
         let path = dir.join(WRITER_LOCK_FILE);
         for _ in 0..20 {
             let file = OpenOptions::new()
@@ -412,14 +412,14 @@ impl WriterLock {
                         _ => false,
                     };
                     if same {
-                        return Ok(Some(WriterLock { path, _file: file }));
+                        return Ok(Ok(Some(WriterLock { path, _file: file })));
                     }
                 }
                 Err(rustix::io::Errno::WOULDBLOCK) => std::thread::sleep(std::time::Duration::from_millis(5)),
-                Err(_) => return Ok(None),
+                Err(_) => return Ok(Ok(None)),
             }
         }
-        Err(busy(dir))
+        Ok(Err(busy(dir)))
     }
 
     /// Fails when another writer holds `dir`'s lock now (a check before long work; the lock itself is
@@ -441,12 +441,9 @@ impl Drop for WriterLock {
     }
 }
 
-/// What the error of a writer that found the lock held says (after the directory's name).
-pub(crate) const WRITER_BUSY: &str = "is being written by another process";
-
 fn busy(dir: &Path) -> Error {
     Error::invalid(format!(
-        "{} {WRITER_BUSY} (it holds {}); wait for it to finish, or write elsewhere",
+        "{} is being written by another process (it holds {}); wait for it to finish, or write elsewhere",
         dir.display(),
         dir.join(WRITER_LOCK_FILE).display()
     ))
