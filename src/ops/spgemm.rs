@@ -1106,21 +1106,8 @@ fn summary_row<I: Col, T: Scalar, R: Ring<T>, const S: usize>(
         for (&c, &b) in bc.iter().zip(bv) {
             // Below the caller's width; the mask only spares the compiler's bounds checks.
             let j = (c.idx() - first) & (S * SUMMARY_COLS - 1);
-            let (w, m) = (j / 64, 1u64 << (j % 64));
-            summary[w / 64] |= 1u64 << (w % 64);
-            match R::IDENTITY {
-                Some(_) => {
-                    bits[w] |= m;
-                    dense[j] = R::add(dense[j], R::mul(av, b));
-                }
-                None => {
-                    let prod = R::mul(av, b);
-                    let fresh = bits[w] & m == 0;
-                    bits[w] |= m;
-                    let old = dense[j];
-                    dense[j] = if fresh { prod } else { R::add(old, prod) };
-                }
-            }
+            summary[j / 64 / 64] |= 1u64 << (j / 64 % 64);
+            accumulate::<T, R>(bits, dense, j, av, b);
         }
     }
     for (s, &y) in summary.iter().enumerate() {
@@ -1128,13 +1115,47 @@ fn summary_row<I: Col, T: Scalar, R: Ring<T>, const S: usize>(
         while y != 0 {
             let w = s * 64 + y.trailing_zeros() as usize;
             y &= y - 1;
-            let mut x = std::mem::take(&mut bits[w]);
-            while x != 0 {
-                let j = w * 64 + x.trailing_zeros() as usize;
-                out.emit(I::from_u64((first + j) as u64), std::mem::replace(&mut dense[j], start), drop_zeros);
-                x &= x - 1;
-            }
+            emit_word(&mut bits[w], w, first, dense, start, out, drop_zeros);
         }
+    }
+}
+
+/// Adds `av * b` into slot `j` of a bitmap accumulator, marking it in `bits` (see [`bitmap_row`]).
+#[inline(always)]
+fn accumulate<T: Scalar, R: Ring<T>>(bits: &mut [u64], dense: &mut [T], j: usize, av: T, b: T) {
+    let (w, m) = (j / 64, 1u64 << (j % 64));
+    match R::IDENTITY {
+        Some(_) => {
+            bits[w] |= m;
+            dense[j] = R::add(dense[j], R::mul(av, b));
+        }
+        None => {
+            let prod = R::mul(av, b);
+            let fresh = bits[w] & m == 0;
+            bits[w] |= m;
+            let old = dense[j];
+            dense[j] = if fresh { prod } else { R::add(old, prod) };
+        }
+    }
+}
+
+/// Emits, in column order, the slots marked in word `w` of a bitmap accumulator whose slot 0 is
+/// column `first`, putting each slot back to `start` and clearing the word.
+#[inline(always)]
+fn emit_word<I: Col, T: Scalar>(
+    word: &mut u64,
+    w: usize,
+    first: usize,
+    dense: &mut [T],
+    start: T,
+    out: &mut TaskOut<I, T>,
+    drop_zeros: bool,
+) {
+    let mut x = std::mem::take(word);
+    while x != 0 {
+        let j = w * 64 + x.trailing_zeros() as usize;
+        out.emit(I::from_u64((first + j) as u64), std::mem::replace(&mut dense[j], start), drop_zeros);
+        x &= x - 1;
     }
 }
 
@@ -1172,34 +1193,12 @@ fn bitmap_row<I: Col, T: Scalar, R: Ring<T>>(
 ) {
     let start = R::IDENTITY.unwrap_or_default();
     for &(bc, bv, av) in sel {
-        match R::IDENTITY {
-            Some(_) => {
-                for (&c, &b) in bc.iter().zip(bv) {
-                    let j = c.idx() - first;
-                    bits[j / 64] |= 1u64 << (j % 64);
-                    dense[j] = R::add(dense[j], R::mul(av, b));
-                }
-            }
-            None => {
-                for (&c, &b) in bc.iter().zip(bv) {
-                    let j = c.idx() - first;
-                    let (w, m) = (j / 64, 1u64 << (j % 64));
-                    let prod = R::mul(av, b);
-                    let fresh = bits[w] & m == 0;
-                    bits[w] |= m;
-                    let old = dense[j];
-                    dense[j] = if fresh { prod } else { R::add(old, prod) };
-                }
-            }
+        for (&c, &b) in bc.iter().zip(bv) {
+            accumulate::<T, R>(bits, dense, c.idx() - first, av, b);
         }
     }
     for (w, word) in bits.iter_mut().enumerate() {
-        let mut x = std::mem::take(word);
-        while x != 0 {
-            let j = w * 64 + x.trailing_zeros() as usize;
-            out.emit(I::from_u64((first + j) as u64), std::mem::replace(&mut dense[j], start), drop_zeros);
-            x &= x - 1;
-        }
+        emit_word(word, w, first, dense, start, out, drop_zeros);
     }
 }
 
