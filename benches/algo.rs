@@ -79,7 +79,7 @@ fn run_case(case: &Case<'_>, rounds: usize, scipy: bool, mode: &str, out: &Path)
     }
     let (med, min, max) = spread(&ours_s);
     let iterations = spread(&ours_it).0;
-    println!(
+    result_line!(
         "{}",
         json!({"bench": "algo", "mode": mode, "matrix": case.name, "algorithm": case.algorithm,
                "tool": "sparsedisk", "cap": case.cap, "seconds": med, "min_seconds": min, "max_seconds": max,
@@ -90,14 +90,14 @@ fn run_case(case: &Case<'_>, rounds: usize, scipy: bool, mode: &str, out: &Path)
         let (t_med, t_min, t_max) = spread(&theirs_s);
         // scipy's PageRank reports its iterations; its CG does not (see the module docs).
         let t_iter = theirs_json.get("iterations").map(f).unwrap_or(iterations);
-        println!(
+        result_line!(
             "{}",
             json!({"bench": "algo", "mode": mode, "matrix": case.name, "algorithm": case.algorithm,
                    "tool": "scipy (in memory, uncapped)", "seconds": t_med, "min_seconds": t_min,
                    "max_seconds": t_max, "iterations": t_iter, "seconds_per_iteration": t_med / t_iter,
                    "final_figure": theirs_json.get("relres").cloned().unwrap_or(Value::Null)})
         );
-        println!(
+        result_line!(
             "{}",
             json!({"bench": "algo", "mode": mode, "matrix": case.name, "algorithm": case.algorithm, "cap": case.cap,
                    "time_per_iteration_ours_over_scipy": (med / iterations) / (t_med / t_iter),

@@ -96,7 +96,7 @@ fn case(
     let (dense, sparse, mtx) = pair(data, name, args)?;
     let (bytes_dense, bytes_sparse) = (bytes_on_disk(&dense)?, bytes_on_disk(&sparse)?);
     let (info, _) = run_json(sparsedisk().arg("info").arg(&dense).arg("--json"), "info")?;
-    println!(
+    result_line!(
         "{}",
         json!({"bench": "dense", "mode": mode, "matrix": name, "nnz": info["nnz"],
                "dense_blocks": info["dense_blocks"], "dense_nnz_share": info["dense_nnz_share"],
@@ -143,14 +143,14 @@ fn case(
         let (m, lo, hi) = spread(times);
         med.push(m);
         if !times.is_empty() {
-            println!(
+            result_line!(
                 "{}",
                 json!({"bench": "dense", "mode": mode, "matrix": name, "tool": tool, "seconds": m,
                        "min_seconds": lo, "max_seconds": hi, "round_seconds": times})
             );
         }
     }
-    println!(
+    result_line!(
         "{}",
         json!({"bench": "dense", "mode": mode, "matrix": name,
                "speedup_spmv_t1": med[1] / med[0], "speedup_spmv_t2": med[3] / med[2],
@@ -205,7 +205,7 @@ fn sweep(data: &Path, n: u64, rounds: usize, repeat: &str, mode: &str) -> Result
             t[3].push(spmv(&sparse, "2", 1, repeat, false)?);
         }
         let m: Vec<f64> = t.iter().map(|v| spread(v).0).collect();
-        println!(
+        result_line!(
             "{}",
             json!({"bench": "dense", "mode": mode, "sweep_density": density, "n": n,
                    "bytes_dense": bd, "bytes_sparse": bs, "disk_ratio": bs / bd,

@@ -138,11 +138,11 @@ fn run() -> Result<(), String> {
             "seconds_max": max, "mb_per_s": bytes as f64 / med / 1e6, "nnz_per_s": nnz as f64 / med,
         })
     };
-    println!("{}", line("sparsedisk.import", &ours));
+    result_line!("{}", line("sparsedisk.import", &ours));
     if fmm {
-        println!("{}", line("fast_matrix_market.read_coo", &theirs));
+        result_line!("{}", line("fast_matrix_market.read_coo", &theirs));
         let ratio = median(theirs).1 / median(ours.clone()).1;
-        println!(
+        result_line!(
             "{}",
             serde_json::json!({"bench": "import", "mode": mode, "ratio_fmm_over_import": ratio, "import_no_slower": ratio >= 1.0})
         );

@@ -140,7 +140,7 @@ fn run() -> Result<(), String> {
                 let j = ours(dir, &out, threads, extra, repeat)?;
                 seconds.insert(format!("t{threads}_{label}"), j["seconds"].clone());
                 output_bytes = j["output_bytes"].as_u64().unwrap_or(output_bytes);
-                println!(
+                result_line!(
                     "{}",
                     serde_json::json!({"bench": "spgemm", "mode": mode, "matrix": name, "tool": "sparsedisk.spgemm",
                         "threads": threads, "output": label, "seconds": j["seconds"], "all_seconds": j["all_seconds"],
@@ -149,7 +149,7 @@ fn run() -> Result<(), String> {
             }
         }
         let (write, write_fsync) = write_floor(&data, output_bytes, repeat)?;
-        println!(
+        result_line!(
             "{}",
             serde_json::json!({"bench": "spgemm", "mode": mode, "matrix": name, "tool": "write floor (1 MiB writes, fsync)",
                 "bytes": output_bytes, "write_seconds": write, "write_fsync_seconds": write_fsync})
@@ -159,13 +159,13 @@ fn run() -> Result<(), String> {
                 Command::new(python()).arg(anchors()).arg("spgemm").arg(mtx).args(["--repeat", &repeat.to_string()]),
                 "anchors spgemm",
             )?;
-            println!(
+            result_line!(
                 "{}",
                 serde_json::json!({"bench": "spgemm", "mode": mode, "matrix": name, "tool": "scipy.csr@csr",
                     "seconds": s["seconds"], "all_seconds": s["all_seconds"], "nnz_c": s["nnz_c"], "peak_rss_bytes": s["peak_rss_bytes"]})
             );
             let ratio = |k: &str| f(&s["seconds"]) / f(&seconds[k]);
-            println!(
+            result_line!(
                 "{}",
                 serde_json::json!({"bench": "spgemm", "mode": mode, "matrix": name,
                     "ratio_1_thread": ratio("t1_durable"), "ratio_2_threads": ratio("t2_durable"),
@@ -200,7 +200,7 @@ fn run() -> Result<(), String> {
         // Expected to fail: the product does not fit under the cap.
         let scipy_capped =
             capped("1G", python(), [anchors().into_os_string(), "spgemm".into(), mtx.clone().into()], false, "scipy");
-        println!(
+        result_line!(
             "{}",
             serde_json::json!({"bench": "spgemm", "mode": "out_of_core", "matrix": "rmat scale 18 squared", "cap": "1G",
                 "tool": "sparsedisk.spgemm", "seconds": j["seconds"], "nnz_c": j["nnz"], "flops": j["flops"],

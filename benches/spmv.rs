@@ -104,7 +104,7 @@ fn in_memory(
         let (med, min, max) = spread(times);
         medians.push(med);
         let k = if tool.contains("k8") { 8.0 } else { 1.0 };
-        println!(
+        result_line!(
             "{}",
             json!({"bench": "spmv", "mode": mode, "regime": "in_memory", "matrix": name, "tool": tool,
                    "seconds": med, "min_seconds": min, "max_seconds": max, "round_seconds": times,
@@ -113,7 +113,7 @@ fn in_memory(
         );
     }
     if scipy {
-        println!(
+        result_line!(
             "{}",
             json!({"bench": "spmv", "mode": mode, "regime": "in_memory", "matrix": name,
                    "ratio_spmv_1_thread": medians[3] / medians[0],
@@ -216,7 +216,7 @@ fn out_of_core(name: &str, dir: &Path, mmdir: &Path, cap: &str, rounds: usize, r
         let (med, min, max) = spread(&first[t]);
         let (steady_med, steady_min, steady_max) = spread(&steady[t]);
         cold.push((med, steady_med));
-        println!(
+        result_line!(
             "{}",
             json!({"bench": "spmv", "mode": "full", "regime": "out_of_core", "matrix": name, "cap": cap,
                    "matrix_file_bytes": bytes, "tool": tools[t],
@@ -226,7 +226,7 @@ fn out_of_core(name: &str, dir: &Path, mmdir: &Path, cap: &str, rounds: usize, r
                    "peak_bytes_max": spread(&peaks[t]).2, "peak_rss_bytes_max": spread(&rss[t]).2, "nnz": nnz})
         );
     }
-    println!(
+    result_line!(
         "{}",
         json!({"bench": "spmv", "mode": "full", "regime": "out_of_core", "matrix": name, "cap": cap,
                "matrix_file_bytes": bytes,

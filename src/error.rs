@@ -69,6 +69,15 @@ pub enum Error {
         /// Shape of the matrix.
         shape: (u64, u64),
     },
+    /// `path` is not a matrix directory: it does not exist, or holds no `manifest.json` (a directory of
+    /// something else, the parent of `--layout both`'s `csr/` and `csc/`, or a write that never
+    /// published).
+    NotAMatrix {
+        /// The directory given.
+        path: PathBuf,
+        /// What it is instead, and where the matrix may be, as a sentence.
+        what: String,
+    },
     /// The caller asked for something the library cannot do with these arguments (rows pushed out of
     /// order, a typed view of the wrong value type, an output directory that already exists, ...).
     InvalidInput(String),
@@ -122,6 +131,7 @@ impl fmt::Display for Error {
             Error::OutOfBounds { row, col, shape } => {
                 write!(f, "entry ({}, {}) lies outside the {} x {} matrix", row, col, shape.0, shape.1)
             }
+            Error::NotAMatrix { path, what } => write!(f, "{} is not a sparsedisk matrix: {}", path.display(), what),
             Error::InvalidInput(msg) => f.write_str(msg),
         }
     }

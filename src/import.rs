@@ -10,7 +10,7 @@ use crate::build::{BuildOptions, BuildPhase, BuildProgress, BuildStats, Duplicat
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::format::{Layout, ValueType};
-use crate::io::read::{Field, ParseValue, ReadOptions, TripletReader};
+use crate::io::read::{Field, InputFormat, ParseValue, ReadOptions, TripletReader};
 use crate::matrix::Matrix;
 use crate::writer::WriterOptions;
 use std::path::{Path, PathBuf};
@@ -57,8 +57,12 @@ pub struct ImportOptions {
     pub duplicates: Duplicates,
     /// Drop entries whose combined value is zero.
     pub drop_zeros: bool,
-    /// Shape to use instead of the input's (edge lists: otherwise max index + 1).
+    /// Shape to use instead of the input's.
     pub shape: Option<(u64, u64)>,
+    /// Without a shape (given or declared): whether to make it square, `n x n` with `n` the largest
+    /// index plus one (a graph's vertices), or `(max row + 1, max col + 1)`. `None`: square for edge
+    /// lists, which are graphs, separate for CSV.
+    pub square: Option<bool>,
     /// Value type.
     pub values: ValueChoice,
     /// Layouts to build.
@@ -189,6 +193,7 @@ fn run<V: ParseValue>(
         drop_zeros: options.drop_zeros,
         layout: first_layout,
         shape,
+        square: options.square.unwrap_or(matches!(reader.header().format, InputFormat::EdgeList)),
         writer: options.writer.clone(),
         max_chunk_triplets: None,
     };

@@ -103,7 +103,9 @@ impl Matrix {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the manifest cannot be read, [`Error::Corrupt`] /
+    /// [`Error::NotAMatrix`] when `dir` is missing or holds no manifest (the message points at the
+    /// matrices inside a `--layout both` directory); [`Error::Io`] when the manifest cannot be read,
+    /// [`Error::Corrupt`] /
     /// [`Error::ChecksumMismatch`] when it or a file's size is wrong, [`Error::UnsupportedVersion`]
     /// for a newer format.
     pub fn open(dir: impl AsRef<Path>) -> Result<Matrix> {
@@ -111,9 +113,8 @@ impl Matrix {
         let manifest_path = dir.join(MANIFEST_FILE);
         let read_manifest = || {
             fs::read(&manifest_path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound if dir.is_dir() => {
-                    Error::corrupt(&manifest_path, "no manifest: this directory holds no published sparsedisk matrix")
-                }
+                _ if !dir.is_dir() => not_a_matrix(&dir),
+                std::io::ErrorKind::NotFound => not_a_matrix(&dir),
                 _ => Error::io(&manifest_path, "reading the manifest", e),
             })
         };
@@ -345,4 +346,34 @@ fn check_size(dir: &Path, file: &FileEntry) -> Result<()> {
         }
         Err(e) => Err(Error::io(&path, "reading file metadata", e)),
     }
+}
+
+/// Why `dir`, which has no manifest, is not a matrix, and where the user may have meant.
+fn not_a_matrix(dir: &Path) -> Error {
+    let what = if !dir.exists() {
+        "no such directory".to_string()
+    } else if !dir.is_dir() {
+        "it is a file, not a matrix directory".to_string()
+    } else {
+        let inner: Vec<String> = ["csr", "csc"]
+            .iter()
+            .filter(|name| dir.join(name).join(MANIFEST_FILE).is_file())
+            .map(|name| dir.join(name).display().to_string())
+            .collect();
+        let debris = fs::read_dir(dir).map(|entries| {
+            entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with(crate::writer::STAGING_PREFIX))
+        });
+        if !inner.is_empty() {
+            format!(
+                "it holds the {} matrices {} (import --layout both): open one of those",
+                inner.len(),
+                inner.join(" and ")
+            )
+        } else if debris.unwrap_or(false) {
+            "it holds only the leftovers of a write that did not finish (no manifest.json)".to_string()
+        } else {
+            "it has no manifest.json".to_string()
+        }
+    };
+    Error::NotAMatrix { path: dir.to_path_buf(), what }
 }

@@ -786,7 +786,7 @@ pub(crate) fn check_pointer_space(dir: &Path, shape: (u64, u64), layout: Layout)
         if pointer_bytes > free {
             return Err(Error::invalid(format!(
                 "a {} x {} {} matrix needs {} for its row pointers alone, but the filesystem holding {} has {} free; \
-                 if the indices are sparse ids, relabel them densely, or give the shape (--shape), or store the other layout",
+                 if the indices are sparse ids (hashed vertex ids), relabel them densely; or store the other layout",
                 shape.0,
                 shape.1,
                 layout,
@@ -827,6 +827,14 @@ pub fn check_output_dir(dir: &Path, overwrite: bool) -> Result<()> {
 }
 
 fn scan_output_dir(dir: &Path, overwrite: bool) -> Result<DirScan> {
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if let Some(outer) = crate::io::enclosing_matrix_dir(parent) {
+        return Err(Error::invalid(format!(
+            "{} is inside the matrix directory {}, which holds only its own files: choose a directory outside it",
+            dir.display(),
+            outer.display()
+        )));
+    }
     match fs::metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(DirScan { exists: false, generation: 0, stale: Vec::new() })
@@ -879,10 +887,7 @@ fn scan_output_dir(dir: &Path, overwrite: bool) -> Result<DirScan> {
         }
     }
     if has_manifest && !overwrite {
-        return Err(Error::invalid(format!(
-            "{} already holds a matrix; pass --force (WriterOptions::overwrite) to replace it",
-            dir.display()
-        )));
+        return Err(Error::invalid(format!("{} already holds a matrix; pass --force to replace it", dir.display())));
     }
     Ok(DirScan { exists: true, generation, stale })
 }

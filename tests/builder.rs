@@ -62,6 +62,7 @@ fn options(
         drop_zeros,
         layout,
         shape,
+        square: false,
         writer: WriterOptions { segment_bytes: 96, durable: false, ..WriterOptions::default() },
         max_chunk_triplets: Some(chunk),
     }

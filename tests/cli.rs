@@ -106,9 +106,10 @@ fn clear_errors_for_bad_arguments_and_missing_matrices() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("nope");
     let err = fails(&["info", p(&missing)]);
-    assert!(err.contains("manifest.json"), "{err}");
+    assert!(err.contains("is not a sparsedisk matrix: no such directory"), "{err}");
     let err = fails(&["verify", p(tmp.path())]);
-    assert!(err.contains("no published sparsedisk matrix"), "{err}");
+    assert!(err.contains("is not a sparsedisk matrix: it has no manifest.json"), "{err}");
+    assert!(!err.contains("corrupt"), "a directory that is not a matrix is not a corrupt one: {err}");
     // Bad option values are usage errors (exit 2, from clap).
     let out = sparsedisk(&["generate", "laplace2d", "--n", "x", "-o", p(&missing)]);
     assert_eq!(out.status.code(), Some(2));

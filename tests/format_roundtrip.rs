@@ -152,7 +152,7 @@ fn dropped_writer_leaves_nothing_behind() {
     let left: Vec<_> =
         std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert!(left.iter().all(|n| n == "zarr.json"), "left behind: {left:?}");
-    assert!(matches!(Matrix::open(&dir), Err(Error::Corrupt { .. })), "no manifest, no matrix");
+    assert!(matches!(Matrix::open(&dir), Err(Error::NotAMatrix { .. })), "no manifest, no matrix");
 }
 
 #[test]

@@ -502,6 +502,7 @@ fn fuzz_text_parsers_and_import() {
             ),
             drop_zeros: chance(rng, 30),
             shape,
+            square: None,
             values: *pick(
                 rng,
                 &[

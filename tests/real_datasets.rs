@@ -379,6 +379,7 @@ fn options(values: ValueChoice, layout: LayoutChoice) -> ImportOptions {
         duplicates: Duplicates::Sum,
         drop_zeros: false,
         shape: None,
+        square: None,
         values,
         layout,
         writer: WriterOptions { segment_bytes: SEGMENT_BYTES, durable: false, ..WriterOptions::default() },

@@ -137,3 +137,29 @@ pub fn rmat(data: &Path, scale: &str) -> Result<(PathBuf, PathBuf), String> {
     }
     Ok((dir, mtx))
 }
+
+/// Full mode: `cargo bench` passes `--bench`; `cargo test` runs the programs without it, as a smoke
+/// test on small inputs.
+pub fn full_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// Prints one result line (JSON) in full mode. In smoke mode (under `cargo test`) the line is checked
+/// to be one JSON object and not printed, so that test output is not mixed with benchmark results.
+pub fn result_line(line: String) {
+    if full_mode() {
+        println!("{line}");
+    } else if line.trim_start().starts_with('{') {
+        if let Err(e) = serde_json::from_str::<Value>(&line) {
+            panic!("a result line is not JSON ({e}): {line}");
+        }
+    }
+}
+
+/// `println!` for result lines: see [`result_line`].
+#[macro_export]
+macro_rules! result_line {
+    ($($arg:tt)*) => {
+        $crate::common::result_line(format!($($arg)*))
+    };
+}

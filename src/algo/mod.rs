@@ -62,7 +62,21 @@ pub(crate) fn operator<'a>(matrix: &'a Matrix, resident_bytes: Option<u64>, vect
 pub(crate) fn require_square(matrix: &Matrix, what: &str, nonempty: bool) -> Result<usize> {
     let (rows, cols) = matrix.shape();
     if rows != cols {
-        return Err(Error::invalid(format!("{what} needs a square matrix; this one is {rows} x {cols}")));
+        let n = rows.max(cols);
+        let advice = if what == "CG" {
+            String::new()
+        } else {
+            // The usual cause: a graph imported with rows and columns sized separately (a CSV, or
+            // an edge list imported with --rectangular), so one side misses the largest vertex.
+            format!(
+                ": a graph's vertices index both its rows and its columns; re-import it with --square \
+                 (or --shape {n},{n})"
+            )
+        };
+        return Err(Error::invalid(format!(
+            "{what} needs a square matrix; {} is {rows} x {cols}{advice}",
+            matrix.dir().display()
+        )));
     }
     if nonempty && rows == 0 {
         return Err(Error::invalid(format!("{what} needs at least one row; the matrix is 0 x 0")));

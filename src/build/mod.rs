@@ -120,8 +120,12 @@ pub struct BuildOptions {
     pub drop_zeros: bool,
     /// Layout of the output.
     pub layout: Layout,
-    /// Shape of the matrix; `None` infers it as `(max row + 1, max col + 1)`.
+    /// Shape of the matrix; `None` infers it as `(max row + 1, max col + 1)`, or see `square`.
     pub shape: Option<(u64, u64)>,
+    /// When the shape is inferred, make it square: `n x n` with `n` the largest row or column index
+    /// plus one, as a graph's vertex set (an edge list whose largest source and largest target differ
+    /// is still one graph).
+    pub square: bool,
     /// Options of the writer (segment size, overwrite, durability).
     pub writer: WriterOptions,
     /// Caps the triplets per in-memory chunk below what the budget allows: for tests that must
@@ -137,6 +141,7 @@ impl Default for BuildOptions {
             drop_zeros: false,
             layout: Layout::Csr,
             shape: None,
+            square: false,
             writer: WriterOptions::default(),
             max_chunk_triplets: None,
         }
@@ -541,8 +546,14 @@ impl<V: Element> TripletBuilder<V> {
     /// [`Error::InvalidInput`] for a duplicate under the `error` policy; I/O errors. On error nothing
     /// is published and the staging area is removed.
     pub fn finish(mut self) -> Result<(Matrix, BuildStats)> {
-        let shape =
-            self.options.shape.unwrap_or((self.max_row.map_or(0, |r| r + 1), self.max_col.map_or(0, |c| c + 1)));
+        let shape = self.options.shape.unwrap_or_else(|| {
+            let (rows, cols) = (self.max_row.map_or(0, |r| r + 1), self.max_col.map_or(0, |c| c + 1));
+            if self.options.square {
+                (rows.max(cols), rows.max(cols))
+            } else {
+                (rows, cols)
+            }
+        });
         if !self.runs.is_empty() && self.chunk.len() > 0 {
             // Out of core: the last chunk becomes a run too, so the merge holds no chunk in memory.
             self.spill()?;

@@ -82,13 +82,15 @@ pub fn write_matrix_market(
 ///
 /// # Errors
 ///
-/// As [`write_matrix_market`].
+/// As [`write_matrix_market`]; [`Error::InvalidInput`] when `path` is inside a matrix directory
+/// ([`refuse_inside_matrix`](super::refuse_inside_matrix)).
 pub fn export_matrix_market(matrix: &Matrix, path: &Path, progress: &mut dyn FnMut(u64)) -> Result<u64> {
     if path.as_os_str() == "-" {
         let stdout = std::io::stdout();
         let mut lock = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
         return write_matrix_market(matrix, &mut lock, Path::new("<stdout>"), progress);
     }
+    super::refuse_inside_matrix(path)?;
     let mut file = AtomicFile::create(path)?;
     let bytes = write_matrix_market(matrix, file.writer(), path, progress)?;
     file.commit(true)?;

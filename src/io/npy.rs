@@ -146,7 +146,8 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidInput`] when the shape does not match the data; [`Error::Io`] on write failures.
+/// [`Error::InvalidInput`] when the shape does not match the data or `path` is inside a matrix
+/// directory ([`refuse_inside_matrix`](super::refuse_inside_matrix)); [`Error::Io`] on write failures.
 pub fn write_npy(path: &Path, data: &[f64], rows: usize, cols: Option<usize>) -> Result<()> {
     let count = rows * cols.unwrap_or(1);
     if count != data.len() {
@@ -160,6 +161,7 @@ pub fn write_npy(path: &Path, data: &[f64], rows: usize, cols: Option<usize>) ->
         None => format!("({rows},)"),
         Some(c) => format!("({rows}, {c})"),
     };
+    super::refuse_inside_matrix(path)?;
     let mut file = AtomicFile::create(path)?;
     let w = file.writer();
     w.write_all(&npy_header("<f8", &shape)).map_err(|e| Error::io(path, "writing a .npy file", e))?;
@@ -178,8 +180,9 @@ pub fn write_npy(path: &Path, data: &[f64], rows: usize, cols: Option<usize>) ->
 ///
 /// # Errors
 ///
-/// [`Error::Io`] on write failures.
+/// [`Error::InvalidInput`] when `path` is inside a matrix directory; [`Error::Io`] on write failures.
 pub fn write_npy_i64(path: &Path, data: &[i64]) -> Result<()> {
+    super::refuse_inside_matrix(path)?;
     let mut file = AtomicFile::create(path)?;
     let w = file.writer();
     w.write_all(&npy_header("<i8", &format!("({},)", data.len())))

@@ -151,6 +151,7 @@ fn rewrite_typed<V: Element>(
         drop_zeros: false,
         layout,
         shape: Some(shape),
+        square: false,
         writer,
         max_chunk_triplets: options.max_chunk_entries,
     };

@@ -71,6 +71,7 @@ pub fn import_as(mtx: &Path, out: &Path, values: ValueChoice, layout: LayoutChoi
         duplicates: Duplicates::Sum,
         drop_zeros: false,
         shape: None,
+        square: None,
         values,
         layout,
         writer: WriterOptions { segment_bytes: 16 << 10, durable: false, ..WriterOptions::default() },

@@ -4,6 +4,7 @@ use crate::output::{emit, emit_json};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sparsedisk::algo::{self, CgOptions, Iteration, PagerankOptions, Preconditioner};
+use sparsedisk::io::check_output_file;
 use sparsedisk::io::npy::{read_npy, write_npy, write_npy_i64};
 use sparsedisk::units::peak_rss_bytes;
 use sparsedisk::{Error, Matrix, Result};
@@ -17,6 +18,9 @@ pub struct Common {
     /// read-ahead window. Default: as `spmv`.
     #[arg(long, value_name = "SIZE", value_parser = crate::cli::parse_size_arg)]
     pub resident: Option<u64>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -34,7 +38,7 @@ pub struct PagerankArgs {
     #[arg(long, default_value_t = 0.85)]
     pub damping: f64,
     /// Stop when the L1 change of the ranks is below this.
-    #[arg(long, default_value_t = 1e-10)]
+    #[arg(long, default_value = "1e-10")]
     pub tol: f64,
     /// Iteration limit (reaching it is an error unless the change is below tol).
     #[arg(long, default_value_t = 1000)]
@@ -84,14 +88,14 @@ pub enum PrecondArg {
 pub struct CgArgs {
     /// Matrix directory (symmetric positive definite).
     pub dir: PathBuf,
-    /// Right-hand side: `ones` or a 1-D float64 .npy file.
+    /// Right-hand side: `ones` or a 1-D .npy file (float64, float32 or int64; converted to float64).
     #[arg(long, default_value = "ones")]
     pub b: String,
     /// Write the solution to this .npy file.
     #[arg(short, long, value_name = "X.npy")]
     pub output: PathBuf,
     /// Stop when ||b - A x|| / ||b|| is at most this.
-    #[arg(long, default_value_t = 1e-8)]
+    #[arg(long, default_value = "1e-8")]
     pub tol: f64,
     /// Iteration limit (default 10 n; reaching it without convergence is an error).
     #[arg(long)]
@@ -136,16 +140,9 @@ fn summary(json: bool, value: serde_json::Value, text: String) -> Result<()> {
     }
 }
 
-fn refuse_existing(path: &std::path::Path) -> Result<()> {
-    if path.is_dir() {
-        return Err(Error::invalid(format!("{} is a directory; -o names the .npy file to write", path.display())));
-    }
-    Ok(())
-}
-
 /// `sparsedisk pagerank`.
 pub fn run_pagerank(args: PagerankArgs, quiet: bool) -> Result<()> {
-    refuse_existing(&args.output)?;
+    check_output_file(&args.output, args.common.force)?;
     let m = Matrix::open(&args.dir)?;
     let options = PagerankOptions {
         damping: args.damping,
@@ -185,7 +182,7 @@ pub fn run_pagerank(args: PagerankArgs, quiet: bool) -> Result<()> {
 
 /// `sparsedisk bfs`.
 pub fn run_bfs(args: BfsArgs, quiet: bool) -> Result<()> {
-    refuse_existing(&args.output)?;
+    check_output_file(&args.output, args.common.force)?;
     let m = Matrix::open(&args.dir)?;
     let (result, seconds) =
         with_progress(quiet, "frontier", |progress| algo::bfs(&m, args.source, args.common.resident, progress))?;
@@ -211,7 +208,7 @@ pub fn run_bfs(args: BfsArgs, quiet: bool) -> Result<()> {
 
 /// `sparsedisk components`.
 pub fn run_components(args: ComponentsArgs, quiet: bool) -> Result<()> {
-    refuse_existing(&args.output)?;
+    check_output_file(&args.output, args.common.force)?;
     let m = Matrix::open(&args.dir)?;
     let (result, seconds) =
         with_progress(quiet, "components", |progress| algo::components(&m, args.common.resident, progress))?;
@@ -236,7 +233,7 @@ pub fn run_components(args: ComponentsArgs, quiet: bool) -> Result<()> {
 
 /// `sparsedisk cg`.
 pub fn run_cg(args: CgArgs, quiet: bool) -> Result<()> {
-    refuse_existing(&args.output)?;
+    check_output_file(&args.output, args.common.force)?;
     let m = Matrix::open(&args.dir)?;
     let n = m.rows() as usize;
     let b = match args.b.as_str() {

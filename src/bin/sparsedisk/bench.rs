@@ -404,6 +404,7 @@ fn import_options() -> ImportOptions {
         duplicates: sparsedisk::build::Duplicates::Sum,
         drop_zeros: false,
         shape: None,
+        square: None,
         values: ValueChoice::Auto,
         layout: LayoutChoice::Csr,
         writer: WriterOptions { overwrite: true, ..WriterOptions::default() },

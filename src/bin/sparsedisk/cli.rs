@@ -9,8 +9,8 @@ use std::path::PathBuf;
 #[command(name = "sparsedisk", version, about, long_about = None)]
 pub struct Cli {
     /// Worker threads (default: all cores).
-    #[arg(long, global = true, value_name = "N")]
-    pub threads: Option<usize>,
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub threads: Option<u64>,
     /// No progress bars.
     #[arg(long, short, global = true)]
     pub quiet: bool,
@@ -21,9 +21,11 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the demonstration: generate a PDE matrix on disk, inspect, verify and export it.
+    /// A tour in one command, out of core: a PDE matrix generated, verified, exported and imported
+    /// back, solved by CG; a power-law graph built and ranked by PageRank.
     Demo(crate::demo::DemoArgs),
-    /// Generate a matrix from a formula (PDE Laplacians, banded matrices) straight to disk.
+    /// Generate a matrix straight to disk: 2-D/3-D Laplacians, banded, block-diagonal and arrow
+    /// matrices, R-MAT graphs and uniform random matrices (the random ones sorted out of core).
     Generate(crate::generate::GenerateArgs),
     /// Import triplets (Matrix Market, edge list, CSV; any order, any size) into a matrix on disk.
     Import(crate::import::ImportArgs),
@@ -131,7 +133,7 @@ pub fn parse_size_arg(s: &str) -> std::result::Result<u64, String> {
 }
 
 /// `--dense-threshold`: the fraction of a 64 x 64 block's positions that must hold entries for the
-/// block to be stored dense; `off` (or 1) stores every segment as plain CSR/CSC.
+/// block to be stored dense; `off` stores every segment as plain CSR/CSC.
 #[derive(Debug, Clone, Copy)]
 pub struct DenseThreshold(pub Option<f64>);
 
@@ -142,26 +144,22 @@ impl DenseThreshold {
     }
 }
 
-/// Parses `--dense-threshold`: a fraction in (0, 1), or `off` / `1`.
+/// Parses `--dense-threshold`: a fraction in (0, 1], or `off`.
 pub fn parse_dense_threshold(s: &str) -> std::result::Result<DenseThreshold, String> {
     if s.eq_ignore_ascii_case("off") {
         return Ok(DenseThreshold(None));
     }
     match s.parse::<f64>() {
-        Ok(1.0) => Ok(DenseThreshold(None)),
-        Ok(t) if t > 0.0 && t < 1.0 => Ok(DenseThreshold(Some(t))),
-        _ => Err(format!("{s:?} is not a fraction in (0, 1) or `off`")),
+        Ok(t) if t > 0.0 && t <= 1.0 => Ok(DenseThreshold(Some(t))),
+        _ => Err(format!("{s:?} is not a fraction in (0, 1] or `off`")),
     }
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {
-        if n == 0 {
-            return Err(Error::invalid("--threads must be at least 1"));
-        }
         rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
+            .num_threads(usize::try_from(n).unwrap_or(usize::MAX))
             .build_global()
             .map_err(|e| Error::invalid(format!("cannot start {n} threads: {e}")))?;
     }

@@ -157,6 +157,7 @@ fn run_steps(n: u64, scale: u32, root: &std::path::Path, memory: u64, quiet: boo
         duplicates: Duplicates::Sum,
         drop_zeros: false,
         shape: None,
+        square: None,
         values: ValueChoice::Auto,
         layout: LayoutChoice::Csr,
         writer: WriterOptions { overwrite: true, ..WriterOptions::default() },

@@ -138,9 +138,9 @@ pub struct OutputArgs {
     /// Print a one-object JSON summary instead of a sentence.
     #[arg(long)]
     pub json: bool,
-    /// Store 64 x 64 blocks at least this full as dense blocks (a fraction in (0, 1)); `off` or 1
-    /// writes plain CSR/CSC segments. The default 0.7 was chosen by `cargo bench --bench dense -- --sweep`
-    /// (README, "Dense blocks").
+    /// Store each 64 x 64 block holding at least this fraction of its positions (0 < FRACTION <= 1;
+    /// 1: only full blocks) as a dense block; `off` writes plain CSR/CSC segments. The default 0.7
+    /// comes from a measured sweep (README, "Dense blocks").
     #[arg(long, value_name = "FRACTION|off", value_parser = crate::cli::parse_dense_threshold, default_value = "0.7")]
     pub dense_threshold: crate::cli::DenseThreshold,
 }
@@ -223,9 +223,16 @@ fn random(
         ValueTypeArg::Pattern => generate_random::<()>(&matrix, dir, options, &mut progress)?,
     };
     if !quiet && !out.json {
+        // The phases as BuildStats times them: the matrix's arrays are written while the last chunk
+        // is sorted or the runs are merged; "publish" is only the fsyncs and the manifest.
         eprintln!(
-            "build: {} triplets, {} runs, sort {:.2} s, spill {:.2} s, write {:.2} s",
-            stats.triplets, stats.runs, stats.sort_seconds, stats.spill_seconds, stats.write_seconds
+            "build: {} triplets, {} runs spilled ({}) in {:.2} s; sort or merge, and write: {:.2} s; publish: {:.2} s",
+            stats.triplets,
+            stats.runs,
+            format_bytes(stats.spilled_bytes),
+            stats.spill_seconds,
+            stats.sort_seconds,
+            stats.write_seconds
         );
     }
     Ok((m, out, bar))

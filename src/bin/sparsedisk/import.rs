@@ -39,9 +39,18 @@ pub struct ImportArgs {
     /// Edge lists and CSV: whether indices start at 0 or 1.
     #[arg(long, value_name = "0|1", value_parser = clap::value_parser!(u64).range(0..=1))]
     pub index_base: Option<u64>,
-    /// Shape ROWS,COLS (edge lists and CSV: otherwise max index + 1).
+    /// Shape ROWS,COLS. Otherwise Matrix Market's size line; edge lists are square graphs (largest
+    /// vertex id + 1 on both sides); CSV gives max row + 1 by max column + 1.
     #[arg(long, value_name = "R,C", value_parser = parse_shape)]
     pub shape: Option<(u64, u64)>,
+    /// Without --shape: make the matrix square (largest row or column index + 1 on both sides), as
+    /// for a graph. The default for edge lists.
+    #[arg(long, conflicts_with_all = ["shape", "rectangular"])]
+    pub square: bool,
+    /// Without --shape: rows and columns sized separately (max row + 1 by max column + 1), e.g. for a
+    /// bipartite edge list. The default for CSV.
+    #[arg(long, conflicts_with = "shape")]
+    pub rectangular: bool,
     /// Stored value type (auto: pattern for inputs without values, int64 for integer Matrix Market, else f64).
     #[arg(long, value_enum, default_value = "auto")]
     pub value_type: ValueTypeChoice,
@@ -51,9 +60,9 @@ pub struct ImportArgs {
     /// Bound on each segment's payload.
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, default_value = "64M")]
     pub segment_size: u64,
-    /// Store 64 x 64 blocks at least this full as dense blocks (a fraction in (0, 1)); `off` or 1
-    /// writes plain CSR/CSC segments. The default 0.7 was chosen by `cargo bench --bench dense -- --sweep`
-    /// (README, "Dense blocks").
+    /// Store each 64 x 64 block holding at least this fraction of its positions (0 < FRACTION <= 1;
+    /// 1: only full blocks) as a dense block; `off` writes plain CSR/CSC segments. The default 0.7
+    /// comes from a measured sweep (README, "Dense blocks").
     #[arg(long, value_name = "FRACTION|off", value_parser = crate::cli::parse_dense_threshold, default_value = "0.7")]
     pub dense_threshold: crate::cli::DenseThreshold,
     /// CSV: field delimiter (one character; `\t` for tab).
@@ -189,6 +198,11 @@ pub fn run(args: ImportArgs, quiet: bool) -> Result<()> {
         },
         drop_zeros: args.drop_zeros,
         shape: args.shape,
+        square: match (args.square, args.rectangular) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
         values: match args.value_type {
             ValueTypeChoice::Auto => ValueChoice::Auto,
             ValueTypeChoice::F64 => ValueChoice::Fixed(ValueType::Float64),

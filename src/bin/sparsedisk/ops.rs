@@ -30,9 +30,9 @@ pub struct OutputArgs {
     /// Skip the fsyncs before publishing (faster; a crash may then lose the output): for scratch results.
     #[arg(long)]
     pub no_fsync: bool,
-    /// Store 64 x 64 blocks at least this full as dense blocks (a fraction in (0, 1)); `off` or 1
-    /// writes plain CSR/CSC segments. The default 0.7 was chosen by `cargo bench --bench dense -- --sweep`
-    /// (README, "Dense blocks").
+    /// Store each 64 x 64 block holding at least this fraction of its positions (0 < FRACTION <= 1;
+    /// 1: only full blocks) as a dense block; `off` writes plain CSR/CSC segments. The default 0.7
+    /// comes from a measured sweep (README, "Dense blocks").
     #[arg(long, value_name = "FRACTION|off", value_parser = crate::cli::parse_dense_threshold, default_value = "0.7")]
     pub dense_threshold: crate::cli::DenseThreshold,
 }

@@ -3,6 +3,7 @@
 use crate::output::{emit, emit_json};
 use clap::Args;
 use sparsedisk::gen::SplitMix64;
+use sparsedisk::io::check_output_file;
 use sparsedisk::io::npy::{read_npy, write_npy};
 use sparsedisk::kernels::{dense_vector, CachePolicy, Operator, Product};
 use sparsedisk::units::peak_rss_bytes;
@@ -35,18 +36,22 @@ pub struct SpmvArgs {
     pub cache: CacheArg,
     /// Matrix directory.
     pub dir: PathBuf,
-    /// The vector x: `ones`, `random[:SEED]` (uniform in [0, 1)), or a 1-D float64 .npy file.
+    /// The vector x: `ones`, `random[:SEED]` (uniform in [0, 1)), or a 1-D .npy file (float64,
+    /// float32 or int64; converted to float64).
     #[arg(long, default_value = "ones")]
     pub x: String,
-    /// Write y to this .npy file.
+    /// Write y to this .npy file (float64).
     #[arg(short, long, value_name = "Y.npy")]
     pub output: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
     /// Multiply by the transpose: y = A^T x.
     #[arg(long)]
     pub transpose: bool,
     /// Repeat the product N times and report the median.
-    #[arg(long, default_value_t = 1)]
-    pub repeat: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeat: u64,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -68,15 +73,19 @@ pub struct SpmmArgs {
     pub cache: CacheArg,
     /// Matrix directory.
     pub dir: PathBuf,
-    /// X: a 2-D float64 .npy file with one row per matrix column (row-major), or `ones:K` / `random:K[:SEED]`.
+    /// X: `ones:K` / `random:K[:SEED]`, or a 2-D .npy file (float64, float32 or int64; C order) with
+    /// one row per matrix column and K columns.
     #[arg(long)]
     pub x: String,
-    /// Write Y to this .npy file.
+    /// Write Y to this .npy file (float64, rows x K).
     #[arg(short, long, value_name = "Y.npy")]
     pub output: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
     /// Repeat the product N times and report the median.
-    #[arg(long, default_value_t = 1)]
-    pub repeat: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeat: u64,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -144,10 +153,10 @@ fn operator(m: &Matrix, cache: CacheArg, requested: Option<u64>, vector_bytes: u
     }
 }
 
-fn timed(repeat: usize, mut f: impl FnMut() -> Result<Product>) -> Result<(Product, Vec<f64>)> {
-    let mut times = Vec::with_capacity(repeat);
+fn timed(repeat: u64, mut f: impl FnMut() -> Result<Product>) -> Result<(Product, Vec<f64>)> {
+    let mut times = Vec::with_capacity(repeat as usize);
     let mut stats = Product::default();
-    for _ in 0..repeat.max(1) {
+    for _ in 0..repeat {
         let t = Instant::now();
         stats = f()?;
         times.push(t.elapsed().as_secs_f64());
@@ -193,6 +202,9 @@ fn report(kind: &str, m: &Matrix, k: usize, stats: Product, times: Vec<f64>, jso
 }
 
 pub fn run_spmv(args: SpmvArgs) -> Result<()> {
+    if let Some(out) = &args.output {
+        check_output_file(out, args.force)?;
+    }
     let m = Matrix::open(&args.dir)?;
     let (rows, cols) = (m.rows() as usize, m.cols() as usize);
     let (x_len, y_len) = if args.transpose { (rows, cols) } else { (cols, rows) };
@@ -213,6 +225,9 @@ pub fn run_spmv(args: SpmvArgs) -> Result<()> {
 }
 
 pub fn run_spmm(args: SpmmArgs) -> Result<()> {
+    if let Some(out) = &args.output {
+        check_output_file(out, args.force)?;
+    }
     let m = Matrix::open(&args.dir)?;
     let (rows, cols) = (m.rows() as usize, m.cols() as usize);
     let (x, k) = operand(&args.x, cols, None, "x")?;
