@@ -32,10 +32,13 @@
 //!
 //! A **segment** holds a contiguous band of *outer* indices: rows of a CSR matrix, columns of a CSC
 //! matrix. The *inner* index is the other one (columns for CSR, rows for CSC). Every segment is a
-//! standard, self-describing sparse matrix: Python's `binsparse` and `zarr` packages open it as the
-//! band it is (`BinsparseTensor.parse(ZarrBinsparseContainer(zarr.open_group(SEGMENT_DIR)))`, or
+//! standard, self-describing sparse matrix: Python's `binsparse` and `zarr` packages open it
+//! (`BinsparseTensor.parse(ZarrBinsparseContainer(zarr.open_group(SEGMENT_DIR)))`, or
 //! `binsparse.load_binsparse` through a path ending in `.zarr`), and `numpy.memmap` maps each chunk file
-//! directly, since each holds exactly the raw little-endian array from offset 0.
+//! directly, since each holds exactly the raw little-endian array from offset 0. **Binsparse describes
+//! only the segment's CSR (or CSC) arrays**: entries a writer stored in dense blocks (format version 2)
+//! are not in them, so a reader that knows only Binsparse gets the band with fewer entries, or none,
+//! and no error. See "Dense blocks" and "Reading with Binsparse alone".
 //!
 //! # Byte order, integer widths
 //!
@@ -153,9 +156,10 @@
 //!   has `"dense_blocks": {"group": "dense", "blocks": n, "number_of_stored_values": entries}`. The
 //!   segment's Binsparse descriptor describes its CSR arrays only: **a reader that knows Binsparse but
 //!   not this section sees the band without its dense blocks' entries**. The manifest's version 2 makes
-//!   older sparsedisk readers refuse such a matrix; Python readers add the blocks themselves
-//!   (`band[o:o+h, c:c+w] = values[k][:h, :w]` with `h, w` the window) or read a matrix written with
-//!   `--dense-threshold off`.
+//!   older sparsedisk readers refuse such a matrix; Python readers add the blocks themselves (the
+//!   positions of `values[k][:h, :w]`, `h, w` the window, whose mask bit is set) or read a matrix
+//!   written with `--dense-threshold off`.
+//! * **Binsparse readers miss these entries.** See "Reading with Binsparse alone" below.
 //! * **Writers** choose blocks whose density (stored entries over window positions) reaches a
 //!   threshold (default 0.7, `--dense-threshold`) and whose window has at least a quarter of a block's
 //!   positions; see [`DenseOptions`](crate::DenseOptions).
@@ -166,6 +170,26 @@
 //!   no nonzero value stored outside a window or where the mask is clear, and that no CSR entry lies
 //!   inside a window. Kernels read block windows through checked slices, so a block that passed the
 //!   open-time checks can give wrong numbers if its bytes are damaged, never an out-of-bounds access.
+//!
+//! # Reading with Binsparse alone
+//!
+//! A reader that follows only the Binsparse descriptor of a segment reads its CSR (or CSC) arrays,
+//! which hold the segment's entries **outside** dense blocks. On a matrix with dense blocks that band
+//! is silently incomplete: a block-diagonal matrix's bands read as empty (nnz 0) although the manifest
+//! lists millions of entries. Nothing in the Binsparse descriptor says so (its
+//! `number_of_stored_values` counts the CSR arrays only). A reader must therefore check, before
+//! trusting a band, any one of:
+//!
+//! * the manifest's `format_version` is 1 (no segment has dense blocks);
+//! * the segment's manifest entry has no `dense` member;
+//! * the segment group has no `dense` child group (in zarr-python: `"dense" not in group`), and its
+//!   `sparsedisk` attribute no `dense_blocks` member;
+//! * the band's entry count equals the segment's `nnz` in the manifest.
+//!
+//! Otherwise it must add the blocks' entries (each marked position of `dense/values[k]` in block
+//! `k`'s window, as above; `tests/python/read_dense.py` does it with zarr and numpy alone), refuse the
+//! segment, or be given a matrix written with `--dense-threshold off`, whose segments are plain
+//! Binsparse. The README's Python example refuses.
 //!
 //! # Commit protocol and immutability
 //!

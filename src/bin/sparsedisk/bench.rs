@@ -1,4 +1,4 @@
-//! `sparsedisk bench`: the benchmark harness (see the README's "Performance: the benchmark harness" and
+//! `sparsedisk bench`: the benchmark harness (see docs/performance.md, "The benchmark harness", and
 //! [`sparsedisk::bench`] for the record format).
 //!
 //! A run is a plan of steps (generate or import an input, measure a limit, measure one kernel with one
@@ -88,7 +88,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub report_only: bool,
     /// Also put readme-fragment.md into FILE between the lines `<!-- bench:begin -->` and
-    /// `<!-- bench:end -->` (the README's generated performance tables).
+    /// `<!-- bench:end -->` (the project's generated tables are in docs/performance.md).
     #[arg(long, value_name = "FILE")]
     pub readme: Option<PathBuf>,
 }
