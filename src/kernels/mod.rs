@@ -16,7 +16,7 @@
 //!   a cyclic scan that does not evict the resident part. At most `READ_AHEAD_SEGMENTS + 1` streamed
 //!   segments are mapped at once.
 //! * `Kernel`: everything is mapped with sequential advice and the kernel's LRU decides, as with
-//!   `numpy.memmap`: the baseline the managed policy is measured against (README, performance).
+//!   `numpy.memmap`: the baseline the managed policy is measured against (docs/performance.md).
 //!
 //! **Parallelism.** Work inside a segment is split by nonzeros, not rows, on the ambient rayon pool, so
 //! a power-law row does not stall one thread. Gathers give each thread a disjoint range of `y`. Scatters
@@ -45,7 +45,7 @@ mod spmv;
 /// A gather reads `x` at random, at every column index of every row. On a graph with millions of
 /// vertices nearly every such read misses the TLB when `x` lies on 4 KiB pages; on 2 MiB pages a
 /// 64 MiB `x` needs 32 TLB entries. NumPy backs its large arrays the same way. Measured on R-MAT
-/// scale 23 (8.4 M vertices, one thread): see the README's performance section.
+/// scale 23 (8.4 M vertices, one thread): see docs/performance.md.
 pub fn dense_vector(len: usize) -> Vec<f64> {
     // Zeroed by the allocator (fresh pages from the kernel are zero, so nothing is written here),
     // then advised before anything touches it, so that the first touch faults in huge pages.

@@ -81,7 +81,7 @@ impl MappedFile {
     /// that later reads of the map neither wait for the disk nor take page faults: it touches one byte
     /// per 4 KiB page, front to back. With the huge-page advice given at `MappedFile::open`, the
     /// kernel reads and maps 2 MiB at each fault; measured under a memory cap from a cold cache, this
-    /// reads a segment about 3x faster than `MADV_POPULATE_READ` on 4 KiB pages (README, performance).
+    /// reads a segment about 3x faster than `MADV_POPULATE_READ` on 4 KiB pages (docs/performance.md).
     pub fn populate(&self) {
         let bytes = self.bytes();
         let mut touched = 0u8;

@@ -6,7 +6,7 @@
 //! the file; on the virtual machines this project is measured on, freshly allocated memory is
 //! expensive to touch for the first time (the hypervisor backs it on demand), and that copy was the
 //! largest single cost of an import: 1.7 CPU-seconds of about 7 for the 780 MiB output of R-MAT
-//! scale 22, more than sorting it (README, import speed). With `O_DIRECT` the disk reads the
+//! scale 22, more than sorting it (docs/performance.md, import speed). With `O_DIRECT` the disk reads the
 //! producer's buffers by DMA: no page-cache pages, no copy, a few percent of one core per GB/s. A
 //! writable memory map of a preallocated file (`fallocate`, then `MADV_HUGEPAGE`) was measured too: it
 //! still fills fresh page-cache pages, and cost as much as `write()`.

@@ -26,7 +26,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The default density threshold: blocks at least this full are stored dense. Chosen by `cargo bench
-/// --bench dense -- --sweep` (README, "Dense blocks"): on block-diagonal matrices whose 64 x 64 blocks
+/// --bench dense -- --sweep` (docs/performance.md, "Dense blocks"): on block-diagonal matrices whose 64 x 64 blocks
 /// are filled at random, 0.7 is the lowest density at which the dense form is both smaller on disk
 /// (1.04x; at 0.6 it is 1.12x larger) and faster for SpMV on one and two threads (1.81x and 1.24x; at
 /// 0.6 two threads were 0.95x).

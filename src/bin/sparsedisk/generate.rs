@@ -140,7 +140,7 @@ pub struct OutputArgs {
     pub json: bool,
     /// Store each 64 x 64 block holding at least this fraction of its positions (0 < FRACTION <= 1;
     /// 1: only full blocks) as a dense block; `off` writes plain CSR/CSC segments. The default 0.7
-    /// comes from a measured sweep (README, "Dense blocks").
+    /// comes from a measured sweep (docs/performance.md, "Dense blocks").
     #[arg(long, value_name = "FRACTION|off", value_parser = crate::cli::parse_dense_threshold, default_value = "0.7")]
     pub dense_threshold: crate::cli::DenseThreshold,
 }
