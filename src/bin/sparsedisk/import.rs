@@ -23,10 +23,10 @@ pub struct ImportArgs {
     /// Input format (auto: a Matrix Market banner, else by extension: .mtx/.mm, .csv, anything else an edge list).
     #[arg(long, value_enum, default_value = "auto")]
     pub format: FormatArg,
-    /// Memory budget for parsing and sorting (e.g. 2G; at least 72M). Half of it (at least 64M) goes
-    /// to sorting; the rest to parsing, 56M per parse thread plus 8M, so it parses with as many
-    /// threads as fit there, at most --threads (--json reports parse_threads), and below 128M with
-    /// one thread and blocks smaller than 8M. Inputs larger than the sorting share are sorted out of
+    /// Memory budget for parsing and sorting (e.g. 2G; at least 72M). Parsing takes at most half of
+    /// it and leaves sorting at least 64M: 56M per parse thread plus 8M, so it parses with as many
+    /// threads as fit, at most --threads (--json reports parse_threads), and below 128M with one
+    /// thread and blocks smaller than 8M. Sorting gets the rest; larger inputs are sorted out of
     /// core. Default: a quarter of physical memory.
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
     pub memory: Option<u64>,
