@@ -29,7 +29,7 @@ const BLOCKS_PER_THREAD: u64 = 7;
 const MIN_BLOCK_BYTES: usize = 1 << 20;
 
 /// Memory the parser holds in flight with `threads` parse threads and text blocks of `block_bytes`:
-/// per thread, [`BLOCKS_PER_THREAD`] blocks (text queued, being parsed and being handed on, and the
+/// per thread, 7 blocks (text queued, being parsed and being handed on, and the
 /// triplets of the last two with their bucketed copies), plus the block the reader thread is filling.
 /// Files with more triplets per byte of text (a symmetric file, whose entries are expanded, or very
 /// short lines) hold more.
