@@ -389,7 +389,8 @@ impl RandomMatrix {
 }
 
 /// Generates `matrix` into `dir` through the triplet builder (generation runs in parallel blocks;
-/// building sorts out of core within `options.memory_budget`). `progress` gets the triplets generated.
+/// the blocks waiting for the builder and the builder's out-of-core sort share
+/// `options.memory_budget`, whatever the thread count). `progress` gets the triplets generated.
 ///
 /// # Errors
 ///
@@ -404,8 +405,16 @@ pub fn generate_random<V: Element>(
     options.shape = Some(matrix.shape()?);
     let total = matrix.triplets()?;
     let blocks = total.div_ceil(RANDOM_BLOCK);
+    // The generated blocks waiting for the builder come out of the budget too: four per thread (enough
+    // to keep every thread busy), but no more than an eighth of the budget, nor what would leave the
+    // builder less than its minimum (at the minimum budget, one block goes beyond it).
+    let block_bytes = RANDOM_BLOCK * std::mem::size_of::<Triplet<f64>>() as u64;
+    let room = (options.memory_budget / 8).min(options.memory_budget.saturating_sub(crate::build::MIN_MEMORY_BUDGET));
+    let batch = (4 * rayon::current_num_threads() as u64).min(room / block_bytes).max(1);
+    if options.memory_budget >= crate::build::MIN_MEMORY_BUDGET {
+        options.memory_budget = (options.memory_budget - batch * block_bytes).max(crate::build::MIN_MEMORY_BUDGET);
+    }
     let mut builder = TripletBuilder::<V>::new(dir, options)?;
-    let batch = 4 * rayon::current_num_threads() as u64;
     let mut buffers: Vec<Vec<Triplet<f64>>> = Vec::new();
     let mut start = 0;
     while start < blocks {

@@ -4,7 +4,8 @@
 //! The parser ([`io::read`](crate::io::read)) reads blocks in parallel and hands triplets, in file
 //! order, to the [`TripletBuilder`], which sorts them in chunks sized by the memory budget, spills
 //! sorted runs when the input outgrows it, and merges them into the writer. Memory: the budget, of
-//! which [`parser_reserve`] goes to the parser's blocks in flight.
+//! which [`parser_reserve`] goes to the parser's blocks in flight; [`plan_parsing`] chooses how many
+//! threads parse (and, for tight budgets, how large their blocks are) so that both fit.
 
 use crate::build::{BuildOptions, BuildPhase, BuildProgress, BuildStats, Duplicates, TripletBuilder};
 use crate::element::Element;
@@ -17,10 +18,83 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-/// Memory set aside from the budget for the parser: blocks being read, parsed and handed over, which
-/// grow with the number of threads parsing (about seven 8 MiB blocks of text and triplets per thread).
-pub fn parser_reserve() -> u64 {
-    (64 << 20) * rayon::current_num_threads().max(2) as u64
+/// Bytes of text blocks one parse thread holds in flight, in blocks of text: one queued in the
+/// reader's channel, one being parsed and one waiting to be handed on (3), plus the triplets parsed
+/// from the latter two and their bucketed copies for the builder (2 x (1 + 2/3), with a triplet taking
+/// about as many bytes as its line of text: 24 bytes for `f64`, 16 for a pattern), rounded up.
+const BLOCKS_PER_THREAD: u64 = 7;
+
+/// The budget shrinks text blocks down to this (or the configured size, if smaller) before it
+/// refuses to import: 1 MiB blocks still amortise the per-block work of parsing.
+const MIN_BLOCK_BYTES: usize = 1 << 20;
+
+/// Memory the parser holds in flight with `threads` parse threads and text blocks of `block_bytes`:
+/// per thread, 7 blocks (text queued, being parsed and being handed on, and the
+/// triplets of the last two with their bucketed copies), plus the block the reader thread is filling.
+/// Files with more triplets per byte of text (a symmetric file, whose entries are expanded, or very
+/// short lines) hold more.
+pub fn parser_reserve(threads: usize, block_bytes: usize) -> u64 {
+    (BLOCKS_PER_THREAD * threads.max(1) as u64 + 1) * block_bytes as u64
+}
+
+/// The part of a budget kept for the builder: half (its chunk decides how many runs are spilled and
+/// merged, so it is not starved for parse threads), and at least [`MIN_MEMORY_BUDGET`].
+///
+/// [`MIN_MEMORY_BUDGET`]: crate::build::MIN_MEMORY_BUDGET
+fn builder_share(budget: u64) -> u64 {
+    (budget / 2).max(crate::build::MIN_MEMORY_BUDGET)
+}
+
+/// The smallest memory budget [`import`] accepts with `read`: the builder's minimum
+/// ([`MIN_MEMORY_BUDGET`](crate::build::MIN_MEMORY_BUDGET)) plus one parse thread with blocks of
+/// 1 MiB (or `read.block_bytes`, if smaller).
+pub fn min_memory_budget(read: &ReadOptions) -> u64 {
+    crate::build::MIN_MEMORY_BUDGET + parser_reserve(1, MIN_BLOCK_BYTES.min(read.block_bytes.max(1)))
+}
+
+/// How an import parses within its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParsePlan {
+    /// Blocks parsed at once.
+    pub threads: usize,
+    /// Size of the text blocks.
+    pub block_bytes: usize,
+    /// What the builder gets: the budget less [`parser_reserve`] of the two above.
+    pub builder_budget: u64,
+}
+
+/// Splits `budget` between the parser and the builder: as many parse threads as `max_threads` (at
+/// least one) with blocks of `block_bytes`, but no more than fit beside the builder's share (half
+/// the budget, at least [`MIN_MEMORY_BUDGET`](crate::build::MIN_MEMORY_BUDGET)); when not even one
+/// thread fits, one thread with smaller blocks, down to 1 MiB.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] when the budget is below [`min_memory_budget`], naming that minimum.
+pub fn plan_parsing(budget: u64, max_threads: usize, block_bytes: usize) -> Result<ParsePlan> {
+    let block_bytes = block_bytes.max(1);
+    let floor = MIN_BLOCK_BYTES.min(block_bytes);
+    let minimum = crate::build::MIN_MEMORY_BUDGET + parser_reserve(1, floor);
+    if budget < minimum {
+        return Err(Error::invalid(format!(
+            "a memory budget of {} is too small: import needs at least {} ({} for sorting, {} for one parse thread)",
+            crate::units::format_bytes(budget),
+            crate::units::format_bytes(minimum),
+            crate::units::format_bytes(crate::build::MIN_MEMORY_BUDGET),
+            crate::units::format_bytes(parser_reserve(1, floor)),
+        )));
+    }
+    let share = budget - builder_share(budget);
+    let fit = (share / block_bytes as u64).saturating_sub(1) / BLOCKS_PER_THREAD;
+    let (threads, block_bytes) = if fit >= 1 {
+        (max_threads.max(1).min(usize::try_from(fit).unwrap_or(usize::MAX)), block_bytes)
+    } else {
+        // The share fits one thread with the blocks it allows (at least `floor`, as checked above),
+        // or the builder's minimum leaves room for one at `floor`.
+        let blocks = usize::try_from(share / (BLOCKS_PER_THREAD + 1)).unwrap_or(usize::MAX);
+        (1, blocks.clamp(floor, block_bytes))
+    };
+    Ok(ParsePlan { threads, block_bytes, builder_budget: budget - parser_reserve(threads, block_bytes) })
 }
 
 /// Which layouts to build.
@@ -51,7 +125,8 @@ pub enum ValueChoice {
 pub struct ImportOptions {
     /// Parser options (format, index base, symmetrize, CSV columns, ...).
     pub read: ReadOptions,
-    /// Total memory budget (parser + builder).
+    /// Total memory budget (parser + builder; see [`plan_parsing`] for how it is split), at least
+    /// [`min_memory_budget`]. `read.threads` bounds the parse threads (`None`: the rayon pool's).
     pub memory_budget: u64,
     /// Duplicate policy.
     pub duplicates: Duplicates,
@@ -103,14 +178,20 @@ pub struct ImportSummary {
     pub seconds: f64,
     /// Seconds spent reading and parsing (overlapping with chunk sorts and spills).
     pub parse_seconds: f64,
+    /// Blocks parsed at once: the machine's threads (or [`ReadOptions::threads`]), fewer when the
+    /// memory budget does not hold their blocks (see [`plan_parsing`]).
+    pub parse_threads: usize,
+    /// Size of the text blocks parsed (smaller than [`ReadOptions::block_bytes`] only when the budget
+    /// does not hold one thread's blocks of that size).
+    pub parse_block_bytes: usize,
 }
 
 /// Imports `input` (`-` for standard input) into `dir`.
 ///
 /// # Errors
 ///
-/// Parse errors with file and line ([`Error::Parse`]); [`Error::InvalidInput`] for bad options, an
-/// output directory that holds a matrix without `overwrite`, or duplicates under the `error` policy;
+/// Parse errors with file and line ([`Error::Parse`], also for an empty input); [`Error::InvalidInput`]
+/// for bad options, a budget below [`min_memory_budget`] (before the input is opened), an output directory that holds a matrix without `overwrite`, or duplicates under the `error` policy;
 /// I/O errors. On any error nothing is published and no staging file is left.
 pub fn import(
     input: &Path,
@@ -119,18 +200,10 @@ pub fn import(
     progress: impl FnMut(&ImportProgress) + Send + Clone + 'static,
 ) -> Result<ImportSummary> {
     let start = Instant::now();
-    let reserve = parser_reserve();
-    if options.memory_budget < reserve + crate::build::MIN_MEMORY_BUDGET {
-        return Err(Error::invalid(format!(
-            "a memory budget of {} is too small: import needs at least {} ({} for parsing with {} threads, {} for sorting)",
-            crate::units::format_bytes(options.memory_budget),
-            crate::units::format_bytes(reserve + crate::build::MIN_MEMORY_BUDGET),
-            crate::units::format_bytes(reserve),
-            rayon::current_num_threads(),
-            crate::units::format_bytes(crate::build::MIN_MEMORY_BUDGET),
-        )));
-    }
-    let reader = TripletReader::open(input, options.read.clone())?;
+    let max_threads = options.read.threads.unwrap_or_else(rayon::current_num_threads);
+    let plan = plan_parsing(options.memory_budget, max_threads, options.read.block_bytes)?;
+    let read = ReadOptions { threads: Some(plan.threads), block_bytes: plan.block_bytes, ..options.read.clone() };
+    let reader = TripletReader::open(input, read)?;
     let header = reader.header().clone();
     let value_type = match options.values {
         ValueChoice::Fixed(t) => t,
@@ -142,10 +215,10 @@ pub fn import(
     };
     let dir_existed = dir.exists();
     let result = match value_type {
-        ValueType::Float64 => run::<f64>(reader, input, dir, options, value_type, start, progress),
-        ValueType::Float32 => run::<f32>(reader, input, dir, options, value_type, start, progress),
-        ValueType::Int64 => run::<i64>(reader, input, dir, options, value_type, start, progress),
-        ValueType::Pattern => run::<()>(reader, input, dir, options, value_type, start, progress),
+        ValueType::Float64 => run::<f64>(reader, input, dir, options, plan, value_type, start, progress),
+        ValueType::Float32 => run::<f32>(reader, input, dir, options, plan, value_type, start, progress),
+        ValueType::Int64 => run::<i64>(reader, input, dir, options, plan, value_type, start, progress),
+        ValueType::Pattern => run::<()>(reader, input, dir, options, plan, value_type, start, progress),
     };
     if result.is_err() && !dir_existed && options.layout == LayoutChoice::Both {
         // The parent of DIR/csr and DIR/csc was made for this call: nothing of it may remain.
@@ -154,11 +227,13 @@ pub fn import(
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run<V: ParseValue>(
     reader: TripletReader,
     input: &Path,
     dir: &Path,
     options: &ImportOptions,
+    plan: ParsePlan,
     value_type: ValueType,
     start: Instant,
     progress: impl FnMut(&ImportProgress) + Send + Clone + 'static,
@@ -188,7 +263,7 @@ fn run<V: ParseValue>(
     let dir_existed = dir.exists();
     let csr_existed = dir.join("csr").join(crate::format::MANIFEST_FILE).exists();
     let build_options = BuildOptions {
-        memory_budget: options.memory_budget - parser_reserve(),
+        memory_budget: plan.builder_budget,
         duplicates: options.duplicates,
         drop_zeros: options.drop_zeros,
         layout: first_layout,
@@ -256,6 +331,8 @@ fn run<V: ParseValue>(
         build: stats,
         seconds: start.elapsed().as_secs_f64(),
         parse_seconds,
+        parse_threads: plan.threads,
+        parse_block_bytes: plan.block_bytes,
     })
 }
 

@@ -417,6 +417,7 @@ fn read_options(rng: &mut SplitMix, delimiter: u8) -> ReadOptions {
         columns,
         has_header: *pick(rng, &[None, Some(true), Some(false)]),
         block_bytes: *pick(rng, &[1, 2, 7, 64, 8 << 20]),
+        threads: None,
     }
 }
 
@@ -489,9 +490,10 @@ fn fuzz_text_parsers_and_import() {
         let rows = header.shape.or(shape).or(max.map(|(r, c)| (r + 1, c + 1))).map_or(0, |(r, c)| r.max(c));
         let segment_bytes = if rows <= 64 { *pick(rng, &[1, 64, 1 << 20]) } else { 1 << 20 };
         let out = tmp.path().join(format!("imported-{case}"));
+        let memory_budget = sparsedisk::import::min_memory_budget(&options);
         let import_options = ImportOptions {
             read: options,
-            memory_budget: sparsedisk::import::parser_reserve() + sparsedisk::build::MIN_MEMORY_BUDGET,
+            memory_budget,
             duplicates: *pick(
                 rng,
                 &[

@@ -387,15 +387,18 @@ fn format_detection() {
     let path = write_file(dir.path(), "a.mtx", edges);
     let options = ReadOptions { format: InputFormat::EdgeList, ..ReadOptions::default() };
     assert_eq!(read_all_blocks::<()>(&path, &options).unwrap().triplets.len(), 2);
-    // An empty file: an error for Matrix Market, nothing to read for the others.
-    let path = write_file(dir.path(), "empty.mtx", b"");
-    assert_eq!(parse_error(TripletReader::open(&path, ReadOptions::default())).0, 1);
-    for name in ["empty.txt", "empty.csv"] {
-        let path = write_file(dir.path(), name, b"");
-        let r = read_all_blocks::<f64>(&path, &ReadOptions::default()).unwrap();
-        assert!(r.triplets.is_empty());
-        assert_eq!((r.summary.lines, r.header.field), (0, Field::Pattern));
+    // An empty file (or one of blank lines) is an error in every format, at line 1.
+    for (name, text) in [("empty.mtx", &b""[..]), ("empty.txt", b""), ("empty.csv", b"\n \n")] {
+        let path = write_file(dir.path(), name, text);
+        let (line, msg) = parse_error(TripletReader::open(&path, ReadOptions::default()));
+        assert_eq!(line, 1, "{name}");
+        assert!(msg.starts_with("the file is empty"), "{name}: {msg}");
     }
+    // A file of comments only is an edge list without edges.
+    let path = write_file(dir.path(), "comments.txt", b"# nothing yet\n");
+    let r = read_all_blocks::<f64>(&path, &ReadOptions::default()).unwrap();
+    assert!(r.triplets.is_empty());
+    assert_eq!((r.summary.lines, r.header.field), (1, Field::Pattern));
     assert_eq!("matrix-market".parse::<InputFormat>().unwrap(), InputFormat::MatrixMarket);
     assert_eq!("CSV".parse::<InputFormat>().unwrap(), InputFormat::Csv);
     assert!("xls".parse::<InputFormat>().is_err());

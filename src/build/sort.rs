@@ -454,8 +454,10 @@ fn sort_buckets<V: Element>(
     let nbuckets = chunk.bucketer.nbuckets;
     let shift = chunk.shift();
     // Buckets sorted per step: enough that a step's work dwarfs its synchronisation (8 K buckets of a few
-    // thousand entries), few enough that the sorted output waiting to be written stays small.
-    let window = 32 * rayon::current_num_threads().max(1);
+    // thousand entries), few enough that the sorted output waiting to be written stays small. Two windows
+    // are in flight (one sorted, one being emitted): at most half the chunk's buckets whatever the thread
+    // count, so their output stays within what `charge` sets aside per entry.
+    let window = (32 * rayon::current_num_threads().max(1)).min(nbuckets / 4).max(1);
     // Output buffers recycled between windows: no fresh memory per bucket.
     let pool: Mutex<Vec<SortedBucket<V>>> = Mutex::new(Vec::new());
     let sort_window = |from: usize| -> Vec<Result<SortedBucket<V>>> {

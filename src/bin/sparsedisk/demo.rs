@@ -27,7 +27,8 @@ pub struct DemoArgs {
     /// Working directory (default: a fresh temporary directory, removed at the end).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Memory budget of the import step (small on purpose: the import sorts out of core).
+    /// Memory budget of the import step and of the graph build (small on purpose: both sort out of
+    /// core; the import parses with as many threads as it holds).
     #[arg(long, value_name = "SIZE", value_parser = crate::cli::parse_size_arg, default_value = "256M")]
     pub memory: u64,
 }
@@ -177,8 +178,9 @@ fn run_steps(n: u64, scale: u32, root: &std::path::Path, memory: u64, quiet: boo
         what: format!("import it back, --memory {}", format_bytes(memory)),
         seconds: summary.seconds,
         detail: format!(
-            "{} runs spilled, {:.0} MB/s, {:.1} M entries/s, identical",
+            "{} runs spilled, {} parse threads, {:.0} MB/s, {:.1} M entries/s, identical",
             summary.build.runs,
+            summary.parse_threads,
             summary.bytes as f64 / summary.seconds.max(1e-9) / 1e6,
             summary.triplets as f64 / summary.seconds.max(1e-9) / 1e6
         ),

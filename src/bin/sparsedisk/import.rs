@@ -23,8 +23,11 @@ pub struct ImportArgs {
     /// Input format (auto: a Matrix Market banner, else by extension: .mtx/.mm, .csv, anything else an edge list).
     #[arg(long, value_enum, default_value = "auto")]
     pub format: FormatArg,
-    /// Memory budget for parsing and sorting (e.g. 2G; at least 64M per thread plus 64M); inputs
-    /// larger than it are sorted out of core. Default: a quarter of physical memory.
+    /// Memory budget for parsing and sorting (e.g. 2G; at least 72M). Parsing takes at most half of
+    /// it and leaves sorting at least 64M: 56M per parse thread plus 8M, so it parses with as many
+    /// threads as fit, at most --threads (--json reports parse_threads), and below 128M with one
+    /// thread and blocks smaller than 8M. Sorting gets the rest; larger inputs are sorted out of
+    /// core. Default: a quarter of physical memory.
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
     pub memory: Option<u64>,
     /// What to do with repeated (row, col) entries.
@@ -263,6 +266,8 @@ pub fn run(args: ImportArgs, quiet: bool) -> Result<()> {
             "triplets_per_s": triplets_per_s,
             "mb_per_s": mb_per_s,
             "memory_budget": options.memory_budget,
+            "parse_threads": summary.parse_threads,
+            "parse_block_bytes": summary.parse_block_bytes,
             "peak_rss_bytes": peak,
         }));
     }
@@ -270,7 +275,7 @@ pub fn run(args: ImportArgs, quiet: bool) -> Result<()> {
         return Ok(());
     }
     emit(&format!(
-        "imported {} -> {}: {} x {}, {} nonzeros ({} {} triplets, {} duplicates combined{}) in {:.2} s: {:.1} M triplets/s, {:.0} MB/s, peak memory {}",
+        "imported {} -> {}: {} x {}, {} nonzeros ({} {} triplets, {} duplicates combined{}) in {:.2} s: {:.1} M triplets/s, {:.0} MB/s, peak memory {}, {} parse thread{}",
         args.input.display(),
         summary.outputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + "),
         summary.shape.0,
@@ -284,6 +289,8 @@ pub fn run(args: ImportArgs, quiet: bool) -> Result<()> {
         triplets_per_s / 1e6,
         mb_per_s,
         peak.map(format_bytes).unwrap_or_else(|| "?".into()),
+        summary.parse_threads,
+        if summary.parse_threads == 1 { "" } else { "s" },
     ))
 }
 

@@ -58,15 +58,15 @@
 //! # Design
 //!
 //! After fast_matrix_market: a reader thread reads the text in blocks of [`ReadOptions::block_bytes`], cut after the
-//! last newline (the remainder starts the next block), and sends them over a channel bounded at twice the rayon thread
-//! count. The caller's thread takes batches of up to `rayon::current_num_threads()` blocks and parses each block on the
-//! rayon pool into its own `Vec` of triplets, with line numbers local to the block. Unlike fast_matrix_market, no
+//! last newline (the remainder starts the next block), and sends them over a channel bounded at one batch. The caller's
+//! thread takes batches of up to [`ReadOptions::threads`] blocks (default: the rayon pool's thread count) and parses
+//! each block on the rayon pool into its own `Vec` of triplets, with line numbers local to the block. Unlike fast_matrix_market, no
 //! separate newline-counting pass is made before parsing: line numbers are only needed for errors, so each block's
 //! parser reports how many newlines it crossed, and a running sum in file order turns a block-local line into a file
 //! line. The Matrix Market entry count is checked the same way, cumulatively in file order; the line of the first extra
 //! entry is found by re-scanning the one block where the count is exceeded. Array files (rare and small) get their
-//! coordinates in that ordered step. Memory is bounded by about `3 * threads` blocks of text plus the parsed triplets
-//! of one batch, whatever the file size. Integers are parsed by hand with overflow checks, floats by `fast-float2`; the
+//! coordinates in that ordered step. Memory is bounded by about `3 * threads + 1` blocks of text (queued, being parsed,
+//! being handed on, being read) plus the parsed triplets of two batches, whatever the file size. Integers are parsed by hand with overflow checks, floats by `fast-float2`; the
 //! per-line path allocates nothing and validates no UTF-8. On an error (or an error from the sink) the remaining blocks
 //! are dropped and the reader thread stops at its next send; reading standard input, the call returns once that
 //! thread's pending read returns.
@@ -249,9 +249,14 @@ pub struct ReadOptions {
     /// column fields and one of them is not an integer; always yes when columns are given by name).
     pub has_header: Option<bool>,
     /// Size of the blocks the input is cut into for parallel parsing (default
-    /// [`DEFAULT_BLOCK_BYTES`]). Memory in flight is about `3 * threads * block_bytes` of text plus the
-    /// parsed triplets of one batch. Tiny values are valid (tests use 7).
+    /// [`DEFAULT_BLOCK_BYTES`]). Memory in flight is about `(7 * threads + 1) * block_bytes`: per
+    /// thread, three blocks of text (queued, being parsed, being handed on) and the triplets of two
+    /// (see [`parser_reserve`](crate::import::parser_reserve)). Tiny values are valid (tests use 7).
     pub block_bytes: usize,
+    /// Blocks parsed at once (the batch width; the reader queues as many ahead). `None`: the rayon
+    /// pool's thread count. Memory in flight grows with it (see `block_bytes`); an import sets it from
+    /// its budget.
+    pub threads: Option<usize>,
 }
 
 impl Default for ReadOptions {
@@ -264,6 +269,7 @@ impl Default for ReadOptions {
             columns: None,
             has_header: None,
             block_bytes: DEFAULT_BLOCK_BYTES,
+            threads: None,
         }
     }
 }
@@ -328,6 +334,7 @@ pub struct TripletReader {
     dialect: Dialect,
     prefix: source::Prefix,
     block_bytes: usize,
+    threads: Option<usize>,
 }
 
 impl fmt::Debug for TripletReader {
@@ -345,8 +352,9 @@ impl TripletReader {
     /// # Errors
     ///
     /// [`Error::Io`] when the file cannot be opened or read; [`Error::Parse`] for a malformed or
-    /// unsupported header (with its line); [`Error::InvalidInput`] for inconsistent options
-    /// (`block_bytes` of 0, an `index_base` other than 0 or 1, a delimiter that is a quote or a line
+    /// unsupported header (with its line) and for an input without a non-blank line (standard input is
+    /// named `<stdin>` in errors); [`Error::InvalidInput`] for inconsistent options (`block_bytes` or
+    /// `threads` of 0, an `index_base` other than 0 or 1, a delimiter that is a quote or a line
     /// break, a `columns` list that is not two or three long, column names without a header).
     pub fn open(path: &Path, options: ReadOptions) -> Result<TripletReader> {
         check_options(&options)?;
@@ -358,6 +366,13 @@ impl TripletReader {
                 break;
             }
             prefix.consume(line);
+        }
+        if options.format != InputFormat::MatrixMarket && prefix.peek_line()?.is_none() {
+            // Whatever the source (a file, standard input) and the format: no text is no matrix, not
+            // a 0 x 0 one. (Matrix Market says so in its own words, naming the banner it expected.)
+            return Err(
+                prefix.error(1, "the file is empty: expected a Matrix Market banner, edge list lines or CSV records")
+            );
         }
         let format = match options.format {
             InputFormat::Auto => {
@@ -380,7 +395,14 @@ impl TripletReader {
             InputFormat::Auto => unreachable!("resolved above"),
         };
         let header = InputHeader { file_size: prefix.file_size(), ..header };
-        Ok(TripletReader { path: path.to_path_buf(), header, dialect, prefix, block_bytes: options.block_bytes })
+        Ok(TripletReader {
+            path: path.to_path_buf(),
+            header,
+            dialect,
+            prefix,
+            block_bytes: options.block_bytes,
+            threads: options.threads,
+        })
     }
 
     /// What the header said.
@@ -436,6 +458,9 @@ impl TripletReader {
 fn check_options(options: &ReadOptions) -> Result<()> {
     if options.block_bytes == 0 {
         return Err(Error::invalid("block_bytes must be at least 1"));
+    }
+    if options.threads == Some(0) {
+        return Err(Error::invalid("threads must be at least 1"));
     }
     if let Some(base) = options.index_base {
         if base > 1 {

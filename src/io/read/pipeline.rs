@@ -110,9 +110,9 @@ pub(crate) fn run<V: ParseValue, T: Send>(
     sink: &mut Sink<'_, V, T>,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<ReadSummary> {
-    let TripletReader { path, dialect, prefix, block_bytes, .. } = reader;
+    let TripletReader { path, dialect, prefix, block_bytes, threads, .. } = reader;
     let rest = prefix.into_rest();
-    let threads = rayon::current_num_threads().max(1);
+    let threads = threads.unwrap_or_else(rayon::current_num_threads).max(1);
     let parse: Box<BlockParser<'_, V>> = match &dialect {
         Dialect::Mtx(lay) if lay.array => Box::new(|b, cap, _| mtx::parse_array::<V>(b, cap)),
         Dialect::Mtx(lay) => Box::new(move |b, cap, buf| mtx::parse_coordinate::<V>(b, lay, cap, buf)),
@@ -140,11 +140,14 @@ pub(crate) fn run<V: ParseValue, T: Send>(
     let input = rest.input.reader;
     let (carry, eof) = (rest.carry, rest.eof);
     std::thread::scope(|scope| {
-        let (tx, rx) = sync_channel(2 * threads);
+        // One batch queued: reading is far faster than parsing, and each queued block is memory the
+        // budget pays for (`import::parser_reserve`).
+        let (tx, rx) = sync_channel(threads);
         let (recycle_tx, recycle_rx) = channel();
         scope.spawn(move || source::read_blocks(input, stored, carry, eof, block_bytes, tx, recycle_rx));
+        let shown = source::shown(&path);
         let ordered = Ordered {
-            path: &path,
+            path: &shown,
             mtx: mtx_layout,
             cursor: mtx_layout.filter(|l| l.array).map(ArrayCursor::new),
             state,

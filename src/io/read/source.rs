@@ -34,6 +34,15 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// How errors name the input: `<stdin>` for standard input (`-`), else its path.
+pub(crate) fn shown(path: &Path) -> PathBuf {
+    if path == Path::new("-") {
+        PathBuf::from("<stdin>")
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// Opens `path` (`-`: standard input), decompressing when the name ends in `.gz` or the content starts
 /// with the gzip magic bytes.
 pub(crate) fn open_input(path: &Path) -> Result<Input> {
@@ -47,7 +56,8 @@ pub(crate) fn open_input(path: &Path) -> Result<Input> {
     };
     let mut buffered = BufReader::with_capacity(1 << 16, Counting { inner: raw, count: Arc::clone(&stored) });
     let named_gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    let magic = buffered.fill_buf().map_err(|e| Error::io(path, "reading the input", e))?.starts_with(&[0x1f, 0x8b]);
+    let magic =
+        buffered.fill_buf().map_err(|e| Error::io(shown(path), "reading the input", e))?.starts_with(&[0x1f, 0x8b]);
     if named_gz || magic {
         Ok(Input {
             reader: Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
@@ -96,10 +106,9 @@ pub(crate) struct Rest {
 }
 
 impl Prefix {
-    /// Starts reading `input`, skipping a UTF-8 byte order mark.
+    /// Starts reading `input` (opened from `path`), skipping a UTF-8 byte order mark.
     pub fn new(input: Input, path: &Path) -> Result<Prefix> {
-        let mut prefix =
-            Prefix { input, path: path.to_path_buf(), buf: Vec::new(), pos: 0, eof: false, lines: 0, bytes: 0 };
+        let mut prefix = Prefix { input, path: shown(path), buf: Vec::new(), pos: 0, eof: false, lines: 0, bytes: 0 };
         while prefix.buf.len() < 3 && !prefix.eof {
             prefix.fill()?;
         }
