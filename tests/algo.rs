@@ -301,9 +301,9 @@ fn commands_end_to_end() {
     let solution = sparsedisk::io::npy::read_npy(&x).unwrap();
     assert_eq!(solution.rows, 900);
     let jac: serde_json::Value =
-        serde_json::from_str(ok(&["cg", p(&lap), "-o", p(&x), "--precond", "jacobi", "--json"]).trim()).unwrap();
+        serde_json::from_str(ok(&["cg", p(&lap), "-o", p(&x), "--precond", "jacobi", "--json", "--force"]).trim()).unwrap();
     assert!(jac["residual"].as_f64().unwrap() <= 1e-8);
-    assert!(fails(&["cg", p(&lap), "-o", p(&x), "--max-iter", "2"]).contains("did not converge"));
+    assert!(fails(&["cg", p(&lap), "-o", p(&x), "--max-iter", "2", "--force"]).contains("did not converge"));
 
     let r = tmp.path().join("r.npy");
     // A Laplacian's weights are negative off the diagonal: PageRank's iteration blows up, and says so.
@@ -326,8 +326,8 @@ fn commands_end_to_end() {
     let j: serde_json::Value =
         serde_json::from_str(ok(&["components", p(&lap), "-o", p(&c), "--json"]).trim()).unwrap();
     assert_eq!(j["components"].as_u64(), Some(1));
-    assert!(fails(&["bfs", p(&lap), "--source", "900", "-o", p(&l)]).contains("outside"));
-    assert!(fails(&["pagerank", p(&tmp.path().join("missing")), "-o", p(&r)]).contains("missing"));
+    assert!(fails(&["bfs", p(&lap), "--source", "900", "-o", p(&l), "--force"]).contains("outside"));
+    assert!(fails(&["pagerank", p(&tmp.path().join("missing")), "-o", p(&r), "--force"]).contains("missing"));
 }
 
 #[test]

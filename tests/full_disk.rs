@@ -378,7 +378,7 @@ fn inside_private_mounts() {
 
     let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let specs: Vec<(&'static str, Vec<String>)> = vec![
-        ("import", s(&["import", p(&t("u.mtx")), "--memory", "192M", "--threads", "1", "--segment-size", "4M"])),
+        ("import", s(&["import", p(&t("u.mtx")), "--memory", "128M", "--threads", "1", "--segment-size", "4M"])),
         // The same without spilling: the disk fills up in the order the files are written, up to
         // the manifest (with runs, the merge's peak use is above the end's).
         (
