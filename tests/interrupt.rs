@@ -355,3 +355,49 @@ fn the_library_stops_a_build_on_request_and_leaves_nothing() {
     let removed = sparsedisk::interrupt::removed();
     assert!(removed.files >= 5 && removed.bytes > 0, "{removed:?}");
 }
+
+#[test]
+fn a_second_signal_exits_at_once_and_clean_removes_what_it_left() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("big.mtx");
+    write_mtx(&input, 6_000_000);
+    let out = tmp.path().join("lap");
+    ok(&["generate", "laplace2d", "--n", "100", "-o", p(&out)]);
+    let manifest_before = std::fs::read(out.join("manifest.json")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
+        .args(["import", p(&input), "-o", p(&out), "--memory", "200M", "--force"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while staged_bytes(&out) < 8 << 20 {
+        assert!(child.try_wait().unwrap().is_none(), "the import finished before it could be interrupted");
+        assert!(start.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    // Two signals sent back to back merge into one while the first is pending: a moment apart.
+    std::thread::sleep(Duration::from_millis(2));
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    // Usually the second signal lands before the first is acted on: no cleanup, no message. (The
+    // cleanup takes tens of milliseconds; if it won the race, it left nothing.)
+    eprintln!("two SIGINTs: {}", if stderr.is_empty() { "exited at once" } else { "cleaned up first" });
+    if stderr.is_empty() {
+        let info = ok(&["info", p(&out)]);
+        assert!(
+            info.contains("in 1 staging area of a process that no longer runs (remove: sparsedisk clean"),
+            "{info}"
+        );
+        assert!(ok(&["clean", p(&out)]).starts_with("removed 1 staging area"));
+    } else {
+        assert_one_line_message(&stderr);
+    }
+    assert!(debris_names(&out).is_empty(), "{:?}", debris_names(&out));
+    assert_eq!(std::fs::read(out.join("manifest.json")).unwrap(), manifest_before);
+    Matrix::open(&out).unwrap().verify().unwrap();
+}
