@@ -81,6 +81,10 @@ pub enum Error {
     /// The caller asked for something the library cannot do with these arguments (rows pushed out of
     /// order, a typed view of the wrong value type, an output directory that already exists, ...).
     InvalidInput(String),
+    /// The call stopped because cancellation was requested ([`interrupt::request`](crate::interrupt),
+    /// e.g. from a SIGINT handler). What it had made is removed and nothing was published: an
+    /// output directory it created is gone, a matrix it was replacing is unchanged.
+    Interrupted,
 }
 
 impl Error {
@@ -97,6 +101,11 @@ impl Error {
     /// Builds an [`Error::InvalidInput`].
     pub fn invalid(msg: impl Into<String>) -> Error {
         Error::InvalidInput(msg.into())
+    }
+
+    /// True for [`Error::Interrupted`].
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, Error::Interrupted)
     }
 
     /// True when this error comes from a closed pipe (e.g. `sparsedisk export M -o - | head`):
@@ -133,6 +142,7 @@ impl fmt::Display for Error {
             }
             Error::NotAMatrix { path, what } => write!(f, "{} is not a sparsedisk matrix: {}", path.display(), what),
             Error::InvalidInput(msg) => f.write_str(msg),
+            Error::Interrupted => f.write_str("interrupted: cancellation was requested; nothing was published"),
         }
     }
 }

@@ -239,6 +239,7 @@ pub fn generate_with_progress<V: Element>(
         values.extend(values_f64.iter().map(|&v| V::from_f64(v)));
         writer.push_row(&indices, &values)?;
         if outer % (1 << 16) == 0 {
+            crate::interrupt::check()?;
             progress(outer);
         }
     }
@@ -418,6 +419,7 @@ pub fn generate_random<V: Element>(
     let mut buffers: Vec<Vec<Triplet<f64>>> = Vec::new();
     let mut start = 0;
     while start < blocks {
+        crate::interrupt::check()?;
         let end = (start + batch).min(blocks);
         buffers.resize_with((end - start) as usize, Vec::new);
         buffers.par_iter_mut().enumerate().for_each(|(i, buf)| matrix.block(start + i as u64, buf));

@@ -359,6 +359,7 @@ fn rebuild<V: Element>(matrix: &Matrix, dir: &Path, options: BuildOptions) -> Re
     let mut builder = TripletBuilder::<V>::new(dir, options)?;
     let layout = matrix.layout();
     for seg in matrix.segments_mapped() {
+        crate::interrupt::check()?;
         let seg = seg?;
         seg.check_structure()?;
         let indptr = seg.indptr();

@@ -14,6 +14,9 @@
 //! * [`kernels`]: streaming SpMV, transposed SpMV and SpMM, in core and out of core.
 //! * [`ops`]: SpGEMM, transpose / layout conversion and add, writing new matrices out of core.
 //! * [`algo`]: PageRank, BFS, connected components and conjugate gradients over matrices on disk.
+//! * [`interrupt`]: cooperative cancellation (Ctrl-C): long calls stop, clean up and return
+//!   [`Error::Interrupted`].
+//! * [`debris`]: what interrupted or crashed writers left in a matrix directory, and its removal.
 //! * [`bench`](mod@bench): the benchmark harness's pieces (limits, memory caps, baselines, report).
 //!
 //! ```
@@ -40,11 +43,13 @@
 pub mod algo;
 pub mod bench;
 pub mod build;
+pub mod debris;
 pub mod element;
 pub mod error;
 pub mod format;
 pub mod gen;
 pub mod import;
+pub mod interrupt;
 pub mod io;
 pub mod kernels;
 pub mod matrix;

@@ -29,6 +29,7 @@ use crate::format::{
     root_group_metadata, segment_group_metadata, segment_name, DenseEntry, FileEntry, IndexType, Layout, Manifest,
     SegmentEntry, ValueType, FORMAT_VERSION, FORMAT_VERSION_PLAIN, MANIFEST_FILE,
 };
+use crate::interrupt::remove_counted;
 use crate::matrix::Matrix;
 use crate::storage::{sync_dir, write_file_atomic, AtomicFile, Syncer, WriterLock, WRITER_LOCK_FILE};
 use chunk::{ChunkFile, ChunkIo};
@@ -381,6 +382,8 @@ impl<V: Element> MatrixWriter<V> {
         if self.options.durable {
             sync_dir(&self.dir)?;
         }
+        // The last moment a cancellation can stop this writer: after the rename the matrix is live.
+        crate::interrupt::check()?;
         let manifest = Manifest {
             format: "sparsedisk".to_string(),
             // Version 1 when nothing needs version 2, so that older readers still open the matrix.
@@ -722,14 +725,14 @@ impl<V: Element> Drop for MatrixWriter<V> {
         self.open = None;
         self.chunk_io = None;
         if self.created_dir {
-            let _ = fs::remove_dir_all(&self.dir);
+            remove_counted(&self.dir);
         } else {
             for dir in &self.created_segment_dirs {
-                let _ = fs::remove_dir_all(dir);
+                remove_counted(dir);
             }
             // The root group metadata this writer wrote belongs to no matrix if there is no manifest.
             if !self.dir.join(MANIFEST_FILE).exists() {
-                let _ = fs::remove_file(self.dir.join(paths::ZARR_JSON));
+                remove_counted(&self.dir.join(paths::ZARR_JSON));
             }
         }
     }
@@ -743,7 +746,7 @@ fn segment_full(seg: &OpenSegment, bound: u64, payload: u64) -> bool {
 
 /// Deletes `stale` (segment directories of older generations, staging directories, reader lock
 /// files) in `dir`, generation by generation, skipping any generation a reader still holds.
-fn remove_stale(dir: &Path, stale: Vec<PathBuf>, live_generation: u64) {
+pub(crate) fn remove_stale(dir: &Path, stale: Vec<PathBuf>, live_generation: u64) {
     let mut by_generation: std::collections::BTreeMap<u64, Vec<PathBuf>> = std::collections::BTreeMap::new();
     for path in stale {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

@@ -301,7 +301,8 @@ fn commands_end_to_end() {
     let solution = sparsedisk::io::npy::read_npy(&x).unwrap();
     assert_eq!(solution.rows, 900);
     let jac: serde_json::Value =
-        serde_json::from_str(ok(&["cg", p(&lap), "-o", p(&x), "--precond", "jacobi", "--json", "--force"]).trim()).unwrap();
+        serde_json::from_str(ok(&["cg", p(&lap), "-o", p(&x), "--precond", "jacobi", "--json", "--force"]).trim())
+            .unwrap();
     assert!(jac["residual"].as_f64().unwrap() <= 1e-8);
     assert!(fails(&["cg", p(&lap), "-o", p(&x), "--max-iter", "2", "--force"]).contains("did not converge"));
 

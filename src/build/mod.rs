@@ -434,6 +434,8 @@ impl<V: Element> TripletBuilder<V> {
     }
 
     fn add_block(&mut self, block: sort::Block<V>) -> Result<()> {
+        // Once per block (an import's parse loop hands blocks of up to 8 MiB of text).
+        crate::interrupt::check()?;
         if block.len() == 0 {
             return Ok(());
         }
@@ -461,6 +463,7 @@ impl<V: Element> TripletBuilder<V> {
 
     /// Sorts the buffer and writes it as a run.
     fn spill(&mut self) -> Result<()> {
+        crate::interrupt::check()?;
         self.report(BuildPhase::Sort, 0);
         let staging = self.staging_dir()?;
         let path = staging.join(format!("run-{:06}", self.runs_spilled));
@@ -636,7 +639,7 @@ impl<V: Element> TripletBuilder<V> {
 
     fn remove_staging(&mut self) {
         if let Some(s) = self.staging.take() {
-            let _ = fs::remove_dir_all(s);
+            crate::interrupt::remove_counted(&s);
         }
     }
 }
@@ -646,7 +649,7 @@ impl<V: Element> Drop for TripletBuilder<V> {
         self.remove_staging();
         if !self.finished && self.created_dir {
             // This builder created the directory (for its staging area) and published nothing there.
-            let _ = fs::remove_dir_all(&self.dir);
+            crate::interrupt::remove_counted(&self.dir);
         }
     }
 }

@@ -45,6 +45,10 @@ impl RunWriter {
         self.record.extend_from_slice(&e.inner.to_le_bytes());
         V::extend_le_bytes(std::slice::from_ref(&e.value), &mut self.record);
         self.entries += 1;
+        if self.entries % (1 << 16) == 0 {
+            // Spills and cascade merges write runs entry by entry: check every 64 Ki records.
+            crate::interrupt::check()?;
+        }
         self.out.write_all(&self.record).map_err(|err| Error::io(&self.path, "writing a sorted run", err))
     }
 

@@ -483,6 +483,7 @@ fn sort_buckets<V: Element>(
     let mut current = sort_window(0);
     let mut next_start = window;
     loop {
+        crate::interrupt::check()?;
         let mut emit_all = |buckets: Vec<Result<SortedBucket<V>>>| -> Result<()> {
             for s in buckets {
                 let s = s?;

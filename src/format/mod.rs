@@ -244,6 +244,15 @@
 //!   interrupted atomic writes (`.manifest.json.tmp-{pid}-{n}`, `.zarr.json.tmp-{pid}-{n}`) whose
 //!   process `pid` no longer runs on this machine. A running process's are left alone: an import
 //!   sorts its runs in its staging area before it takes the lock.
+//! * **Interruption.** A writer stopped by a cancellation request (SIGINT or SIGTERM to the
+//!   command-line tool, [`interrupt::request`](crate::interrupt::request) in the library) before it
+//!   publishes removes its staging area, its segments and the directory if it created it, exactly as
+//!   on any error; a matrix it was replacing is untouched. Only a process killed outright (SIGKILL, a
+//!   second Ctrl-C, a crash) leaves debris. [`debris::scan`](crate::debris::scan) lists it (staging
+//!   areas, temporary files, segment directories the manifest does not list) with its size and
+//!   whether a running process, reader or writer still uses it; `sparsedisk info` and `verify` report
+//!   it, and [`debris::clean`](crate::debris::clean) (`sparsedisk clean DIR`) removes what nothing
+//!   uses, holding the writer lock (it refuses while a writer works).
 //! * Where the lock file cannot be locked (a filesystem without `flock`), writers go unlocked, and
 //!   must not write the same directory at once.
 //!

@@ -35,7 +35,8 @@ pub fn field_name(value_type: ValueType) -> &'static str {
 /// # Errors
 ///
 /// [`Error::Io`] (naming `out_name`) when writing fails, including a closed pipe
-/// ([`Error::is_broken_pipe`]); [`Error::Corrupt`] when a segment's structure is broken.
+/// ([`Error::is_broken_pipe`]); [`Error::Corrupt`] when a segment's structure is broken;
+/// [`Error::Interrupted`] when [`interrupt`](crate::interrupt) cancellation was requested.
 pub fn write_matrix_market(
     matrix: &Matrix,
     out: &mut dyn Write,
@@ -64,6 +65,7 @@ pub fn write_matrix_market(
         seg.advise(memmap2::Advice::Sequential);
         let blocks = row_blocks(seg.indptr(), BLOCK_ENTRIES);
         for group in blocks.chunks(window) {
+            crate::interrupt::check()?;
             let texts: Vec<Vec<u8>> = group.par_iter().map(|&(a, b)| format_rows(&seg, a, b)).collect();
             for text in texts {
                 out.write_all(&text).map_err(write_err)?;

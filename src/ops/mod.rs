@@ -170,10 +170,10 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         if let Some(s) = self.staging.take() {
-            let _ = fs::remove_dir_all(s);
+            crate::interrupt::remove_counted(&s);
         }
         if self.created_out && !self.out.join(crate::format::MANIFEST_FILE).exists() {
-            let _ = fs::remove_dir_all(&self.out);
+            crate::interrupt::remove_counted(&self.out);
         }
     }
 }

@@ -749,6 +749,8 @@ impl Job<'_> {
             let rows = row_flops.len();
             let mut r0 = 0;
             while r0 < rows {
+                // Once per band (at most BAND_FLOPS of work).
+                crate::interrupt::check()?;
                 let mut r1 = r0;
                 let mut f = 0u64;
                 while r1 < rows && (r1 == r0 || f + row_flops[r1] <= band_flops) {

@@ -183,6 +183,7 @@ fn for_each_outer<V: Element>(
 ) -> Result<()> {
     let mut ix = Vec::new();
     for i in 0..m.segments().len() {
+        crate::interrupt::check()?;
         let seg = m.map_segment(i)?;
         seg.check_row_pointers()?;
         seg.advise(Advice::Sequential);

@@ -250,7 +250,9 @@ impl AtomicFile {
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         // Committed files were renamed away; anything left is partial output.
-        let _ = fs::remove_file(&self.tmp);
+        if self.tmp.exists() {
+            crate::interrupt::remove_counted(&self.tmp);
+        }
     }
 }
 

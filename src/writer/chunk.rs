@@ -439,6 +439,9 @@ impl ChunkFile {
     /// Hashes the current (full) buffer and queues it for writing.
     #[cold]
     fn hand_off(&mut self) -> Result<()> {
+        // Every 2 MiB of output: frequent enough to honour a cancellation within a fraction of a
+        // second, rare enough to cost nothing.
+        crate::interrupt::check()?;
         if self.shared.pool.failed.load(Ordering::Acquire) {
             // The I/O thread's first failure, with its cause and the file it was writing (which may
             // be another of this writer's files).

@@ -58,6 +58,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Write a matrix as Matrix Market coordinate text, streaming, in bounded memory.
     Export(ExportArgs),
+    /// Remove what interrupted or crashed writers left in a matrix directory (staging areas,
+    /// temporary files, unlisted segments), except what a running process still uses.
+    Clean(crate::clean::CleanArgs),
 }
 
 /// `sparsedisk info`.
@@ -182,5 +185,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => crate::bench::run(args, quiet),
         Command::Verify(args) => crate::verify::run(args, quiet),
         Command::Export(args) => crate::export::run(args, quiet),
+        Command::Clean(args) => crate::clean::run(args),
     }
 }

@@ -1,17 +1,30 @@
 //! `sparsedisk info DIR [--json]`.
 
+use crate::clean::{debris_json, debris_line};
 use crate::cli::InfoArgs;
 use crate::output::{emit, emit_json};
 use sparsedisk::units::format_bytes;
-use sparsedisk::{Matrix, Result};
+use sparsedisk::{debris, Matrix, Result};
 
 pub fn run(args: InfoArgs) -> Result<()> {
-    let m = Matrix::open(&args.dir)?;
+    let m = match Matrix::open(&args.dir) {
+        Ok(m) => m,
+        Err(e) => {
+            // No matrix (an interrupted first import, say) may still hide debris worth knowing of.
+            if let Some(line) = debris::scan(&args.dir).ok().and_then(|d| debris_line(&args.dir, &d)) {
+                eprintln!("sparsedisk: {} holds debris: {line}", args.dir.display());
+            }
+            return Err(e);
+        }
+    };
     let info = m.info();
+    let debris = debris::scan(&args.dir)?;
     if args.json {
-        return emit_json(&serde_json::to_value(&info).expect("MatrixInfo serialises"));
+        let mut value = serde_json::to_value(&info).expect("MatrixInfo serialises");
+        value["debris"] = debris_json(&args.dir, &debris);
+        return emit_json(&value);
     }
-    let text = format!(
+    let mut text = format!(
         "matrix      {}\n\
          shape       {} x {}\n\
          nnz         {} (density {:.3e})\n\
@@ -49,5 +62,8 @@ pub fn run(args: InfoArgs) -> Result<()> {
         info.format_version,
         info.generation,
     );
+    if let Some(line) = debris_line(&args.dir, &debris) {
+        text += &format!("\ndebris      {line}");
+    }
     emit(&text)
 }

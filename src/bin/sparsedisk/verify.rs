@@ -1,9 +1,10 @@
 //! `sparsedisk verify DIR [--json]`: exit 0 when sound, 1 with the first problem when not.
 
+use crate::clean::{debris_json, debris_line};
 use crate::cli::VerifyArgs;
 use crate::output::{emit, emit_json};
 use sparsedisk::units::format_bytes;
-use sparsedisk::{Matrix, Result};
+use sparsedisk::{debris, Matrix, Result};
 use std::time::Instant;
 
 pub fn run(args: VerifyArgs, _quiet: bool) -> Result<()> {
@@ -11,8 +12,11 @@ pub fn run(args: VerifyArgs, _quiet: bool) -> Result<()> {
     let m = Matrix::open(&args.dir)?;
     let report = m.verify()?;
     let seconds = start.elapsed().as_secs_f64();
+    // Debris does not make a matrix unsound: reported, still exit 0.
+    let debris = debris::scan(&args.dir)?;
     if args.json {
         return emit_json(&serde_json::json!({
+            "debris": debris_json(&args.dir, &debris),
             "ok": true,
             "path": args.dir.display().to_string(),
             "segments": report.segments,
@@ -23,13 +27,16 @@ pub fn run(args: VerifyArgs, _quiet: bool) -> Result<()> {
             "gb_per_s": report.bytes as f64 / seconds.max(1e-9) / 1e9,
         }));
     }
-    emit(&format!(
-        "ok: {} segments, {} files, {} checked, {} entries, in {:.2} s ({:.2} GB/s)",
-        report.segments,
-        report.files,
-        format_bytes(report.bytes),
-        report.nnz,
-        seconds,
-        report.bytes as f64 / seconds.max(1e-9) / 1e9
-    ))
+    let debris_note = debris_line(&args.dir, &debris).map(|line| format!("\ndebris: {line}")).unwrap_or_default();
+    emit(
+        &(format!(
+            "ok: {} segments, {} files, {} checked, {} entries, in {:.2} s ({:.2} GB/s)",
+            report.segments,
+            report.files,
+            format_bytes(report.bytes),
+            report.nnz,
+            seconds,
+            report.bytes as f64 / seconds.max(1e-9) / 1e9
+        ) + &debris_note),
+    )
 }
