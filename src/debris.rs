@@ -16,10 +16,8 @@
 //!   holds that generation's lock), or of a newer, unpublished one, or every segment directory when
 //!   there is no manifest (in use while a writer holds the directory's writer lock).
 
+use crate::directory::{published_generation, reader_holds, remove_stale, EntryKind, WriterLock, WRITER_LOCK_FILE};
 use crate::error::{Error, Result};
-use crate::format::{parse_segment_name, Manifest, MANIFEST_FILE};
-use crate::storage::{debris_pid, process_alive, reader_lock_name, WriterLock};
-use crate::writer::STAGING_PREFIX;
 use serde::Serialize;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -93,37 +91,27 @@ impl Debris {
 ///
 /// [`Error::Io`] when `dir` cannot be listed.
 pub fn scan(dir: &Path) -> Result<Debris> {
-    scan_with(dir, writer_busy(dir))
-}
-
-/// Whether a writer holds `dir`'s writer lock now.
-fn writer_busy(dir: &Path) -> bool {
-    WriterLock::check_free(dir).is_err()
+    scan_with(dir, WriterLock::held(dir))
 }
 
 fn scan_with(dir: &Path, writer_busy: bool) -> Result<Debris> {
-    let published = fs::read(dir.join(MANIFEST_FILE))
-        .ok()
-        .and_then(|bytes| Manifest::from_json_bytes(&bytes, &dir.join(MANIFEST_FILE)).ok())
-        .map(|m| m.generation);
+    let published = published_generation(dir);
     let listing = fs::read_dir(dir).map_err(|e| Error::io(dir, "listing the matrix directory", e))?;
     let mut entries = Vec::new();
     for entry in listing {
         let entry = entry.map_err(|e| Error::io(dir, "listing the matrix directory", e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let (kind, pid, in_use) = if name.starts_with(STAGING_PREFIX) {
-            let pid = debris_pid(&name);
-            (DebrisKind::Staging, pid, pid.is_some_and(process_alive))
-        } else if name.starts_with(".manifest.json.tmp") || name.starts_with(".zarr.json.tmp") {
-            let pid = debris_pid(&name);
-            (DebrisKind::Temporary, pid, pid.is_some_and(process_alive))
-        } else if let Some(g) = parse_segment_name(&name).filter(|&g| Some(g) != published) {
-            // Older generations are deleted by the writer that replaced them unless a reader held
-            // them; newer ones (or all, without a manifest) belong to a writer at work or a dead one.
-            let older = published.is_some_and(|p| g < p);
-            (DebrisKind::Unlisted, None, writer_busy || (older && reader_holds(dir, g)))
-        } else {
-            continue;
+        let found = EntryKind::of(&name);
+        let (kind, pid, in_use) = match found {
+            EntryKind::Staging(pid) => (DebrisKind::Staging, pid, found.maker_alive()),
+            EntryKind::Temporary(pid) => (DebrisKind::Temporary, pid, found.maker_alive()),
+            EntryKind::Segment(g) if Some(g) != published => {
+                // Older generations are deleted by the writer that replaced them unless a reader held
+                // them; newer ones (or all, without a manifest) belong to a writer at work or a dead one.
+                let older = published.is_some_and(|p| g < p);
+                (DebrisKind::Unlisted, None, writer_busy || (older && reader_holds(dir, g)))
+            }
+            _ => continue,
         };
         let path = entry.path();
         let (files, bytes) = tree_size(&path);
@@ -131,13 +119,6 @@ fn scan_with(dir: &Path, writer_busy: bool) -> Result<Debris> {
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Debris { entries })
-}
-
-/// Whether a reader holds a shared lock on `generation` in `dir` now. Tests with a non-blocking
-/// exclusive lock, released at once; a lock file that cannot be opened means no reader locked it.
-fn reader_holds(dir: &Path, generation: u64) -> bool {
-    let Ok(file) = fs::File::open(dir.join(reader_lock_name(generation))) else { return false };
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err()
 }
 
 /// Files and bytes under `path` (a file counts as one), not following symbolic links. Entries that
@@ -192,10 +173,10 @@ pub fn clean(dir: &Path) -> Result<CleanReport> {
         Error::invalid(format!(
             "cannot clean {}: another process is writing it (it holds {}); run clean again once that writer has finished",
             dir.display(),
-            dir.join(crate::storage::WRITER_LOCK_FILE).display()
+            dir.join(WRITER_LOCK_FILE).display()
         ))
     };
-    if writer_busy(dir) {
+    if WriterLock::held(dir) {
         return Err(busy());
     }
     let before = scan_with(dir, false)?;
@@ -209,14 +190,11 @@ pub fn clean(dir: &Path) -> Result<CleanReport> {
     };
     // Again under the lock: a writer may have published, or finished, in between.
     let debris = scan_with(dir, false)?;
-    let published = fs::read(dir.join(MANIFEST_FILE))
-        .ok()
-        .and_then(|bytes| Manifest::from_json_bytes(&bytes, &dir.join(MANIFEST_FILE)).ok())
-        .map_or(0, |m| m.generation);
+    let published = published_generation(dir).unwrap_or(0);
     let (remove, mut kept): (Vec<DebrisEntry>, Vec<DebrisEntry>) = debris.entries.into_iter().partition(|e| !e.in_use);
     // The writers' own removal: generation by generation, each only if no reader locks it (one may
     // have since the scan), lock file last.
-    crate::writer::remove_stale(dir, remove.iter().map(|e| e.path.clone()).collect(), published);
+    remove_stale(dir, remove.iter().map(|e| e.path.clone()).collect(), published);
     let mut removed = Vec::new();
     for entry in remove {
         if fs::symlink_metadata(&entry.path).is_ok() {

@@ -410,10 +410,10 @@ pub fn generate_random<V: Element>(
     // to keep every thread busy), but no more than an eighth of the budget, nor what would leave the
     // builder less than its minimum (at the minimum budget, one block goes beyond it).
     let block_bytes = RANDOM_BLOCK * std::mem::size_of::<Triplet<f64>>() as u64;
-    let room = (options.memory_budget / 8).min(options.memory_budget.saturating_sub(crate::build::MIN_MEMORY_BUDGET));
+    let room = (options.memory_budget / 8).min(options.memory_budget.saturating_sub(crate::budget::MIN_MEMORY_BUDGET));
     let batch = (4 * rayon::current_num_threads() as u64).min(room / block_bytes).max(1);
-    if options.memory_budget >= crate::build::MIN_MEMORY_BUDGET {
-        options.memory_budget = (options.memory_budget - batch * block_bytes).max(crate::build::MIN_MEMORY_BUDGET);
+    if options.memory_budget >= crate::budget::MIN_MEMORY_BUDGET {
+        options.memory_budget = (options.memory_budget - batch * block_bytes).max(crate::budget::MIN_MEMORY_BUDGET);
     }
     let mut builder = TripletBuilder::<V>::new(dir, options)?;
     let mut buffers: Vec<Vec<Triplet<f64>>> = Vec::new();

@@ -5,8 +5,12 @@
 //! order, to the [`TripletBuilder`], which sorts them in chunks sized by the memory budget, spills
 //! sorted runs when the input outgrows it, and merges them into the writer. Memory: the budget, of
 //! which [`parser_reserve`] goes to the parser's blocks in flight; [`plan_parsing`] chooses how many
-//! threads parse (and, for tight budgets, how large their blocks are) so that both fit.
+//! threads parse (and, for tight budgets, how large their blocks are) so that both fit. Both are
+//! defined with the other budget rules in [`budget`](crate::budget).
 
+pub use crate::budget::{parser_reserve, plan_parsing, ParsePlan};
+
+use crate::budget::min_import_budget;
 use crate::build::{BuildOptions, BuildPhase, BuildProgress, BuildStats, Duplicates, TripletBuilder};
 use crate::element::Element;
 use crate::error::{Error, Result};
@@ -18,83 +22,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-/// Bytes of text blocks one parse thread holds in flight, in blocks of text: one queued in the
-/// reader's channel, one being parsed and one waiting to be handed on (3), plus the triplets parsed
-/// from the latter two and their bucketed copies for the builder (2 x (1 + 2/3), with a triplet taking
-/// about as many bytes as its line of text: 24 bytes for `f64`, 16 for a pattern), rounded up.
-const BLOCKS_PER_THREAD: u64 = 7;
-
-/// The budget shrinks text blocks down to this (or the configured size, if smaller) before it
-/// refuses to import: 1 MiB blocks still amortise the per-block work of parsing.
-const MIN_BLOCK_BYTES: usize = 1 << 20;
-
-/// Memory the parser holds in flight with `threads` parse threads and text blocks of `block_bytes`:
-/// per thread, 7 blocks (text queued, being parsed and being handed on, and the
-/// triplets of the last two with their bucketed copies), plus the block the reader thread is filling.
-/// Files with more triplets per byte of text (a symmetric file, whose entries are expanded, or very
-/// short lines) hold more.
-pub fn parser_reserve(threads: usize, block_bytes: usize) -> u64 {
-    (BLOCKS_PER_THREAD * threads.max(1) as u64 + 1) * block_bytes as u64
-}
-
-/// The part of a budget kept for the builder: half (its chunk decides how many runs are spilled and
-/// merged, so it is not starved for parse threads), and at least [`MIN_MEMORY_BUDGET`].
-///
-/// [`MIN_MEMORY_BUDGET`]: crate::build::MIN_MEMORY_BUDGET
-fn builder_share(budget: u64) -> u64 {
-    (budget / 2).max(crate::build::MIN_MEMORY_BUDGET)
-}
-
 /// The smallest memory budget [`import`] accepts with `read`: the builder's minimum
-/// ([`MIN_MEMORY_BUDGET`](crate::build::MIN_MEMORY_BUDGET)) plus one parse thread with blocks of
-/// 1 MiB (or `read.block_bytes`, if smaller).
+/// ([`MIN_MEMORY_BUDGET`](crate::budget::MIN_MEMORY_BUDGET)) plus one parse thread with blocks of
+/// 1 MiB (or `read.block_bytes`, if smaller); see [`min_import_budget`].
 pub fn min_memory_budget(read: &ReadOptions) -> u64 {
-    crate::build::MIN_MEMORY_BUDGET + parser_reserve(1, MIN_BLOCK_BYTES.min(read.block_bytes.max(1)))
-}
-
-/// How an import parses within its budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ParsePlan {
-    /// Blocks parsed at once.
-    pub threads: usize,
-    /// Size of the text blocks.
-    pub block_bytes: usize,
-    /// What the builder gets: the budget less [`parser_reserve`] of the two above.
-    pub builder_budget: u64,
-}
-
-/// Splits `budget` between the parser and the builder: as many parse threads as `max_threads` (at
-/// least one) with blocks of `block_bytes`, but no more than fit beside the builder's share (half
-/// the budget, at least [`MIN_MEMORY_BUDGET`](crate::build::MIN_MEMORY_BUDGET)); when not even one
-/// thread fits, one thread with smaller blocks, down to 1 MiB.
-///
-/// # Errors
-///
-/// [`Error::InvalidInput`] when the budget is below [`min_memory_budget`], naming that minimum.
-pub fn plan_parsing(budget: u64, max_threads: usize, block_bytes: usize) -> Result<ParsePlan> {
-    let block_bytes = block_bytes.max(1);
-    let floor = MIN_BLOCK_BYTES.min(block_bytes);
-    let minimum = crate::build::MIN_MEMORY_BUDGET + parser_reserve(1, floor);
-    if budget < minimum {
-        return Err(Error::invalid(format!(
-            "a memory budget of {} is too small: import needs at least {} ({} for sorting, {} for one parse thread)",
-            crate::units::format_bytes(budget),
-            crate::units::format_bytes(minimum),
-            crate::units::format_bytes(crate::build::MIN_MEMORY_BUDGET),
-            crate::units::format_bytes(parser_reserve(1, floor)),
-        )));
-    }
-    let share = budget - builder_share(budget);
-    let fit = (share / block_bytes as u64).saturating_sub(1) / BLOCKS_PER_THREAD;
-    let (threads, block_bytes) = if fit >= 1 {
-        (max_threads.max(1).min(usize::try_from(fit).unwrap_or(usize::MAX)), block_bytes)
-    } else {
-        // The share fits one thread with the blocks it allows (at least `floor`, as checked above),
-        // or the builder's minimum leaves room for one at `floor`.
-        let blocks = usize::try_from(share / (BLOCKS_PER_THREAD + 1)).unwrap_or(usize::MAX);
-        (1, blocks.clamp(floor, block_bytes))
-    };
-    Ok(ParsePlan { threads, block_bytes, builder_budget: budget - parser_reserve(threads, block_bytes) })
+    min_import_budget(read.block_bytes)
 }
 
 /// Which layouts to build.
@@ -348,7 +280,7 @@ fn check_both_dir(dir: &Path, overwrite: bool) -> Result<()> {
                 dir.display()
             )));
         }
-        crate::writer::check_output_dir(&entry.path(), overwrite)?;
+        crate::directory::check_output_dir(&entry.path(), overwrite)?;
     }
     Ok(())
 }

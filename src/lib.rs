@@ -14,8 +14,10 @@
 //! * [`kernels`]: streaming SpMV, transposed SpMV and SpMM, in core and out of core.
 //! * [`ops`]: SpGEMM, transpose / layout conversion and add, writing new matrices out of core.
 //! * [`algo`]: PageRank, BFS, connected components and conjugate gradients over matrices on disk.
+//! * [`budget`]: the memory budget's defaults, minimums, available memory and split rules.
 //! * [`interrupt`]: cooperative cancellation (Ctrl-C): long calls stop, clean up and return
 //!   [`Error::Interrupted`].
+//! * [`directory`]: a matrix directory's files: output checks, locks, staging areas, atomic writes.
 //! * [`debris`]: what interrupted or crashed writers left in a matrix directory, and its removal.
 //! * [`bench`](mod@bench): the benchmark harness's pieces (limits, memory caps, baselines, report).
 //!
@@ -42,8 +44,10 @@
 
 pub mod algo;
 pub mod bench;
+pub mod budget;
 pub mod build;
 pub mod debris;
+pub mod directory;
 pub mod element;
 pub mod error;
 pub mod format;
@@ -59,12 +63,12 @@ pub mod storage;
 pub mod units;
 pub mod writer;
 
+pub use directory::check_output_dir;
 pub use element::{Element, Indices, Triplet, Values};
 pub use error::{Error, Result};
 pub use format::{IndexType, Layout, ValueType};
 pub use matrix::{Matrix, MatrixInfo, VerifyReport};
 pub use segment::{MappedSegment, StoredIndex};
 pub use writer::{
-    check_output_dir, DenseOptions, MatrixWriter, WriterOptions, DEFAULT_DENSE_BLOCK, DEFAULT_DENSE_THRESHOLD,
-    DEFAULT_SEGMENT_BYTES,
+    DenseOptions, MatrixWriter, WriterOptions, DEFAULT_DENSE_BLOCK, DEFAULT_DENSE_THRESHOLD, DEFAULT_SEGMENT_BYTES,
 };

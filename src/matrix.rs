@@ -124,7 +124,7 @@ impl Matrix {
         let mut attempts = 0;
         let (manifest, lock) = loop {
             let manifest = Manifest::from_json_bytes(&bytes, &manifest_path)?;
-            let lock = crate::storage::lock_generation_shared(&dir, manifest.generation);
+            let lock = crate::directory::lock_generation_shared(&dir, manifest.generation);
             let again = read_manifest()?;
             attempts += 1;
             if again == bytes || lock.is_none() || attempts >= 100 {
@@ -361,7 +361,7 @@ fn not_a_matrix(dir: &Path) -> Error {
             .map(|name| dir.join(name).display().to_string())
             .collect();
         let debris = fs::read_dir(dir).map(|entries| {
-            entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with(crate::writer::STAGING_PREFIX))
+            entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with(crate::directory::STAGING_PREFIX))
         });
         if !inner.is_empty() {
             format!(

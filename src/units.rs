@@ -1,5 +1,7 @@
 //! Human-friendly sizes: `64M`, `2G`, `1.5GiB` in options; `1.2 GiB` in reports.
 
+pub use crate::budget::memory_limit;
+
 use crate::error::{Error, Result};
 
 /// Parses a byte size: a number with an optional unit `K`, `M`, `G`, `T` (powers of 1024; `KB`,
@@ -73,34 +75,6 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
-}
-
-/// Memory this process may use: the smaller of the system's available memory (`MemAvailable`) and
-/// the limit of its memory cgroup (v2 `memory.max` or v1 `memory.limit_in_bytes`), when the platform
-/// tells. A cgroup limit counts the page cache too, which is what matters for out-of-core work.
-pub fn memory_limit() -> Option<u64> {
-    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
-        let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?.to_string();
-        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
-    });
-    let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok().and_then(|s| {
-        s.lines().find_map(|line| {
-            let mut parts = line.splitn(3, ':');
-            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            let candidates = if controllers.is_empty() {
-                vec![format!("/sys/fs/cgroup{path}/memory.max")]
-            } else if controllers.split(',').any(|c| c == "memory") {
-                vec![format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")]
-            } else {
-                vec![]
-            };
-            candidates.iter().find_map(|f| std::fs::read_to_string(f).ok()?.trim().parse::<u64>().ok())
-        })
-    });
-    match (available, cgroup) {
-        (Some(a), Some(c)) => Some(a.min(c)),
-        (a, c) => a.or(c),
-    }
 }
 
 #[cfg(test)]

@@ -22,16 +22,18 @@
 //!   writer dropped without `finish` (an error, a panic, a cancelled job) removes every file it wrote,
 //!   and the directory itself if it created it.
 
+use crate::directory::{
+    prepare_dir, remove_stale, sync_dir, write_file_atomic, AtomicFile, PreparedDir, Syncer, WriterLock,
+};
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::format::{
-    array_metadata, array_metadata_nd, checksum_hex, dense_group_metadata, format_checksum, parse_segment_name, paths,
-    root_group_metadata, segment_group_metadata, segment_name, DenseEntry, FileEntry, IndexType, Layout, Manifest,
-    SegmentEntry, ValueType, FORMAT_VERSION, FORMAT_VERSION_PLAIN, MANIFEST_FILE,
+    array_metadata, array_metadata_nd, checksum_hex, dense_group_metadata, format_checksum, paths, root_group_metadata,
+    segment_group_metadata, segment_name, DenseEntry, FileEntry, IndexType, Layout, Manifest, SegmentEntry, ValueType,
+    FORMAT_VERSION, FORMAT_VERSION_PLAIN, MANIFEST_FILE,
 };
 use crate::interrupt::remove_counted;
 use crate::matrix::Matrix;
-use crate::storage::{sync_dir, write_file_atomic, AtomicFile, Syncer, WriterLock, WRITER_LOCK_FILE};
 use chunk::{ChunkFile, ChunkIo};
 use std::fs;
 use std::io::Write;
@@ -41,6 +43,7 @@ use std::path::{Path, PathBuf};
 mod chunk;
 mod dense;
 
+pub use crate::directory::check_output_dir;
 pub use dense::{DenseOptions, DEFAULT_DENSE_BLOCK, DEFAULT_DENSE_THRESHOLD};
 
 /// Default bound on a segment's payload: 64 MiB. Large enough that per-segment costs (seven small
@@ -167,7 +170,8 @@ impl<V: Element> MatrixWriter<V> {
         }
         let (outer_dim, inner_dim) = layout.outer_inner(shape);
         check_pointer_space(&dir, shape, layout)?;
-        let (created_dir, generation, stale_segment_dirs, lock) = prepare_dir(&dir, options.overwrite)?;
+        let PreparedDir { created: created_dir, generation, stale: stale_segment_dirs, lock } =
+            prepare_dir(&dir, options.overwrite)?;
         let mut writer = MatrixWriter {
             dir,
             created_dir,
@@ -744,35 +748,6 @@ fn segment_full(seg: &OpenSegment, bound: u64, payload: u64) -> bool {
     payload >= bound && (payload >= bound.saturating_mul(4) || !seg.scan.as_ref().is_some_and(|s| s.holds_candidate()))
 }
 
-/// Deletes `stale` (segment directories of older generations, staging directories, reader lock
-/// files) in `dir`, generation by generation, skipping any generation a reader still holds.
-pub(crate) fn remove_stale(dir: &Path, stale: Vec<PathBuf>, live_generation: u64) {
-    let mut by_generation: std::collections::BTreeMap<u64, Vec<PathBuf>> = std::collections::BTreeMap::new();
-    for path in stale {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        match parse_segment_name(&name).or_else(|| crate::storage::parse_reader_lock_name(&name)) {
-            Some(g) if g != live_generation => by_generation.entry(g).or_default().push(path),
-            Some(_) => {}
-            // Staging directories: no reader ever opens them.
-            None => {
-                let _ = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
-            }
-        }
-    }
-    for (generation, paths) in by_generation {
-        let Ok(lock) = crate::storage::try_lock_generation_exclusive(dir, generation) else {
-            continue; // a reader holds it
-        };
-        for path in paths.iter().filter(|p| p.is_dir()) {
-            let _ = fs::remove_dir_all(path);
-        }
-        // The lock file last: a reader that locks it after this re-reads the manifest, sees a newer
-        // generation and starts over.
-        let _ = fs::remove_file(dir.join(crate::storage::reader_lock_name(generation)));
-        drop(lock);
-    }
-}
-
 /// Refuses a matrix whose row pointers alone would not fit in the free space of the filesystem that
 /// is to hold `dir`: they take 8 bytes per outer index, whatever the entries, so a matrix whose outer
 /// dimension comes from one stray huge id (hashed node ids in an edge list) or an absurd header would
@@ -800,132 +775,4 @@ pub(crate) fn check_pointer_space(dir: &Path, shape: (u64, u64), layout: Layout)
         }
     }
     Ok(())
-}
-
-/// Prefix of the triplet builder's staging directories inside an output directory.
-pub(crate) const STAGING_PREFIX: &str = ".staging-";
-
-/// What an output directory holds.
-struct DirScan {
-    exists: bool,
-    /// Highest generation seen in a manifest or a segment name.
-    generation: u64,
-    /// Segment and staging directories present now: garbage once a new manifest is published.
-    stale: Vec<PathBuf>,
-}
-
-/// Checks that `dir` can receive a new matrix: absent, empty, holding only sparsedisk's own files
-/// (crash debris), or holding a matrix when `overwrite` is set. Used by producers to fail before doing
-/// any work (an import of a 4 GB file should not parse it all to then refuse the output).
-///
-/// # Errors
-///
-/// [`Error::InvalidInput`] when `dir` holds a matrix and `overwrite` is off, or holds foreign files;
-/// [`Error::Io`] when it cannot be listed.
-pub fn check_output_dir(dir: &Path, overwrite: bool) -> Result<()> {
-    if scan_output_dir(dir, overwrite)?.exists {
-        WriterLock::check_free(dir)?;
-    }
-    Ok(())
-}
-
-fn scan_output_dir(dir: &Path, overwrite: bool) -> Result<DirScan> {
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if let Some(outer) = crate::io::enclosing_matrix_dir(parent) {
-        return Err(Error::invalid(format!(
-            "{} is inside the matrix directory {}, which holds only its own files: choose a directory outside it",
-            dir.display(),
-            outer.display()
-        )));
-    }
-    match fs::metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(DirScan { exists: false, generation: 0, stale: Vec::new() })
-        }
-        Err(e) => return Err(Error::io(dir, "reading the output directory", e)),
-        Ok(m) if !m.is_dir() => {
-            return Err(Error::invalid(format!("{} exists and is not a directory", dir.display())));
-        }
-        Ok(_) => {}
-    }
-    let mut generation = 0u64;
-    let mut stale = Vec::new();
-    let mut has_manifest = false;
-    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, "listing the output directory", e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, "listing the output directory", e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name == MANIFEST_FILE {
-            has_manifest = true;
-            if let Ok(bytes) = fs::read(entry.path()) {
-                if let Ok(m) = Manifest::from_json_bytes(&bytes, &entry.path()) {
-                    generation = generation.max(m.generation);
-                }
-            }
-        } else if let Some(g) = parse_segment_name(&name) {
-            generation = generation.max(g);
-            stale.push(entry.path());
-        } else if name.starts_with(STAGING_PREFIX) {
-            // Another running process's staging area (an import sorting before it takes the writer
-            // lock) is its own; a dead process's is debris.
-            if !crate::storage::debris_pid(&name).is_some_and(crate::storage::process_alive) {
-                stale.push(entry.path());
-            }
-        } else if let Some(g) = crate::storage::parse_reader_lock_name(&name) {
-            // Readers' lock files: the live generation's stays, older ones go with their segments.
-            generation = generation.max(g);
-            stale.push(entry.path());
-        } else if name.starts_with(".manifest.json.tmp") || name.starts_with(".zarr.json.tmp") {
-            // An atomic write in progress, or interrupted: debris once its process is gone.
-            if !crate::storage::debris_pid(&name).is_some_and(crate::storage::process_alive) {
-                stale.push(entry.path());
-            }
-        } else if name == paths::ZARR_JSON || name == WRITER_LOCK_FILE {
-            // Ours: the root group metadata, the writers' lock.
-        } else {
-            return Err(Error::invalid(format!(
-                "{} exists and holds {name:?}, which is not part of a sparsedisk matrix; choose an empty or new directory",
-                dir.display()
-            )));
-        }
-    }
-    if has_manifest && !overwrite {
-        return Err(Error::invalid(format!("{} already holds a matrix; pass --force to replace it", dir.display())));
-    }
-    Ok(DirScan { exists: true, generation, stale })
-}
-
-/// Checks what `dir` holds, takes its writer lock and decides the new generation. Returns
-/// `(created_dir, generation, stale files and directories, lock)`.
-///
-/// The directory is scanned twice: once to refuse a foreign directory before creating anything in it
-/// (not even the lock file), and again under the lock, since another writer may have published in
-/// between.
-fn prepare_dir(dir: &Path, overwrite: bool) -> Result<(bool, u64, Vec<PathBuf>, Option<WriterLock>)> {
-    let mut created = false;
-    if !scan_output_dir(dir, overwrite)?.exists {
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(|e| Error::io(parent, "creating the matrix directory", e))?;
-        }
-        // Created here only if this call made it: a writer racing this one may have made it first.
-        match fs::create_dir(dir) {
-            Ok(()) => created = true,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io(dir, "creating the matrix directory", e)),
-        }
-    }
-    let cleanup = |e: Error| {
-        if created {
-            let _ = fs::remove_dir_all(dir);
-        }
-        e
-    };
-    // A busy lock is reported without cleaning up: the directory now belongs to its holder.
-    let lock = WriterLock::acquire(dir).map_err(cleanup)??;
-    let scan = scan_output_dir(dir, overwrite).map_err(cleanup)?;
-    let generation = scan
-        .generation
-        .checked_add(1)
-        .ok_or_else(|| Error::invalid(format!("{}: the generation counter is exhausted", dir.display())))?;
-    Ok((created, generation, scan.stale, lock))
 }

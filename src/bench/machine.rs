@@ -54,7 +54,7 @@ impl Machine {
             cpu_model,
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             ram_bytes,
-            available_bytes: crate::units::memory_limit(),
+            available_bytes: crate::budget::memory_limit(),
             kernel,
             data_dir: dir.display().to_string(),
             mount_point: mount.as_ref().map(|m| m.0.clone()),

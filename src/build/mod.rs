@@ -34,14 +34,17 @@ mod sort;
 
 pub(crate) use sort::Block;
 
+pub use crate::budget::{default_memory_budget, MIN_MEMORY_BUDGET};
+
+use crate::budget::{builder_chunk_bytes, check_minimum, merge_buffers};
+use crate::directory::{check_output_dir, StagingArea};
 use crate::element::{Element, Triplet};
 use crate::error::{Error, Result};
 use crate::format::Layout;
 use crate::matrix::Matrix;
-use crate::writer::{check_output_dir, check_pointer_space, MatrixWriter, WriterOptions, STAGING_PREFIX};
+use crate::writer::{check_pointer_space, MatrixWriter, WriterOptions};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// An entry in layout order: `(outer, inner)` is `(row, col)` for CSR, `(col, row)` for CSC.
@@ -86,26 +89,6 @@ impl std::str::FromStr for Duplicates {
                 )))
             }
         })
-    }
-}
-
-/// Default memory budget of the builder: a quarter of physical memory, but no more than half of what
-/// this process may use now (available memory, or its memory cgroup's limit, page cache included), and
-/// at least 256 MiB (1 GiB when the platform does not say).
-pub fn default_memory_budget() -> u64 {
-    let total = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("MemTotal:"))?.to_string();
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map(|kib| kib * 1024);
-    let limit = crate::units::memory_limit().map(|l| l / 2);
-    match (total, limit) {
-        (Some(t), Some(l)) => (t / 4).min(l).max(256 << 20),
-        (Some(t), None) => (t / 4).max(256 << 20),
-        (None, Some(l)) => l.max(256 << 20),
-        (None, None) => 1 << 30,
     }
 }
 
@@ -235,9 +218,10 @@ type ProgressFn = Box<dyn FnMut(&BuildProgress) + Send>;
 /// ```
 pub struct TripletBuilder<V: Element> {
     dir: PathBuf,
-    created_dir: bool,
     options: BuildOptions,
-    staging: Option<PathBuf>,
+    /// Where runs are spilled; dropping it removes them, and the output directory if it was created
+    /// for them and nothing was published.
+    staging: StagingArea,
     chunk: sort::Chunk<V>,
     /// Most triplets in one chunk (from `max_chunk_triplets`, else unbounded but for `chunk_bytes`).
     capacity: usize,
@@ -254,16 +238,9 @@ pub struct TripletBuilder<V: Element> {
     combined: u64,
     zeros_dropped: u64,
     progress: Option<ProgressFn>,
-    finished: bool,
     sort_seconds: f64,
     spill_seconds: f64,
 }
-
-/// Bytes kept out of the chunk for merge buffers, writer buffers and bookkeeping.
-const RESERVED: u64 = 32 << 20;
-
-/// Smallest budget the builder accepts: the reserve plus a chunk worth sorting.
-pub const MIN_MEMORY_BUDGET: u64 = 64 << 20;
 
 /// Bytes charged per chunk entry stored in `stored` bytes: the entry, plus the sort's share of a
 /// bucket's scratch (a sorted copy of 24 bytes per entry of the largest buckets in flight, which a
@@ -284,13 +261,7 @@ impl<V: Element> TripletBuilder<V> {
     /// As [`check_output_dir`]; [`Error::InvalidInput`] for a budget below [`MIN_MEMORY_BUDGET`].
     pub fn new(dir: impl AsRef<Path>, options: BuildOptions) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
-        if options.memory_budget < MIN_MEMORY_BUDGET {
-            return Err(Error::invalid(format!(
-                "a memory budget of {} is too small: the builder needs at least {}",
-                crate::units::format_bytes(options.memory_budget),
-                crate::units::format_bytes(MIN_MEMORY_BUDGET)
-            )));
-        }
+        check_minimum(options.memory_budget, MIN_MEMORY_BUDGET, "the builder")?;
         if let Some((r, c)) = options.shape {
             if r > i64::MAX as u64 || c > i64::MAX as u64 {
                 return Err(Error::invalid(format!(
@@ -304,15 +275,14 @@ impl<V: Element> TripletBuilder<V> {
             check_pointer_space(&dir, shape, options.layout)?;
         }
         // The chunk's stored entries (see `charge`) within the budget less the reserve.
-        let chunk_bytes = options.memory_budget.saturating_sub(RESERVED) as usize;
+        let chunk_bytes = builder_chunk_bytes(options.memory_budget);
         let capacity = options.max_chunk_triplets.map_or(usize::MAX, |cap| cap.max(1));
         let typical = (chunk_bytes / charge(std::mem::size_of::<sort::Packed<V>>())).max(1024);
         let bucketer = sort::Bucketer::new(typical.min(capacity), options.layout, options.shape);
         Ok(TripletBuilder {
+            staging: StagingArea::new(&dir, ""),
             dir,
-            created_dir: false,
             options,
-            staging: None,
             chunk: sort::Chunk::new(bucketer),
             capacity,
             chunk_bytes,
@@ -325,7 +295,6 @@ impl<V: Element> TripletBuilder<V> {
             combined: 0,
             zeros_dropped: 0,
             progress: None,
-            finished: false,
             sort_seconds: 0.0,
             spill_seconds: 0.0,
         })
@@ -465,7 +434,7 @@ impl<V: Element> TripletBuilder<V> {
     fn spill(&mut self) -> Result<()> {
         crate::interrupt::check()?;
         self.report(BuildPhase::Sort, 0);
-        let staging = self.staging_dir()?;
+        let staging = self.staging.dir()?;
         let path = staging.join(format!("run-{:06}", self.runs_spilled));
         let mut writer = run::RunWriter::create(&path)?;
         let t = Instant::now();
@@ -487,12 +456,9 @@ impl<V: Element> TripletBuilder<V> {
     }
 
     /// How many runs one merge reads at once, and each one's read buffer: at most [`MAX_FAN_IN`]
-    /// (open files stay few) and no more than half the budget in buffers of at least 256 KiB.
+    /// (open files stay few) and no more than half the budget ([`merge_buffers`]).
     fn merge_shape(&self) -> (usize, usize) {
-        let half = (self.options.memory_budget / 2) as usize;
-        let fan_in = (half / (256 << 10)).clamp(2, MAX_FAN_IN);
-        let buffer = (half / fan_in).clamp(64 << 10, 8 << 20);
-        (fan_in, buffer)
+        merge_buffers(self.options.memory_budget, MAX_FAN_IN)
     }
 
     /// Merges consecutive groups of `fan_in` runs into single runs until at most `fan_in` remain
@@ -503,7 +469,7 @@ impl<V: Element> TripletBuilder<V> {
         let mut pass = 0;
         while self.runs.len() > fan_in {
             pass += 1;
-            let staging = self.staging_dir()?;
+            let staging = self.staging.dir()?;
             let old = std::mem::take(&mut self.runs);
             for (g, group) in old.chunks(fan_in).enumerate() {
                 if group.len() == 1 {
@@ -524,22 +490,6 @@ impl<V: Element> TripletBuilder<V> {
             }
         }
         Ok(())
-    }
-
-    fn staging_dir(&mut self) -> Result<PathBuf> {
-        if let Some(s) = &self.staging {
-            return Ok(s.clone());
-        }
-        if !self.dir.exists() {
-            fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, "creating the output directory", e))?;
-            self.created_dir = true;
-        }
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let name = format!("{STAGING_PREFIX}{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-        let staging = self.dir.join(name);
-        fs::create_dir(&staging).map_err(|e| Error::io(&staging, "creating the staging area", e))?;
-        self.staging = Some(staging.clone());
-        Ok(staging)
     }
 
     /// Sorts what remains, merges it with the spilled runs into the matrix, and publishes it.
@@ -617,10 +567,10 @@ impl<V: Element> TripletBuilder<V> {
         }
         self.combined += combined;
         self.zeros_dropped += zeros_dropped;
-        self.remove_staging();
+        self.staging.remove();
         let write_start = Instant::now();
         let matrix = writer.finish()?;
-        self.finished = true;
+        self.staging.published();
         let stats = BuildStats {
             triplets: self.triplets,
             runs: self.runs_spilled,
@@ -635,22 +585,6 @@ impl<V: Element> TripletBuilder<V> {
         };
         self.report(BuildPhase::Write, matrix.nnz());
         Ok((matrix, stats))
-    }
-
-    fn remove_staging(&mut self) {
-        if let Some(s) = self.staging.take() {
-            crate::interrupt::remove_counted(&s);
-        }
-    }
-}
-
-impl<V: Element> Drop for TripletBuilder<V> {
-    fn drop(&mut self) {
-        self.remove_staging();
-        if !self.finished && self.created_dir {
-            // This builder created the directory (for its staging area) and published nothing there.
-            crate::interrupt::remove_counted(&self.dir);
-        }
     }
 }
 

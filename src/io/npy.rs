@@ -7,8 +7,8 @@
 //! [`Error::Parse`] naming the file and what is wrong. Writing produces version 1.0, `<f8`, C order,
 //! with the header padded so the data starts 64-byte aligned, as NumPy itself writes it.
 
+use crate::directory::AtomicFile;
 use crate::error::{Error, Result};
-use crate::storage::AtomicFile;
 use std::io::{Read, Write};
 use std::path::Path;
 

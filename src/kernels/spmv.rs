@@ -360,12 +360,12 @@ impl<'a> Operator<'a> {
 
     /// A resident budget for an operator over `matrix` that also holds `vector_bytes` of vectors: the
     /// whole matrix when it fits, else what is left of three quarters of the memory available
-    /// ([`memory_limit`](crate::units::memory_limit), cgroup limits and the page cache included) after
+    /// ([`memory_limit`](crate::budget::memory_limit), cgroup limits and the page cache included) after
     /// the vectors and the read-ahead window. The last quarter is slack for the rest of the process and
     /// the kernel.
     pub fn default_resident_bytes(matrix: &Matrix, vector_bytes: u64) -> u64 {
         let payload: u64 = matrix.segments().iter().map(|s| s.payload_bytes()).sum();
-        let Some(limit) = crate::units::memory_limit() else { return payload };
+        let Some(limit) = crate::budget::memory_limit() else { return payload };
         let largest = matrix.segments().iter().map(|s| s.payload_bytes()).max().unwrap_or(0);
         let window = largest * (READ_AHEAD_SEGMENTS as u64 + 1);
         let usable = (limit / 4 * 3).saturating_sub(vector_bytes);

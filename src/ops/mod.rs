@@ -35,17 +35,15 @@ pub use add::{add, AddOptions};
 pub use spgemm::{spgemm, Accumulator, Semiring, SpgemmOptions};
 pub use transpose::{convert, transpose};
 
+pub use crate::budget::MIN_OP_MEMORY;
+
+use crate::directory::{check_output_dir, StagingArea};
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
 use crate::segment::MappedSegment;
-use crate::writer::{check_output_dir, WriterOptions, STAGING_PREFIX};
+use crate::writer::WriterOptions;
 use serde::Serialize;
-use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Smallest memory budget the operations accept.
-pub const MIN_OP_MEMORY: u64 = 64 << 20;
 
 /// Options shared by the operations.
 #[derive(Debug, Clone)]
@@ -65,7 +63,7 @@ pub struct OpOptions {
 impl Default for OpOptions {
     fn default() -> Self {
         OpOptions {
-            memory_budget: crate::build::default_memory_budget(),
+            memory_budget: crate::budget::default_memory_budget(),
             writer: WriterOptions::default(),
             max_chunk_entries: None,
         }
@@ -74,14 +72,7 @@ impl Default for OpOptions {
 
 impl OpOptions {
     fn check(&self) -> Result<()> {
-        if self.memory_budget < MIN_OP_MEMORY {
-            return Err(Error::invalid(format!(
-                "a memory budget of {} is too small: the operations need at least {}",
-                crate::units::format_bytes(self.memory_budget),
-                crate::units::format_bytes(MIN_OP_MEMORY)
-            )));
-        }
-        Ok(())
+        crate::budget::check_minimum(self.memory_budget, MIN_OP_MEMORY, "the operations")
     }
 }
 
@@ -116,13 +107,13 @@ pub struct OpStats {
     pub seconds: f64,
 }
 
-/// Scratch space for an operation's intermediate matrices: a staging directory inside the output
+/// Scratch space for an operation's intermediate matrices: a [`StagingArea`] inside the output
 /// directory (same filesystem, cleaned with it), created on first use. Dropping it removes the
 /// staging directory, and the output directory too if it was created here and never published.
 pub(crate) struct Scratch {
+    /// The output directory.
     out: PathBuf,
-    staging: Option<PathBuf>,
-    created_out: bool,
+    staging: StagingArea,
     counter: u64,
 }
 
@@ -130,28 +121,12 @@ impl Scratch {
     /// Checks that `out` can receive the result (before any work is done).
     pub(crate) fn new(out: &Path, overwrite: bool) -> Result<Scratch> {
         check_output_dir(out, overwrite)?;
-        Ok(Scratch { out: out.to_path_buf(), staging: None, created_out: false, counter: 0 })
+        Ok(Scratch { out: out.to_path_buf(), staging: StagingArea::new(out, "op"), counter: 0 })
     }
 
     /// A fresh path inside the staging area for an intermediate matrix named `what`.
     pub(crate) fn path(&mut self, what: &str) -> Result<PathBuf> {
-        let staging = match &self.staging {
-            Some(s) => s.clone(),
-            None => {
-                if !self.out.exists() {
-                    fs::create_dir_all(&self.out)
-                        .map_err(|e| Error::io(&self.out, "creating the output directory", e))?;
-                    self.created_out = true;
-                }
-                static COUNTER: AtomicU64 = AtomicU64::new(0);
-                let name =
-                    format!("{STAGING_PREFIX}{}-op{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-                let s = self.out.join(name);
-                fs::create_dir(&s).map_err(|e| Error::io(&s, "creating the staging area", e))?;
-                self.staging = Some(s.clone());
-                s
-            }
-        };
+        let staging = self.staging.dir()?;
         self.counter += 1;
         Ok(staging.join(format!("{what}-{}", self.counter)))
     }
@@ -163,18 +138,7 @@ impl Scratch {
 
     /// The output was published: keep the output directory, remove only the staging area.
     pub(crate) fn published(mut self) {
-        self.created_out = false;
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Some(s) = self.staging.take() {
-            crate::interrupt::remove_counted(&s);
-        }
-        if self.created_out && !self.out.join(crate::format::MANIFEST_FILE).exists() {
-            crate::interrupt::remove_counted(&self.out);
-        }
+        self.staging.published();
     }
 }
 
