@@ -51,7 +51,7 @@ fn run_case(case: &Case<'_>, rounds: usize, scipy: bool, mode: &str, out: &Path)
     let mut theirs_json = Value::Null;
     for _ in 0..rounds {
         let mut argv: Vec<std::ffi::OsString> = vec![case.algorithm.into(), case.dir.clone().into()];
-        argv.extend(["-o".into(), out.as_os_str().to_owned(), "--json".into()]);
+        argv.extend(["-o".into(), out.as_os_str().to_owned(), "--json".into(), "--force".into()]);
         argv.extend(case.args.iter().map(|a| a.into()));
         let j = match case.cap {
             Some(cap) => {

@@ -54,6 +54,7 @@ fn pair(data: &Path, name: &str, args: &[&str]) -> Result<(PathBuf, PathBuf, Pat
             .arg("-o")
             .arg(&mtx)
             .arg("-q")
+            .stdout(std::process::Stdio::null())
             .status()
             .map_err(|e| e.to_string())?;
         if !st.success() {

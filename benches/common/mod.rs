@@ -111,6 +111,7 @@ pub fn generated(data: &Path, name: &str, args: &[&str]) -> Result<(PathBuf, Pat
             .arg(&dir)
             .arg("-o")
             .arg(&mtx)
+            .stdout(std::process::Stdio::null())
             .status()
             .map_err(|e| e.to_string())?;
         if !st.success() {
