@@ -17,7 +17,6 @@
 //! * [`interrupt`]: cooperative cancellation (Ctrl-C): long calls stop, clean up and return
 //!   [`Error::Interrupted`].
 //! * [`debris`]: what interrupted or crashed writers left in a matrix directory, and its removal.
-//! * [`bench`](mod@bench): the benchmark harness's pieces (limits, memory caps, baselines, report).
 //!
 //! ```
 //! use sparsedisk::{gen::{generate, Generator}, io::mtx::write_matrix_market, Layout, Matrix, WriterOptions};
@@ -41,7 +40,6 @@
 #![warn(missing_docs)]
 
 pub mod algo;
-pub mod bench;
 pub mod build;
 pub mod debris;
 pub mod element;
