@@ -56,8 +56,7 @@ fn run_case(case: &Case<'_>, rounds: usize, scipy: bool, mode: &str, out: &Path)
         let j = match case.cap {
             Some(cap) => {
                 evict(&case.dir)?;
-                let (j, _, peak, failures) =
-                    capped(cap, env!("CARGO_BIN_EXE_sparsedisk"), &argv, true, case.algorithm)?;
+                let (j, _, peak, failures) = capped(cap, common::bin(), &argv, true, case.algorithm)?;
                 peaks.push(peak);
                 if failures > 0.0 {
                     eprintln!("algo bench: {}: the cgroup hit its limit ({failures} times)", case.name);

@@ -36,7 +36,7 @@ fn json_of(out: &std::process::Output, what: &str) -> Result<serde_json::Value, 
     if !out.status.success() {
         return Err(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
-    sparsedisk::bench::python::last_json(&out.stdout).ok_or(format!("{what} printed no JSON"))
+    sparsedisk_bench::python::last_json(&out.stdout).ok_or(format!("{what} printed no JSON"))
 }
 
 /// (min, median, max).
@@ -107,7 +107,7 @@ fn run() -> Result<(), String> {
     let mut nnz = 0u64;
     for round in 0..repeat {
         let out_dir = tmp.path().join(format!("m{round}"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sparsedisk"));
+        let mut cmd = Command::new(common::bin());
         if let Some(t) = &threads {
             cmd.args(["--threads", t]);
         }

@@ -186,8 +186,7 @@ fn run() -> Result<(), String> {
             "--json".into(),
             "--quiet".into(),
         ]);
-        let (j, _, _, _) =
-            capped("1G", env!("CARGO_BIN_EXE_sparsedisk"), &argv, true, "sparsedisk spgemm under a 1G cap")?;
+        let (j, _, _, _) = capped("1G", common::bin(), &argv, true, "sparsedisk spgemm under a 1G cap")?;
         let (info, _) = run_json(sparsedisk().arg("info").arg(&c).arg("--json"), "info")?;
         let (check, _) = run_json(
             Command::new(python())

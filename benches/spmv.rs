@@ -9,7 +9,7 @@
 //! sparsedisk is faster).
 //!
 //! **Out of core** (`--ooc`), each matrix under a real memory cap (a memory cgroup, page cache
-//! included: `sparsedisk::bench::MemoryCap`) from a cold cache (`evict_page_cache` before every run),
+//! included: `sparsedisk_bench::MemoryCap`) from a cold cache (`evict_page_cache` before every run),
 //! rounds alternating:
 //! * `cat` of the segment files to `/dev/null`: the sequential read bandwidth of the same bytes under
 //!   the same cap, the limit a streaming product can reach;
@@ -174,7 +174,8 @@ fn out_of_core(name: &str, dir: &Path, mmdir: &Path, cap: &str, rounds: usize, r
         "--repeat".as_ref(),
         repeat.as_ref(),
     ];
-    let exe = Path::new(env!("CARGO_BIN_EXE_sparsedisk"));
+    let exe_path = common::bin();
+    let exe = exe_path.as_path();
     let ours = |cache: &'static str| -> Vec<&std::ffi::OsStr> {
         vec![
             exe.as_os_str(),

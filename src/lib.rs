@@ -19,7 +19,6 @@
 //!   [`Error::Interrupted`].
 //! * [`directory`]: a matrix directory's files: output checks, locks, staging areas, atomic writes.
 //! * [`debris`]: what interrupted or crashed writers left in a matrix directory, and its removal.
-//! * [`bench`](mod@bench): the benchmark harness's pieces (limits, memory caps, baselines, report).
 //!
 //! ```
 //! use sparsedisk::{gen::{generate, Generator}, io::mtx::write_matrix_market, Layout, Matrix, WriterOptions};
@@ -43,7 +42,6 @@
 #![warn(missing_docs)]
 
 pub mod algo;
-pub mod bench;
 pub mod budget;
 pub mod build;
 pub mod debris;

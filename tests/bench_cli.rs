@@ -3,12 +3,14 @@
 //! samples, and the Python baselines either ran or say why not. Performance itself is measured by
 //! running the harness, never asserted here.
 
+mod common;
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
 fn bench(out: &Path, extra: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
+    Command::new(common::bin())
         .args(["bench", "--suite", "smoke", "--quiet", "--out"])
         .arg(out)
         .args(extra)
@@ -115,11 +117,7 @@ fn smoke_suite_writes_a_complete_report() {
 
     // The views regenerate from results.jsonl alone.
     std::fs::remove_file(out.join("report.md")).unwrap();
-    let again = Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
-        .args(["bench", "--report-only", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let again = Command::new(common::bin()).args(["bench", "--report-only", "--out"]).arg(&out).output().unwrap();
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     check_files(&out);
 
@@ -128,7 +126,7 @@ fn smoke_suite_writes_a_complete_report() {
     let readme = tmp.path().join("README.md");
     std::fs::write(&readme, "# T\n\nbefore\n<!-- bench:begin -->\nold tables\n<!-- bench:end -->\nafter\n").unwrap();
     for _ in 0..2 {
-        let run = Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
+        let run = Command::new(common::bin())
             .args(["bench", "--report-only", "--out"])
             .arg(&out)
             .arg("--readme")
@@ -143,7 +141,7 @@ fn smoke_suite_writes_a_complete_report() {
     assert!(text.starts_with("# T\n\nbefore\n<!-- bench:begin -->\n") && text.ends_with("<!-- bench:end -->\nafter\n"));
     assert_eq!(text.matches("#### In core").count(), 1);
     std::fs::write(&readme, "no markers\n").unwrap();
-    let bad = Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
+    let bad = Command::new(common::bin())
         .args(["bench", "--report-only", "--out"])
         .arg(&out)
         .arg("--readme")
@@ -162,7 +160,7 @@ fn without_python_and_with_a_user_matrix() {
         .unwrap();
     // A CSC matrix directory too: sprs's mat-vec takes CSR only, so it is skipped with the reason.
     let csc = tmp.path().join("csc");
-    let gen = Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
+    let gen = Command::new(common::bin())
         .args(["generate", "laplace2d", "--n", "12", "--layout", "csc", "--quiet", "-o"])
         .arg(&csc)
         .output()

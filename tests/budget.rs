@@ -126,7 +126,7 @@ fn empty_standard_input_is_refused_like_an_empty_file() {
     let empty = tmp.path().join("empty.mtx");
     std::fs::write(&empty, b"").unwrap();
     let from_file = fails(&["import", p(&empty), "-o", p(&tmp.path().join("a"))]);
-    let child = Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
+    let child = Command::new(common::bin())
         .args(["import", "-", "-o", p(&tmp.path().join("b"))])
         .stdin(Stdio::null())
         .output()

@@ -143,7 +143,7 @@ fn broken_pipe_exits_quietly() {
     let tmp = tempfile::tempdir().unwrap();
     let m = tmp.path().join("m");
     ok(&["generate", "laplace2d", "--n", "400", "-o", p(&m)]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
+    let mut child = Command::new(common::bin())
         .args(["export", p(&m), "-o", "-"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -78,7 +78,7 @@ fn readers_see_whole_generations_while_a_writer_replaces_the_matrix() {
         // Reader processes: `sparsedisk verify` reads and checks every file of the generation it opened.
         s.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
-                let out = Command::new(env!("CARGO_BIN_EXE_sparsedisk")).args(["verify", &d]).output().unwrap();
+                let out = Command::new(common::bin()).args(["verify", &d]).output().unwrap();
                 assert!(out.status.success(), "verify failed: {}", String::from_utf8_lossy(&out.stderr));
                 verifies.fetch_add(1, Ordering::Relaxed);
             }
@@ -136,7 +136,7 @@ fn concurrent_writers_never_publish_a_mix() {
     for round in 0..12 {
         let children: Vec<_> = (0..3)
             .map(|i| {
-                Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
+                Command::new(common::bin())
                     .args(&versions[(round + i) % versions.len()])
                     .stderr(std::process::Stdio::piped())
                     .spawn()

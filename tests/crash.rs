@@ -31,7 +31,7 @@ fn timed(args: &[&str]) -> Duration {
 
 /// Kills `args` after `delay` (or lets it finish first).
 fn run_and_kill(args: &[&str], delay: Duration) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
+    let mut child = Command::new(common::bin())
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -254,7 +254,7 @@ impl Case<'_> {
         fs.leave_free(free);
         let used_before = fs.used();
         let args = op.command(&out, force);
-        let output = Command::new(env!("CARGO_BIN_EXE_sparsedisk")).args(&args).output().unwrap();
+        let output = Command::new(common::bin()).args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         let what = format!("{} {} with {free} bytes free (force: {force})", fs.kind, op.name);
         assert!(output.status.signal().is_none(), "{what}: killed by signal {:?}: {stderr}", output.status.signal());
@@ -357,7 +357,7 @@ impl Case<'_> {
 }
 
 fn bin(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sparsedisk")).args(args).arg("--quiet").output().unwrap();
+    let out = Command::new(common::bin()).args(args).arg("--quiet").output().unwrap();
     assert!(out.status.success(), "sparsedisk {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -428,10 +428,7 @@ fn inside_private_mounts() {
         Some(fs) => {
             for op in &ops {
                 let out = fs.root.join(op.name);
-                let status = Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
-                    .args(op.command(&out, false))
-                    .stdout(Stdio::null())
-                    .status();
+                let status = Command::new(common::bin()).args(op.command(&out, false)).stdout(Stdio::null()).status();
                 assert!(status.unwrap().success(), "ramfs {}", op.name);
                 assert_eq!(print_of(&out), op.reference, "ramfs {}", op.name);
             }

@@ -138,7 +138,7 @@ fn edge_lists_csv_gzip_and_stdin() {
     let from_gz = tmp.path().join("gz");
     ok(&["import", p(&gz), "-o", p(&from_gz)]);
     let from_stdin: PathBuf = tmp.path().join("stdin");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
+    let mut child = Command::new(common::bin())
         .args(["import", "-", "-o", p(&from_stdin), "--format", "mtx"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -32,7 +32,7 @@ fn write_mtx(path: &Path, nnz: u64) {
 }
 
 fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
+    Command::new(common::bin())
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -387,7 +387,7 @@ fn a_second_signal_exits_at_once_and_clean_removes_what_it_left() {
     let out = tmp.path().join("lap");
     ok(&["generate", "laplace2d", "--n", "100", "-o", p(&out)]);
     let manifest_before = std::fs::read(out.join("manifest.json")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sparsedisk"))
+    let mut child = Command::new(common::bin())
         .args(["import", p(&input), "-o", p(&out), "--memory", "200M", "--force"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

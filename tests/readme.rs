@@ -15,6 +15,8 @@
 //! document, its line, its text and its standard error. Relative links between the documents must
 //! resolve to files, and their `#anchors` to headings.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -235,7 +237,7 @@ fn run_document(doc: &Path) {
     let scratch = tempfile::tempdir().unwrap();
     let bin = scratch.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_sparsedisk"), bin.join("sparsedisk")).unwrap();
+    std::os::unix::fs::symlink(common::bin(), bin.join("sparsedisk")).unwrap();
     std::os::unix::fs::symlink(repo().join("datasets"), work.path().join("datasets")).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let needs_python = runnable.iter().any(|b| b.kind() == Ok(Kind::Python));

@@ -103,9 +103,26 @@ pub fn random_triplets(rng: &mut SplitMix, rows: u64, cols: u64, density: f64) -
     Triplets { shape: (rows, cols), entries }
 }
 
+/// The `sparsedisk` command-line binary of this workspace (`crates/cli`). Tests of the library
+/// cannot name another package's binary (`CARGO_BIN_EXE_*`), so it is found where Cargo puts it,
+/// beside the test executable's `deps/` directory. `cargo test` at the workspace root builds it with
+/// the tests (the CLI crate is a default member); `cargo test -p sparsedisk` alone does not.
+pub fn bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join(format!("sparsedisk{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: build the command line with the tests (`cargo test` at the workspace root, or \
+         `cargo build -p sparsedisk-cli` with the same profile)",
+        bin.display()
+    );
+    bin
+}
+
 /// Runs the built `sparsedisk` binary.
 pub fn sparsedisk(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_sparsedisk")).args(args).output().expect("run sparsedisk")
+    std::process::Command::new(bin()).args(args).output().expect("run sparsedisk")
 }
 
 /// Runs `sparsedisk`, which must succeed; returns its standard output.

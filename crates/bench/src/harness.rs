@@ -1,23 +1,22 @@
 //! `sparsedisk bench`: the benchmark harness (see docs/performance.md, "The benchmark harness", and
-//! [`sparsedisk::bench`] for the record format).
+//! the [crate docs](crate) for the record format).
 //!
 //! A run is a plan of steps (generate or import an input, measure a limit, measure one kernel with one
 //! tool on one input) executed in order under one progress bar. In-core measurements call the library
 //! in process and time around the call, after one untimed warm-up run that brings the files into the
 //! page cache; sprs runs in process on a copy in memory; the Python baselines run as child processes
-//! of the project's script. Out-of-core measurements run this binary (`spmv --json`) and the
+//! of the project's script. Out-of-core measurements run the `sparsedisk` binary (`spmv --json`) and the
 //! numpy.memmap baseline as children inside a memory cgroup, after dropping the files' page cache.
 
-use crate::cli::parse_size_arg;
-use crate::output::{emit, progress_bar};
-use clap::{Args, ValueEnum};
-use sparsedisk::algo::{cg, pagerank, CgOptions, PagerankOptions};
-use sparsedisk::bench::python::{run_json, run_json_within, samples, write_raw_csr, Python};
-use sparsedisk::bench::report::{markdown, plots, read_jsonl, tables, write_jsonl};
-use sparsedisk::bench::{
+use crate::python::{run_json, run_json_within, samples, write_raw_csr, Python};
+use crate::report::{markdown, plots, read_jsonl, tables, write_jsonl};
+use crate::ui::{emit, parse_size_arg, plan_bar};
+use crate::{
     disk_read_bandwidth, figures, memory_read_bandwidth, time_runs, CapRecord, LimitRecord, Machine, MatrixDesc,
     MemoryCap, Record, Spread, Versions,
 };
+use clap::{Args, ValueEnum};
+use sparsedisk::algo::{cg, pagerank, CgOptions, PagerankOptions};
 use sparsedisk::build::BuildOptions;
 use sparsedisk::gen::{generate, generate_random, Generator, RandomMatrix};
 use sparsedisk::import::{import, ImportOptions, LayoutChoice, ValueChoice};
@@ -1028,7 +1027,7 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
         }
         plan.push(Step::Release(i));
     }
-    let bar = progress_bar(plan.len() as u64, "steps", quiet);
+    let bar = plan_bar(plan.len() as u64, quiet);
     let (mem_bytes, disk_bytes) = match args.suite {
         Suite::Smoke => (16 << 20, 16 << 20),
         Suite::Quick => (512 << 20, 1 << 30),

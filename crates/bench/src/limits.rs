@@ -7,9 +7,9 @@
 //!   back in large reads: what a product over a matrix that is not in memory does at best.
 
 use super::{time_runs, Spread};
-use crate::error::{Error, Result};
-use crate::storage::evict_page_cache;
 use rayon::prelude::*;
+use sparsedisk::error::{Error, Result};
+use sparsedisk::storage::evict_page_cache;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -22,7 +22,7 @@ const READ_CHUNK: usize = 8 << 20;
 /// bytes read per pass. GB/s: bytes over seconds. The buffer is filled (touched) before timing.
 pub fn memory_read_bandwidth(bytes: usize, threads: usize, repeat: usize) -> Result<(Spread, u64)> {
     let words = (bytes / 8).max(1);
-    let mut buf = crate::kernels::dense_vector(0);
+    let mut buf = sparsedisk::kernels::dense_vector(0);
     buf.reserve_exact(words);
     buf.extend((0..words).map(|i| i as f64));
     let pool = rayon::ThreadPoolBuilder::new()

@@ -1,7 +1,8 @@
-//! The benchmark harness's building blocks, shared by `sparsedisk bench` and the `benches/` programs:
-//! spreads of repeated runs, the machine's description, its physical limits (memory and disk read
-//! bandwidth), memory caps (cgroups), the Python baselines, and the report (JSON lines, Markdown,
-//! SVG plots).
+//! The benchmark harness: `sparsedisk bench` ([`harness`]) and the building blocks it shares with the
+//! library's `benches/` programs: spreads of repeated runs, the machine's description, its physical
+//! limits (memory and disk read bandwidth), memory caps (cgroups), the Python baselines, and the
+//! report (JSON lines, Markdown, SVG plots). A client of the `sparsedisk` library like the command
+//! line; the library itself knows nothing of benchmarks.
 //!
 //! # The record (`results.jsonl`)
 //!
@@ -25,12 +26,15 @@
 //! | `note` | why a measurement is missing or qualified, if it is |
 
 pub mod cgroup;
+pub mod harness;
 pub mod limits;
 pub mod machine;
 pub mod python;
 pub mod report;
+pub mod ui;
 
 pub use cgroup::{CapOutcome, MemoryCap};
+pub use harness::{run, BenchArgs};
 pub use limits::{disk_read_bandwidth, memory_read_bandwidth};
 pub use machine::{Machine, Versions};
 

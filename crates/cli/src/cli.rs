@@ -51,7 +51,7 @@ pub enum Command {
     Cg(crate::algo::CgArgs),
     /// Benchmark the kernels on generated and given matrices against the machine's limits and the
     /// baselines (sprs, scipy); write a report (JSON lines, Markdown, SVG plots).
-    Bench(crate::bench::BenchArgs),
+    Bench(sparsedisk_bench::BenchArgs),
     /// Print a matrix's shape, nnz, types, segments and bytes on disk.
     Info(InfoArgs),
     /// Check every checksum and every structural invariant of a matrix (O(nnz)).
@@ -182,7 +182,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bfs(args) => crate::algo::run_bfs(args, quiet),
         Command::Components(args) => crate::algo::run_components(args, quiet),
         Command::Cg(args) => crate::algo::run_cg(args, quiet),
-        Command::Bench(args) => crate::bench::run(args, quiet),
+        Command::Bench(args) => sparsedisk_bench::run(args, quiet),
         Command::Verify(args) => crate::verify::run(args, quiet),
         Command::Export(args) => crate::export::run(args, quiet),
         Command::Clean(args) => crate::clean::run(args),

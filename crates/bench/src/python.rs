@@ -1,14 +1,14 @@
 //! The Python baselines: scipy, numpy.memmap + scipy and fast_matrix_market, timed by the project's
-//! own script (`src/bench/baselines.py`, carried inside this binary and written next to the report
+//! own script (`crates/bench/src/baselines.py`, carried inside this binary and written next to the report
 //! when used), on raw CSR arrays the harness writes from a matrix ([`write_raw_csr`]).
 //!
 //! Python is `SPARSEDISK_PYTHON`, else `python3`; the baselines run when it imports numpy and scipy,
 //! and are skipped with the reason otherwise.
 
-use crate::element::{Indices, Values};
-use crate::error::{Error, Result};
-use crate::matrix::Matrix;
-use crate::Layout;
+use sparsedisk::element::{Indices, Values};
+use sparsedisk::error::{Error, Result};
+use sparsedisk::matrix::Matrix;
+use sparsedisk::Layout;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -3,8 +3,8 @@
 //! report can be regenerated from `results.jsonl`.
 
 use super::{Record, Spread};
-use crate::error::{Error, Result};
 use plotters::prelude::*;
+use sparsedisk::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -97,7 +97,7 @@ pub fn tables(records: &[Record], level: &str) -> String {
             "| {} | {} | {} | {} | {} ({} – {}) |",
             r.tool,
             r.params.get("threads").map_or("-".into(), |v| v.to_string()),
-            crate::units::format_bytes(r.figures.bytes_moved),
+            sparsedisk::units::format_bytes(r.figures.bytes_moved),
             spread_text(&r.seconds, 1.0),
             num(rate.median, 2),
             num(rate.min, 2),
@@ -158,7 +158,7 @@ pub fn tables(records: &[Record], level: &str) -> String {
         let bytes = m.map_or(0, |m| m.bytes);
         let cap = r.cap.as_ref();
         let cap_text = cap.map_or("-".into(), |c| {
-            let size = crate::units::format_bytes(c.requested_bytes);
+            let size = sparsedisk::units::format_bytes(c.requested_bytes);
             if c.applied {
                 size
             } else {
@@ -170,7 +170,7 @@ pub fn tables(records: &[Record], level: &str) -> String {
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             m.map_or("-", |m| &m.name),
-            crate::units::format_bytes(bytes),
+            sparsedisk::units::format_bytes(bytes),
             cap_text,
             cap.map_or("-".into(), |c| num(bytes as f64 / c.requested_bytes as f64, 2)),
             r.tool,
@@ -178,7 +178,7 @@ pub fn tables(records: &[Record], level: &str) -> String {
             num(r.figures.gb_per_s, 2),
             r.limit.as_ref().map_or("-".into(), |l| format!("{:.0}%", l.fraction * 100.0)),
             secs(steady),
-            cap.and_then(|c| c.peak_bytes).map_or("-".into(), crate::units::format_bytes),
+            cap.and_then(|c| c.peak_bytes).map_or("-".into(), sparsedisk::units::format_bytes),
             ratio_text(r, "numpy.memmap+scipy"),
         );
     }
@@ -362,7 +362,7 @@ pub fn plots(records: &[Record], dir: &Path) -> Result<()> {
     let mut by: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for r in records.iter().filter(ok).filter(|r| r.kernel == "spmv" && r.regime == "out_of_core_cold") {
         let (Some(m), Some(c)) = (&r.matrix, &r.cap) else { continue };
-        let key = format!("{} cold, cap {}", r.tool, crate::units::format_bytes(c.requested_bytes));
+        let key = format!("{} cold, cap {}", r.tool, sparsedisk::units::format_bytes(c.requested_bytes));
         by.entry(key).or_default().push((m.bytes as f64 / c.requested_bytes as f64, r.figures.gb_per_s));
     }
     let mut hlines = Vec::new();

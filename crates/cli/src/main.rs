@@ -1,7 +1,6 @@
 //! The `sparsedisk` command: a thin layer over the library's public API.
 
 mod algo;
-mod bench;
 mod clean;
 mod cli;
 mod demo;
