@@ -4,7 +4,6 @@
 use super::operator::{CachePolicy, Operator, READ_AHEAD_SEGMENTS};
 use crate::error::{Error, Result};
 use crate::segment::MappedSegment;
-use memmap2::Advice;
 use std::sync::atomic::Ordering;
 
 /// Visits the segments in order. Resident segments are visited as they are; with the managed policy,
@@ -30,8 +29,7 @@ pub(super) fn stream(op: &Operator<'_>, mut visit: impl FnMut(&MappedSegment) ->
                     seg.populate();
                     Ok(None)
                 } else {
-                    a.map_segment(i).map(|seg| {
-                        seg.advise(Advice::Sequential);
+                    crate::scan::map_sequential(a, i).map(|seg| {
                         seg.populate();
                         Some(seg)
                     })
