@@ -8,6 +8,7 @@
 //! * [`format`](mod@format): the on-disk format, fully specified.
 //! * [`Matrix`]: open (cheap), [`verify`](Matrix::verify) (full), inspect, map segments, convert to
 //!   sprs.
+//! * [`scan`](mod@scan): the one sequential scan over a matrix's segments.
 //! * [`MatrixWriter`]: the one streaming writer every producer of matrices uses.
 //! * [`gen`]: deterministic generators (Laplacians, banded matrices) that stream into the writer.
 //! * [`io`]: Matrix Market export.
@@ -56,6 +57,7 @@ pub mod io;
 pub mod kernels;
 pub mod matrix;
 pub mod ops;
+pub mod scan;
 pub mod segment;
 pub mod storage;
 pub mod units;

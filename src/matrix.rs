@@ -310,7 +310,7 @@ impl Matrix {
         let mut indices = Vec::with_capacity(nnz);
         let mut data = Vec::with_capacity(nnz);
         indptr.push(0usize);
-        for seg in self.segments_mapped() {
+        for seg in crate::scan::scan(self) {
             let seg = seg?;
             seg.check_structure()?;
             let base = indices.len();

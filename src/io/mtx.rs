@@ -57,12 +57,11 @@ pub fn write_matrix_market(
     let mut bytes = header.len() as u64;
     let mut done = 0u64;
     let window = 2 * rayon::current_num_threads().max(1);
-    for seg in matrix.segments_mapped() {
+    for seg in crate::scan::scan(matrix) {
         let seg = seg?;
-        // Formatting indexes the arrays through the row pointers: check them first so a corrupt file
-        // gives an error, not a panic.
+        // Formatting indexes the arrays through the row pointers and indices: check them all first so
+        // a corrupt file gives an error, not a panic.
         seg.check_structure()?;
-        seg.advise(memmap2::Advice::Sequential);
         let blocks = row_blocks(seg.indptr(), BLOCK_ENTRIES);
         for group in blocks.chunks(window) {
             crate::interrupt::check()?;

@@ -10,7 +10,7 @@
 //! reach memory is an [`Operator`]'s [`CachePolicy`]:
 //! * `Managed` (the default): the leading segments that fit a resident budget stay mapped across
 //!   products; the rest stream through three threads: a reader maps the next segments and reads them
-//!   in whole (on 2 MiB folios, which reads a cold file about 3x faster than 4 KiB faults) up to
+//!   in whole (on 2 MiB folios, which read a cold file faster than 4 KiB faults) up to
 //!   [`READ_AHEAD_SEGMENTS`] ahead, the rayon pool computes the current one, and a releaser unmaps each
 //!   computed segment and drops its pages from the page cache, so that a matrix larger than memory is
 //!   a cyclic scan that does not evict the resident part. At most `READ_AHEAD_SEGMENTS + 1` streamed
@@ -36,16 +36,30 @@
 //! unchecked inside the block; the scatter checks the same way before writing its private copy of
 //! `y`); an index out of range makes the product fail with [`Error::Corrupt`](crate::Error::Corrupt)
 //! naming the segment, never a panic or an out-of-bounds read.
+//!
+//! **Where things are.** `operator` owns the public API and the product driver; `stream` the
+//! read-ahead stream; `tasks` the split of a segment into tasks; `gather`, `scatter` and `dense`
+//! the loops; `checked` the index checks they share; `simd` the type and AVX2 dispatch and the
+//! panels of columns.
 
-mod spmv;
+// First: its macros are used by the modules below.
+#[macro_use]
+mod simd;
+mod checked;
+mod dense;
+mod gather;
+mod operator;
+mod scatter;
+mod stream;
+mod tasks;
 
 /// A zero-filled vector of `len` elements for kernel operands (`x`, `y`), backed by transparent huge
 /// pages where the system allows (`MADV_HUGEPAGE`; a hint, ignored elsewhere and below 8 MiB).
 ///
 /// A gather reads `x` at random, at every column index of every row. On a graph with millions of
 /// vertices nearly every such read misses the TLB when `x` lies on 4 KiB pages; on 2 MiB pages a
-/// 64 MiB `x` needs 32 TLB entries. NumPy backs its large arrays the same way. Measured on R-MAT
-/// scale 23 (8.4 M vertices, one thread): see docs/performance.md.
+/// 64 MiB `x` needs 32 TLB entries. NumPy backs its large arrays the same way (measurements:
+/// docs/performance.md).
 pub fn dense_vector(len: usize) -> Vec<f64> {
     // Zeroed by the allocator (fresh pages from the kernel are zero, so nothing is written here),
     // then advised before anything touches it, so that the first touch faults in huge pages.
@@ -54,4 +68,5 @@ pub fn dense_vector(len: usize) -> Vec<f64> {
     v
 }
 
-pub use spmv::{set_min_task_entries, spmm, spmv, spmv_transpose, CachePolicy, Operator, Product, READ_AHEAD_SEGMENTS};
+pub use operator::{spmm, spmv, spmv_transpose, CachePolicy, Operator, Product, READ_AHEAD_SEGMENTS};
+pub use tasks::set_min_task_entries;

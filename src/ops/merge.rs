@@ -2,13 +2,13 @@
 //! outer index, and the n-way merge of aligned outer indices (used by `add` and by the merge of an
 //! out-of-core product's partial results).
 
-use super::{corrupt_index, OpProgress, ProgressFn};
-use crate::element::{Element, Indices, Values};
+use super::{OpProgress, ProgressFn};
+use crate::element::{Element, Values};
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
+use crate::scan::{row_indices, scan, Scan};
 use crate::segment::MappedSegment;
 use crate::writer::MatrixWriter;
-use memmap2::Advice;
 
 /// A value type the operations compute in: `f64`, `i64`, or `()` (structure only). Stored values of
 /// any type convert to it (pattern entries are 1).
@@ -110,6 +110,7 @@ impl Scalar for () {
 /// when it is mapped, every inner index checked against the inner dimension).
 pub(crate) struct RowStream<'m> {
     m: &'m Matrix,
+    segments: Scan<'m>,
     next_segment: usize,
     seg: Option<MappedSegment>,
     outer: u64,
@@ -119,7 +120,7 @@ pub(crate) struct RowStream<'m> {
 impl<'m> RowStream<'m> {
     pub(crate) fn new(m: &'m Matrix) -> RowStream<'m> {
         let (_, inner_dim) = m.layout().outer_inner(m.shape());
-        RowStream { m, next_segment: 0, seg: None, outer: 0, inner_dim }
+        RowStream { m, segments: scan(m), next_segment: 0, seg: None, outer: 0, inner_dim }
     }
 
     /// Appends the entries of the next outer index to `cols` and `vals`.
@@ -130,30 +131,18 @@ impl<'m> RowStream<'m> {
         };
         if need_segment {
             self.seg = None;
-            let Some(entry) = self.m.segments().get(self.next_segment) else {
+            let (Some(entry), Some(seg)) = (self.m.segments().get(self.next_segment), self.segments.next()) else {
                 return Err(Error::invalid("RowStream read past the last outer index"));
             };
             if entry.start != self.outer {
                 return Err(Error::corrupt(self.m.dir(), "segments do not tile the outer dimension"));
             }
-            let seg = self.m.map_segment(self.next_segment)?;
-            seg.check_row_pointers()?;
-            seg.advise(Advice::Sequential);
-            self.seg = Some(seg);
+            self.seg = Some(seg?);
             self.next_segment += 1;
         }
         let seg = self.seg.as_ref().expect("a segment was mapped above");
         let r = (self.outer - seg.start()) as usize;
-        let indptr = seg.indptr();
-        let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
-        let start = cols.len();
-        match seg.indices() {
-            Indices::U32(ix) => cols.extend(ix.get(lo..hi).unwrap_or(&[]).iter().map(|&i| i as u64)),
-            Indices::U64(ix) => cols.extend_from_slice(ix.get(lo..hi).unwrap_or(&[])),
-        }
-        if cols.len() - start != hi - lo || cols[start..].iter().any(|&c| c >= self.inner_dim) {
-            return Err(corrupt_index(seg, "an index lies outside the matrix"));
-        }
+        let (lo, hi) = row_indices(seg, r, self.inner_dim, cols)?;
         T::extend_from(seg.values(), lo, hi, vals);
         self.outer += 1;
         Ok(())

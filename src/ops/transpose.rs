@@ -10,12 +10,12 @@
 
 use super::{corrupt_index, max_segment_payload, OpOptions, OpProgress, OpStats, ProgressFn, Scratch};
 use crate::build::{BuildOptions, Duplicates, TripletBuilder, MIN_MEMORY_BUDGET};
-use crate::element::{Element, Indices};
+use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::format::{Layout, ValueType};
 use crate::matrix::Matrix;
+use crate::scan::row_indices;
 use crate::writer::{MatrixWriter, WriterOptions};
-use memmap2::Advice;
 use std::path::Path;
 use std::time::Instant;
 
@@ -182,25 +182,17 @@ fn for_each_outer<V: Element>(
     mut f: impl FnMut(u64, &[u64], &[V]) -> Result<()>,
 ) -> Result<()> {
     let mut ix = Vec::new();
-    for i in 0..m.segments().len() {
+    for seg in crate::scan::scan(m) {
         crate::interrupt::check()?;
-        let seg = m.map_segment(i)?;
-        seg.check_row_pointers()?;
-        seg.advise(Advice::Sequential);
+        let seg = seg?;
         let units = vec![(); seg.nnz() as usize];
         let values = V::stored_slice(seg.values(), &units).ok_or_else(|| {
             Error::invalid(format!("{} does not hold {} values", seg.path().display(), V::VALUE_TYPE))
         })?;
-        let indptr = seg.indptr();
-        for (r, w) in indptr.windows(2).enumerate() {
-            let (lo, hi) = (w[0] as usize, w[1] as usize);
+        for r in 0..seg.indptr().len() - 1 {
             ix.clear();
-            match seg.indices() {
-                Indices::U32(s) => ix.extend(s.get(lo..hi).unwrap_or(&[]).iter().map(|&c| c as u64)),
-                Indices::U64(s) => ix.extend_from_slice(s.get(lo..hi).unwrap_or(&[])),
-            }
-            let vals = values.get(lo..hi);
-            let Some(vals) = vals.filter(|_| ix.len() == hi - lo && ix.iter().all(|&c| c < inner_dim)) else {
+            let (lo, hi) = row_indices(&seg, r, inner_dim, &mut ix)?;
+            let Some(vals) = values.get(lo..hi) else {
                 return Err(corrupt_index(&seg, "an index lies outside the matrix"));
             };
             f(seg.start() + r as u64, &ix, vals)?;

@@ -1,0 +1,290 @@
+//! The gather: each outer index's entries reduced into its own output element (CSR times `x`, CSC
+//! transposed times `x`), one disjoint slice of `y` per task.
+
+use super::checked::{check_chunk, CheckedRows, PREFETCH_AHEAD};
+use super::dense::gather_dense;
+use super::operator::corrupt;
+use super::simd::{prefetch_read, Index, Scalar};
+use super::tasks::{pieces, task_count};
+use crate::error::Result;
+use crate::segment::MappedSegment;
+use rayon::prelude::*;
+
+/// Gathers one segment into its band of `y`; with `dot_with`, returns the band's `w . y` (summed per
+/// task, in task order), else 0.
+pub(super) fn gather_segment(
+    seg: &MappedSegment,
+    alpha: f64,
+    x: &[f64],
+    beta: f64,
+    y: &mut [f64],
+    k: usize,
+    dot_with: Option<&[f64]>,
+) -> Result<f64> {
+    let indptr = seg.sparse_indptr();
+    let start = seg.start() as usize;
+    let band = indptr.len() - 1;
+    let y_band = &mut y[start * k..(start + band) * k];
+    let blocks = seg.dense_blocks();
+    let work = seg.dense_work_prefix();
+    let tasks = pieces(work.unwrap_or(indptr), task_count(seg.nnz(), 4 * rayon::current_num_threads()));
+    // Split the band's output into the tasks' disjoint slices.
+    let mut slices = Vec::with_capacity(tasks.len());
+    let mut rest = y_band;
+    let mut at = 0;
+    for &(a, b) in &tasks {
+        let (_, tail) = rest.split_at_mut((a - at) * k);
+        let (mine, tail) = tail.split_at_mut((b - a) * k);
+        slices.push(((a, b), mine));
+        rest = tail;
+        at = b;
+    }
+    let results: Vec<(bool, f64)> = slices
+        .into_par_iter()
+        .map(|((a, b), out)| {
+            let ok = gather_rows(seg, a, b, alpha, x, beta, out, k)
+                && blocks.as_ref().map_or(true, |blocks| gather_dense(blocks, a, b, alpha, x, out, k));
+            let partial = match dot_with {
+                Some(w) if ok => out.iter().zip(&w[start + a..start + b]).map(|(u, v)| u * v).sum(),
+                _ => 0.0,
+            };
+            (ok, partial)
+        })
+        .collect();
+    if results.iter().any(|&(ok, _)| !ok) {
+        return Err(corrupt(seg, "an index lies outside the matrix"));
+    }
+    Ok(results.iter().map(|&(_, p)| p).sum())
+}
+
+avx2_dispatch! {
+    /// Gathers band-local rows `a..b` into `out` (`out = alpha * rows + beta * out`); false when an
+    /// index is out of range. In the AVX2 build, chosen at run time, the index checks (an or, an and,
+    /// a max of unsigned integers) run on 8 lanes instead of 4 and without the SSE2 emulation of
+    /// unsigned compares. The arithmetic is the same sequence of separately rounded multiplies and
+    /// adds (no FMA), so results are bit for bit those of the portable path.
+    fn gather_rows / gather_rows_avx2 => gather_rows_any(
+        seg: &MappedSegment, a: usize, b: usize, alpha: f64, x: &[f64], beta: f64, out: &mut [f64], k: usize
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gather_rows_any(
+    seg: &MappedSegment,
+    a: usize,
+    b: usize,
+    alpha: f64,
+    x: &[f64],
+    beta: f64,
+    out: &mut [f64],
+    k: usize,
+) -> bool {
+    let indptr = seg.sparse_indptr();
+    dispatch!(seg, |ix, vals| gather_typed(indptr, ix, vals, a, b, alpha, x, beta, out, k))
+}
+
+/// The gather loop. Slices are taken per row so the inner loop runs on zipped iterators (no bounds
+/// checks on the matrix arrays); for one column, `x` is read unchecked after a check per block of rows
+/// (see [`GATHER_BLOCK`](super::checked::GATHER_BLOCK)), for several with a checked access per entry, amortised over the `k` columns.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gather_typed<I: Index, V: Scalar>(
+    indptr: &[u64],
+    ix: &[I],
+    vals: Option<&[V]>,
+    a: usize,
+    b: usize,
+    alpha: f64,
+    x: &[f64],
+    beta: f64,
+    out: &mut [f64],
+    k: usize,
+) -> bool {
+    // One pass over `out`: with beta = 0 it is only written (its old contents, NaN or not, are
+    // ignored, as in BLAS), which saves reading it.
+    let update = |o: &mut f64, s: f64| *o = if beta == 0.0 { alpha * s } else { beta * *o + alpha * s };
+    if k == 1 {
+        // Indices are checked in chunks of about GATHER_BLOCK entries, just ahead of the rows that
+        // use them: a vectorised max over indices that then stay in L1 for the dot products, which
+        // can therefore read `x` without a check per entry (on a random-access matrix every
+        // instruction saved per entry lets the core keep more reads of `x` in flight). The chunks
+        // follow the entries, not the rows, so finding their ends costs nothing; `checked` is the end
+        // of the entries checked so far.
+        let end_entry = indptr[b] as usize;
+        let mut checked = indptr[a] as usize;
+        let mut prefetch = false;
+        for (w, o) in indptr[a..=b].windows(2).zip(&mut out[..b - a]) {
+            let (lo, hi) = (w[0] as usize, w[1] as usize);
+            if hi > checked {
+                // Prefetch `x` ahead of the dot products only where the chunk's reads of `x` spread
+                // wider than the caches (a graph): there it hides the latency of the misses, while
+                // on a banded matrix whose reads of `x` stream from cache it would only cost
+                // instructions.
+                match check_chunk(ix, &mut checked, hi, end_entry, x.len()) {
+                    Some(wide) => prefetch = wide,
+                    None => return false,
+                }
+            }
+            if prefetch {
+                let ahead = (lo + PREFETCH_AHEAD).min(end_entry)..(hi + PREFETCH_AHEAD).min(end_entry);
+                ix[ahead].iter().for_each(|&c| prefetch_read(x, c.at()));
+            }
+            // SAFETY: the row's entries lo..hi lie in indptr[a]..checked (row pointers increase, and
+            // `checked` was just moved past `hi`), whose every index was checked below x.len().
+            let s = unsafe {
+                match vals {
+                    Some(v) => row_dot(&ix[lo..hi], &v[lo..hi], x),
+                    None => row_sum(&ix[lo..hi], x),
+                }
+            };
+            update(o, s);
+        }
+        true
+    } else {
+        // Several columns: a loop whose width is known at compile time keeps its accumulators in
+        // registers, so the common widths have their own, and any other width is cut into panels of
+        // 16, 8, 4, 2 and 1 columns inside each row (a loop of run-time width keeps them in memory).
+        match k {
+            2 => gather_fixed::<I, V, 2>(indptr, ix, vals, a, b, alpha, x, beta, out),
+            4 => gather_fixed::<I, V, 4>(indptr, ix, vals, a, b, alpha, x, beta, out),
+            8 => gather_fixed::<I, V, 8>(indptr, ix, vals, a, b, alpha, x, beta, out),
+            16 => gather_fixed::<I, V, 16>(indptr, ix, vals, a, b, alpha, x, beta, out),
+            _ => gather_panels(indptr, ix, vals, a, b, alpha, x, beta, out, k),
+        }
+    }
+}
+
+/// The gather for `K` columns known at compile time (the common widths of a block of vectors): one
+/// [`row_panel`] per row.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gather_fixed<I: Index, V: Scalar, const K: usize>(
+    indptr: &[u64],
+    ix: &[I],
+    vals: Option<&[V]>,
+    a: usize,
+    b: usize,
+    alpha: f64,
+    x: &[f64],
+    beta: f64,
+    out: &mut [f64],
+) -> bool {
+    for row in CheckedRows::new(indptr, ix, a, b, x.len() / K) {
+        let Some((i, e)) = row else { return false };
+        // SAFETY: every index of the row's entries is below x.len() / K (checked by the walk).
+        unsafe {
+            row_panel::<I, V, K>(
+                &ix[e.clone()],
+                vals.map(|v| &v[e]),
+                x,
+                K,
+                0,
+                alpha,
+                beta,
+                &mut out[i * K..(i + 1) * K],
+            )
+        };
+    }
+    true
+}
+
+/// The gather for any other number of columns `k`: each row's output cut into panels of 16, 8, 4,
+/// 2 and 1 columns, each summed by [`row_panel`] with its accumulators in registers. The row's
+/// entries and the rows of `X` they name are read once from memory and then from cache for the
+/// following panels (rather than a pass over the matrix per panel: the traffic of `X` dominates).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gather_panels<I: Index, V: Scalar>(
+    indptr: &[u64],
+    ix: &[I],
+    vals: Option<&[V]>,
+    a: usize,
+    b: usize,
+    alpha: f64,
+    x: &[f64],
+    beta: f64,
+    out: &mut [f64],
+    k: usize,
+) -> bool {
+    for row in CheckedRows::new(indptr, ix, a, b, x.len() / k) {
+        let Some((i, e)) = row else { return false };
+        let (row, vals, o) = (&ix[e.clone()], vals.map(|v| &v[e]), &mut out[i * k..(i + 1) * k]);
+        // SAFETY: every index of the row is below x.len() / k (checked by the walk), and every
+        // panel ends at or before column k.
+        for_each_panel!(k, |W, off| unsafe { row_panel::<I, V, W>(row, vals, x, k, off, alpha, beta, o) });
+    }
+    true
+}
+
+/// One row's product with columns `off..off + K` of the `k` columns of `X`, into the same columns of
+/// the row's output `o` (`o = alpha * row X + beta * o`, `o` only written when `beta` is 0). The
+/// accumulator is a fixed array the compiler keeps in vector registers. Every output is summed over
+/// the row's entries in order, whatever the panels. Returns `K`.
+///
+/// # Safety
+///
+/// Every index in `row` is below `x.len() / k`, and `off + K <= k`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn row_panel<I: Index, V: Scalar, const K: usize>(
+    row: &[I],
+    vals: Option<&[V]>,
+    x: &[f64],
+    k: usize,
+    off: usize,
+    alpha: f64,
+    beta: f64,
+    o: &mut [f64],
+) -> usize {
+    let mut acc = [0.0f64; K];
+    // SAFETY: c < x.len() / k and off + K <= k, so c * k + off + K <= x.len() (the caller's promise).
+    let x_row = |c: I| unsafe { x.get_unchecked(c.at() * k + off..c.at() * k + off + K) };
+    match vals {
+        Some(v) => {
+            for (&c, &w) in row.iter().zip(v) {
+                let w = w.f64();
+                acc.iter_mut().zip(x_row(c)).for_each(|(s, &xv)| *s += w * xv);
+            }
+        }
+        None => {
+            for &c in row {
+                acc.iter_mut().zip(x_row(c)).for_each(|(s, &xv)| *s += 1.0 * xv);
+            }
+        }
+    }
+    for (y, &s) in o[off..off + K].iter_mut().zip(&acc) {
+        *y = if beta == 0.0 { alpha * s } else { beta * *y + alpha * s };
+    }
+    K
+}
+
+/// One row's dot product with `x`. Kept small so the compiler holds everything in registers.
+///
+/// # Safety
+///
+/// Every index in `cols` is below `x.len()`.
+#[inline(always)]
+unsafe fn row_dot<I: Index, V: Scalar>(cols: &[I], vals: &[V], x: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for (&c, &w) in cols.iter().zip(vals) {
+        // SAFETY: the caller guarantees c < x.len().
+        s += w.f64() * unsafe { *x.get_unchecked(c.at()) };
+    }
+    s
+}
+
+/// [`row_dot`] for pattern rows (every value 1).
+///
+/// # Safety
+///
+/// Every index in `cols` is below `x.len()`.
+#[inline(always)]
+unsafe fn row_sum<I: Index>(cols: &[I], x: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for &c in cols {
+        // SAFETY: the caller guarantees c < x.len().
+        s += unsafe { *x.get_unchecked(c.at()) };
+    }
+    s
+}
