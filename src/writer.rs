@@ -92,6 +92,27 @@ struct OpenSegment {
     scan: Option<dense::DenseScan>,
 }
 
+/// A closed segment's array files: row pointers, indices, values (none for pattern).
+struct SegmentFiles {
+    indptr: FileEntry,
+    indices: FileEntry,
+    values: Option<FileEntry>,
+}
+
+/// Whether a segment of `nnz` entries over `band` outer indices may hold enough dense blocks to be
+/// read back and rewritten (finishing its dense scan, if any).
+fn has_dense_candidates(scan: Option<&mut dense::DenseScan>, band: u64, nnz: u64) -> bool {
+    scan.is_some_and(|scan| {
+        scan.finish(band);
+        !scan.candidates.is_empty() && scan.estimated.saturating_mul(dense::MIN_DENSE_SHARE) >= nnz
+    })
+}
+
+/// `p` relative to the matrix directory `dir`, with `/` separators, as the manifest lists files.
+fn relative(dir: &Path, p: &Path) -> String {
+    p.strip_prefix(dir).unwrap_or(p).to_string_lossy().replace('\\', "/")
+}
+
 impl OpenSegment {
     fn payload(&self) -> u64 {
         self.indptr.len() + self.indices.len() + self.values.as_ref().map_or(0, |v| v.len())
@@ -493,93 +514,127 @@ impl<V: Element> MatrixWriter<V> {
 
     /// Finishes the open segment's chunks, writes its Zarr/Binsparse metadata, and records it.
     fn close_segment(&mut self) -> Result<()> {
-        let Some(mut seg) = self.open.take() else { return Ok(()) };
-        let durable = self.options.durable;
+        let Some(seg) = self.open.take() else { return Ok(()) };
+        let OpenSegment { name, dir, start, nnz, indptr, indices, values, mut scan } = seg;
         let end = self.cur_outer;
-        let band = end - seg.start;
-        let rel = |p: &Path| -> String { p.strip_prefix(&self.dir).unwrap_or(p).to_string_lossy().replace('\\', "/") };
-        let syncer = &self.syncer;
+        let band = end - start;
         // A segment that may hold dense blocks is read back and most likely rewritten: its chunks are
         // not fsynced now (if they stay, they are below).
-        let nnz = seg.nnz;
-        let candidates = seg.scan.as_mut().is_some_and(|scan| {
-            scan.finish(band);
-            !scan.candidates.is_empty() && scan.estimated.saturating_mul(dense::MIN_DENSE_SHARE) >= nnz
-        });
-        // The write thread fsyncs each chunk after its last write (durable writers).
-        let finish_chunk = |w: ChunkFile| -> Result<FileEntry> {
-            let path = w.path().to_path_buf();
-            let (bytes, hash) = w.finish_with(!candidates)?;
-            if bytes == 0 {
-                // Zarr: an empty array has no chunk.
-                fs::remove_file(&path).map_err(|e| Error::io(&path, "removing an empty chunk", e))?;
-            }
-            Ok(FileEntry { path: rel(&path), bytes, xxh3: format_checksum(hash) })
+        let candidates = has_dense_candidates(scan.as_mut(), band, nnz);
+        let mut files = SegmentFiles {
+            indptr: self.finish_chunk(indptr, !candidates)?,
+            indices: self.finish_chunk(indices, !candidates)?,
+            values: values.map(|v| self.finish_chunk(v, !candidates)).transpose()?,
         };
-        let mut indptr = finish_chunk(seg.indptr)?;
-        let mut indices = finish_chunk(seg.indices)?;
-        let mut values = seg.values.map(finish_chunk).transpose()?;
-        let mut dense = None;
-        if let (Some(scan), Some(options), Some(v)) = (&seg.scan, &self.options.dense, &values) {
-            if candidates {
-                // The chunks must be on disk before they are read back.
-                if let Some(io) = &self.chunk_io {
-                    io.barrier()?;
-                }
-                let (ip, xp, vp) = (self.dir.join(&indptr.path), self.dir.join(&indices.path), self.dir.join(&v.path));
-                let arrays = dense::SegmentArrays {
-                    dir: &seg.dir,
-                    band,
-                    inner_dim: self.inner_dim,
-                    index_type: self.index_type,
-                    value_bytes: V::VALUE_TYPE.bytes() as usize,
-                    nnz: seg.nnz,
-                    indptr: (&ip, indptr.bytes),
-                    indices: (&xp, indices.bytes),
-                    values: (&vp, v.bytes),
-                };
-                let io =
-                    self.chunk_io.as_mut().ok_or_else(|| Error::invalid("the writer's write thread has stopped"))?;
-                if let Some(x) = dense::extract(&arrays, &scan.candidates, options, io)? {
-                    let entry = |w: &dense::Written| FileEntry {
-                        path: rel(&w.path),
-                        bytes: w.bytes,
-                        xxh3: format_checksum(w.hash),
-                    };
-                    indptr = entry(&x.indptr);
-                    indices = entry(&x.indices);
-                    values = Some(entry(&x.values));
-                    dense = Some(DenseEntry {
-                        block_shape: options.block_shape,
-                        blocks: x.blocks,
-                        nnz: x.dense_nnz,
-                        origins: entry(&x.origins),
-                        mask: entry(&x.mask),
-                        values: entry(&x.dense_values),
-                    });
-                } else if let (true, Some(s)) = (durable, &self.syncer) {
-                    // Kept as written: the fsyncs skipped above.
-                    for f in [&ip, &xp, &vp] {
-                        if f.exists() {
-                            s.sync_path(f);
-                        }
+        let dense = match &scan {
+            Some(scan) if candidates => self.rewrite_dense(&dir, band, nnz, scan, &mut files)?,
+            _ => None,
+        };
+        let sparse_nnz = nnz - dense.as_ref().map_or(0, |d: &DenseEntry| d.nnz);
+        let mut metadata = Vec::new();
+        self.write_array_metadata(&dir, band, sparse_nnz, &mut metadata)?;
+        if let Some(d) = &dense {
+            self.write_dense_metadata(&dir, d, &mut metadata)?;
+        }
+        let group = segment_group_metadata(
+            self.layout,
+            self.shape,
+            start,
+            end,
+            sparse_nnz,
+            self.index_type,
+            V::VALUE_TYPE,
+            dense.as_ref(),
+        );
+        self.put_metadata(&dir, paths::ZARR_JSON, group.as_bytes(), &mut metadata)?;
+        self.sync_segment_dirs(&dir, dense.is_some());
+        let SegmentFiles { indptr, indices, values } = files;
+        self.segments.push(SegmentEntry { name, start, end, nnz, indptr, indices, values, metadata, dense });
+        Ok(())
+    }
+
+    /// Finishes a chunk of the open segment (the write thread fsyncs it after its last write when
+    /// `fsync` and the writer is durable) and describes it; an empty chunk is removed (Zarr: an
+    /// empty array has no chunk).
+    fn finish_chunk(&self, w: ChunkFile, fsync: bool) -> Result<FileEntry> {
+        let path = w.path().to_path_buf();
+        let (bytes, hash) = w.finish_with(fsync)?;
+        if bytes == 0 {
+            fs::remove_file(&path).map_err(|e| Error::io(&path, "removing an empty chunk", e))?;
+        }
+        Ok(FileEntry { path: relative(&self.dir, &path), bytes, xxh3: format_checksum(hash) })
+    }
+
+    /// Reads a segment with dense-block candidates back and, when blocks pay, rewrites it as CSR
+    /// arrays plus dense blocks: `files` then describe the new arrays, and the blocks' entry is
+    /// returned. Otherwise the chunks stay as written and get the fsyncs [`finish_chunk`] skipped.
+    ///
+    /// [`finish_chunk`]: Self::finish_chunk
+    fn rewrite_dense(
+        &mut self,
+        seg_dir: &Path,
+        band: u64,
+        nnz: u64,
+        scan: &dense::DenseScan,
+        files: &mut SegmentFiles,
+    ) -> Result<Option<DenseEntry>> {
+        let (Some(options), Some(v)) = (&self.options.dense, &files.values) else { return Ok(None) };
+        // The chunks must be on disk before they are read back.
+        if let Some(io) = &self.chunk_io {
+            io.barrier()?;
+        }
+        let (ip, xp, vp) =
+            (self.dir.join(&files.indptr.path), self.dir.join(&files.indices.path), self.dir.join(&v.path));
+        let arrays = dense::SegmentArrays {
+            dir: seg_dir,
+            band,
+            inner_dim: self.inner_dim,
+            index_type: self.index_type,
+            value_bytes: V::VALUE_TYPE.bytes() as usize,
+            nnz,
+            indptr: (&ip, files.indptr.bytes),
+            indices: (&xp, files.indices.bytes),
+            values: (&vp, v.bytes),
+        };
+        let io = self.chunk_io.as_mut().ok_or_else(|| Error::invalid("the writer's write thread has stopped"))?;
+        let Some(x) = dense::extract(&arrays, &scan.candidates, options, io)? else {
+            if let (true, Some(s)) = (self.options.durable, &self.syncer) {
+                // Kept as written: the fsyncs skipped above.
+                for f in [&ip, &xp, &vp] {
+                    if f.exists() {
+                        s.sync_path(f);
                     }
                 }
             }
-        }
-        let sparse_nnz = seg.nnz - dense.as_ref().map_or(0, |d: &DenseEntry| d.nnz);
-
-        let mut metadata = Vec::new();
-        let mut put = |relative: &str, contents: &[u8]| -> Result<()> {
-            let path = seg.dir.join(relative);
-            fs::write(&path, contents).map_err(|e| Error::io(&path, "writing segment metadata", e))?;
-            if let (true, Some(s)) = (durable, syncer) {
-                // On the fsync thread: `finish` waits for it before publishing.
-                s.sync_path(&path);
-            }
-            metadata.push(FileEntry { path: rel(&path), bytes: contents.len() as u64, xxh3: checksum_hex(contents) });
-            Ok(())
+            return Ok(None);
         };
+        let entry = |w: &dense::Written| FileEntry {
+            path: relative(&self.dir, &w.path),
+            bytes: w.bytes,
+            xxh3: format_checksum(w.hash),
+        };
+        files.indptr = entry(&x.indptr);
+        files.indices = entry(&x.indices);
+        files.values = Some(entry(&x.values));
+        Ok(Some(DenseEntry {
+            block_shape: options.block_shape,
+            blocks: x.blocks,
+            nnz: x.dense_nnz,
+            origins: entry(&x.origins),
+            mask: entry(&x.mask),
+            values: entry(&x.dense_values),
+        }))
+    }
+
+    /// Writes the Zarr metadata of the CSR arrays (and a pattern matrix's one `true` value).
+    fn write_array_metadata(
+        &self,
+        dir: &Path,
+        band: u64,
+        sparse_nnz: u64,
+        metadata: &mut Vec<FileEntry>,
+    ) -> Result<()> {
+        let mut put = |name: &str, contents: &[u8]| self.put_metadata(dir, name, contents, metadata);
         put(&format!("{}/{}", paths::INDPTR, paths::ZARR_JSON), array_metadata(band + 1, "uint64").as_bytes())?;
         put(
             &format!("{}/{}", paths::INDICES, paths::ZARR_JSON),
@@ -587,8 +642,8 @@ impl<V: Element> MatrixWriter<V> {
         )?;
         if V::VALUE_TYPE == ValueType::Pattern {
             // Binsparse iso[bint8]: one `true` stands for every stored entry.
-            fs::create_dir_all(seg.dir.join(paths::VALUES).join("c"))
-                .map_err(|e| Error::io(&seg.dir, "creating a segment directory", e))?;
+            fs::create_dir_all(dir.join(paths::VALUES).join("c"))
+                .map_err(|e| Error::io(dir, "creating a segment directory", e))?;
             put(&format!("{}/{}", paths::VALUES, paths::ZARR_JSON), array_metadata(1, "bool").as_bytes())?;
             put(&format!("{}/{}", paths::VALUES, paths::CHUNK), &[1u8])?;
         } else {
@@ -597,71 +652,73 @@ impl<V: Element> MatrixWriter<V> {
                 array_metadata(sparse_nnz, V::VALUE_TYPE.name()).as_bytes(),
             )?;
         }
-        if let Some(d) = &dense {
-            let [bo, bi] = d.block_shape;
-            put(
-                &format!("{}/{}", paths::DENSE, paths::ZARR_JSON),
-                dense_group_metadata(self.layout, d.block_shape, d.blocks, d.nnz).as_bytes(),
-            )?;
-            put(
-                &format!("{}/{}", paths::DENSE_ORIGINS, paths::ZARR_JSON),
-                array_metadata_nd(&[d.blocks, 3], "uint64").as_bytes(),
-            )?;
-            put(
-                &format!("{}/{}", paths::DENSE_MASK, paths::ZARR_JSON),
-                array_metadata_nd(&[d.blocks, d.mask_words()], "uint64").as_bytes(),
-            )?;
-            put(
-                &format!("{}/{}", paths::DENSE_VALUES, paths::ZARR_JSON),
-                array_metadata_nd(&[d.blocks, bo, bi], V::VALUE_TYPE.name()).as_bytes(),
-            )?;
+        Ok(())
+    }
+
+    /// Writes the Zarr metadata of the dense blocks' group and arrays.
+    fn write_dense_metadata(&self, dir: &Path, d: &DenseEntry, metadata: &mut Vec<FileEntry>) -> Result<()> {
+        let mut put = |name: &str, contents: &[u8]| self.put_metadata(dir, name, contents, metadata);
+        let [bo, bi] = d.block_shape;
+        put(
+            &format!("{}/{}", paths::DENSE, paths::ZARR_JSON),
+            dense_group_metadata(self.layout, d.block_shape, d.blocks, d.nnz).as_bytes(),
+        )?;
+        put(
+            &format!("{}/{}", paths::DENSE_ORIGINS, paths::ZARR_JSON),
+            array_metadata_nd(&[d.blocks, 3], "uint64").as_bytes(),
+        )?;
+        put(
+            &format!("{}/{}", paths::DENSE_MASK, paths::ZARR_JSON),
+            array_metadata_nd(&[d.blocks, d.mask_words()], "uint64").as_bytes(),
+        )?;
+        put(
+            &format!("{}/{}", paths::DENSE_VALUES, paths::ZARR_JSON),
+            array_metadata_nd(&[d.blocks, bo, bi], V::VALUE_TYPE.name()).as_bytes(),
+        )
+    }
+
+    /// Writes one metadata file of a segment (`name`, relative to its directory), queues its fsync on
+    /// the fsync thread (durable writers: `finish` waits for it before publishing), and lists it
+    /// with its checksum in `metadata`.
+    fn put_metadata(&self, dir: &Path, name: &str, contents: &[u8], metadata: &mut Vec<FileEntry>) -> Result<()> {
+        let path = dir.join(name);
+        fs::write(&path, contents).map_err(|e| Error::io(&path, "writing segment metadata", e))?;
+        if let (true, Some(s)) = (self.options.durable, &self.syncer) {
+            s.sync_path(&path);
         }
-        let group = segment_group_metadata(
-            self.layout,
-            self.shape,
-            seg.start,
-            end,
-            sparse_nnz,
-            self.index_type,
-            V::VALUE_TYPE,
-            dense.as_ref(),
-        );
-        put(paths::ZARR_JSON, group.as_bytes())?;
-        if let (true, Some(s)) = (durable, syncer) {
-            for array in [paths::INDPTR, paths::INDICES, paths::VALUES] {
-                s.sync_path(&seg.dir.join(array).join("c"));
-                s.sync_path(&seg.dir.join(array));
-            }
-            if dense.is_some() {
-                for array in [paths::DENSE_ORIGINS, paths::DENSE_MASK, paths::DENSE_VALUES] {
-                    let mut dir = seg.dir.join(array);
-                    s.sync_path(&dir);
-                    // The chunk's directories: c, c/0 and (values) c/0/0.
-                    dir.push("c");
-                    s.sync_path(&dir);
-                    dir.push("0");
-                    s.sync_path(&dir);
-                    if array == paths::DENSE_VALUES {
-                        dir.push("0");
-                        s.sync_path(&dir);
-                    }
-                }
-                s.sync_path(&seg.dir.join(paths::DENSE));
-            }
-            s.sync_path(&seg.dir);
-        }
-        self.segments.push(SegmentEntry {
-            name: seg.name,
-            start: seg.start,
-            end,
-            nnz: seg.nnz,
-            indptr,
-            indices,
-            values,
-            metadata,
-            dense,
+        metadata.push(FileEntry {
+            path: relative(&self.dir, &path),
+            bytes: contents.len() as u64,
+            xxh3: checksum_hex(contents),
         });
         Ok(())
+    }
+
+    /// Queues the fsyncs of a segment's directories (durable writers): each array's and its chunk
+    /// directories, the dense group's, the segment's.
+    fn sync_segment_dirs(&self, dir: &Path, has_dense: bool) {
+        let (true, Some(s)) = (self.options.durable, &self.syncer) else { return };
+        for array in [paths::INDPTR, paths::INDICES, paths::VALUES] {
+            s.sync_path(&dir.join(array).join("c"));
+            s.sync_path(&dir.join(array));
+        }
+        if has_dense {
+            for array in [paths::DENSE_ORIGINS, paths::DENSE_MASK, paths::DENSE_VALUES] {
+                let mut d = dir.join(array);
+                s.sync_path(&d);
+                // The chunk's directories: c, c/0 and (values) c/0/0.
+                d.push("c");
+                s.sync_path(&d);
+                d.push("0");
+                s.sync_path(&d);
+                if array == paths::DENSE_VALUES {
+                    d.push("0");
+                    s.sync_path(&d);
+                }
+            }
+            s.sync_path(&dir.join(paths::DENSE));
+        }
+        s.sync_path(dir);
     }
 
     /// Appends `counts.len()` outer indices at once from already encoded arrays: outer index `r`

@@ -78,15 +78,8 @@ pub fn add(
     }
     let mut scratch = Scratch::new(out.as_ref(), options.op.writer.overwrite)?;
     let mut stats = OpStats { blocks: 1, ..OpStats::default() };
-    let converted;
-    let b = if b.layout() != a.layout() {
-        let dir = scratch.path("B")?;
-        converted = super::transpose::rewrite(b, &dir, a.layout(), options.op.memory_budget, progress)?;
-        stats.conversions += 1;
-        &converted
-    } else {
-        b
-    };
+    let mut converted = None;
+    let b = super::spgemm::in_layout(b, a.layout(), &mut scratch, &options.op, progress, &mut stats, &mut converted)?;
     let integral = |v: ValueType| matches!(v, ValueType::Int64 | ValueType::Pattern);
     let whole = |x: f64| x.fract() == 0.0 && x.abs() < 9.0e15;
     let vt = options.value_type.unwrap_or(
