@@ -45,7 +45,7 @@
 
 use rayon::prelude::*;
 use serde::Serialize;
-use sparsedisk::gen::{generate_with_progress, Generator};
+use sparsedisk::generators::{generate_with_progress, Generator};
 use sparsedisk::storage::evict_page_cache;
 use sparsedisk::{Indices, Layout, Matrix, ValueType, Values, WriterOptions};
 use std::error::Error;

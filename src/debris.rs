@@ -114,28 +114,11 @@ fn scan_with(dir: &Path, writer_busy: bool) -> Result<Debris> {
             _ => continue,
         };
         let path = entry.path();
-        let (files, bytes) = tree_size(&path);
+        let (files, bytes) = crate::interrupt::tree_size(&path);
         entries.push(DebrisEntry { name, path, kind, pid, in_use, files, bytes });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Debris { entries })
-}
-
-/// Files and bytes under `path` (a file counts as one), not following symbolic links. Entries that
-/// vanish meanwhile are skipped.
-pub(crate) fn tree_size(path: &Path) -> (u64, u64) {
-    let Ok(meta) = fs::symlink_metadata(path) else { return (0, 0) };
-    if !meta.is_dir() {
-        return (1, meta.len());
-    }
-    let mut total = (0, 0);
-    if let Ok(listing) = fs::read_dir(path) {
-        for entry in listing.flatten() {
-            let (f, b) = tree_size(&entry.path());
-            total = (total.0 + f, total.1 + b);
-        }
-    }
-    total
 }
 
 /// What [`clean`] did.

@@ -11,7 +11,7 @@
 pub use crate::budget::{parser_reserve, plan_parsing, ParsePlan};
 
 use crate::budget::min_import_budget;
-use crate::build::{BuildOptions, BuildPhase, BuildProgress, BuildStats, Duplicates, TripletBuilder};
+use crate::builder::{BuildOptions, BuildPhase, BuildProgress, BuildStats, Duplicates, TripletBuilder};
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::format::{Layout, ValueType};
@@ -217,7 +217,7 @@ fn run<V: ParseValue>(
     // The parse workers bucket each block for the builder as they parse it, in parallel: the ordered
     // hand-over only moves blocks into the builder's chunk.
     let bucketer = builder.bucketer();
-    let summary = reader.read_all_prepared::<V, Result<crate::build::Block<V>>>(
+    let summary = reader.read_all_prepared::<V, Result<crate::builder::Block<V>>>(
         &|chunk| bucketer.bucket(chunk),
         &mut |chunk, block| {
             triplets.fetch_add(chunk.len() as u64, Ordering::Relaxed);

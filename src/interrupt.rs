@@ -80,7 +80,7 @@ pub fn removed() -> Removed {
 /// held into [`removed`]. Errors are ignored: what cannot be removed stays as debris, which
 /// [`debris::scan`](crate::debris::scan) reports.
 pub(crate) fn remove_counted(path: &Path) {
-    let (files, bytes) = crate::debris::tree_size(path);
+    let (files, bytes) = tree_size(path);
     let gone = match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).is_ok(),
         Ok(_) => std::fs::remove_file(path).is_ok(),
@@ -90,4 +90,21 @@ pub(crate) fn remove_counted(path: &Path) {
         REMOVED_FILES.fetch_add(files, Ordering::Relaxed);
         REMOVED_BYTES.fetch_add(bytes, Ordering::Relaxed);
     }
+}
+
+/// Files and bytes under `path` (a file counts as one), not following symbolic links. Entries that
+/// vanish meanwhile are skipped.
+pub(crate) fn tree_size(path: &Path) -> (u64, u64) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return (0, 0) };
+    if !meta.is_dir() {
+        return (1, meta.len());
+    }
+    let mut total = (0, 0);
+    if let Ok(listing) = std::fs::read_dir(path) {
+        for entry in listing.flatten() {
+            let (f, b) = tree_size(&entry.path());
+            total = (total.0 + f, total.1 + b);
+        }
+    }
+    total
 }

@@ -10,7 +10,8 @@
 //!   sprs.
 //! * [`scan`](mod@scan): the one sequential scan over a matrix's segments.
 //! * [`MatrixWriter`]: the one streaming writer every producer of matrices uses.
-//! * [`gen`]: deterministic generators (Laplacians, banded matrices) that stream into the writer.
+//! * [`generators`]: deterministic generators (Laplacians, banded, block matrices, R-MAT, uniform) that
+//!   stream into the writer or the builder.
 //! * [`io`]: Matrix Market export.
 //! * [`kernels`]: streaming SpMV, transposed SpMV and SpMM, in core and out of core.
 //! * [`ops`]: SpGEMM, transpose / layout conversion and add, writing new matrices out of core.
@@ -22,7 +23,7 @@
 //! * [`debris`]: what interrupted or crashed writers left in a matrix directory, and its removal.
 //!
 //! ```
-//! use sparsedisk::{gen::{generate, Generator}, io::mtx::write_matrix_market, Layout, Matrix, WriterOptions};
+//! use sparsedisk::{generators::{generate, Generator}, io::export::write_matrix_market, Layout, Matrix, WriterOptions};
 //! # let tmp = tempfile::tempdir().unwrap();
 //! # let dir = tmp.path().join("lap");
 //! // A 2-D Laplacian on a 3 x 3 grid: 9 rows, 33 nonzeros.
@@ -44,13 +45,13 @@
 
 pub mod algo;
 pub mod budget;
-pub mod build;
+pub mod builder;
 pub mod debris;
 pub mod directory;
 pub mod element;
 pub mod error;
 pub mod format;
-pub mod gen;
+pub mod generators;
 pub mod import;
 pub mod interrupt;
 pub mod io;

@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 /// # Examples
 ///
 /// ```
-/// use sparsedisk::{gen, Matrix, WriterOptions, Layout};
+/// use sparsedisk::{generators, Matrix, WriterOptions, Layout};
 /// # let tmp = tempfile::tempdir().unwrap();
 /// # let dir = tmp.path().join("lap");
-/// gen::generate::<f64>(&gen::Generator::Laplace2d { n: 10 }, &dir, Layout::Csr, WriterOptions::default())?;
+/// generators::generate::<f64>(&generators::Generator::Laplace2d { n: 10 }, &dir, Layout::Csr, WriterOptions::default())?;
 /// let m = Matrix::open(&dir)?;
 /// assert_eq!(m.shape(), (100, 100));
 /// assert_eq!(m.nnz(), 460);

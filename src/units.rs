@@ -1,7 +1,5 @@
 //! Human-friendly sizes: `64M`, `2G`, `1.5GiB` in options; `1.2 GiB` in reports.
 
-pub use crate::budget::memory_limit;
-
 use crate::error::{Error, Result};
 
 /// Parses a byte size: a number with an optional unit `K`, `M`, `G`, `T` (powers of 1024; `KB`,

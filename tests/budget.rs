@@ -110,11 +110,11 @@ fn the_plan_splits_any_budget_between_parser_and_builder() {
             assert!(plan.block_bytes >= 1 << 20 && plan.block_bytes <= block);
             let reserve = parser_reserve(plan.threads, plan.block_bytes);
             assert_eq!(reserve + plan.builder_budget, budget, "{budget} {max_threads}");
-            assert!(plan.builder_budget >= (budget / 2).max(sparsedisk::build::MIN_MEMORY_BUDGET), "{plan:?}");
+            assert!(plan.builder_budget >= (budget / 2).max(sparsedisk::builder::MIN_MEMORY_BUDGET), "{plan:?}");
             // One more thread would not have fit.
             if plan.threads < max_threads && plan.block_bytes == block {
                 let more = parser_reserve(plan.threads + 1, block);
-                assert!(budget - more < (budget / 2).max(sparsedisk::build::MIN_MEMORY_BUDGET), "{plan:?}");
+                assert!(budget - more < (budget / 2).max(sparsedisk::builder::MIN_MEMORY_BUDGET), "{plan:?}");
             }
         }
     }

@@ -6,7 +6,7 @@ mod common;
 use common::entries_of;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use sparsedisk::build::{BuildOptions, Duplicates, TripletBuilder};
+use sparsedisk::builder::{BuildOptions, Duplicates, TripletBuilder};
 use sparsedisk::{Error, Layout, Matrix, Triplet, WriterOptions};
 use std::collections::BTreeMap;
 

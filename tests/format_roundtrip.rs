@@ -260,7 +260,7 @@ fn wide_matrices_use_u64_indices() {
 
 #[test]
 fn laplacians_match_their_definition() {
-    use sparsedisk::gen::{generate, Generator};
+    use sparsedisk::generators::{generate, Generator};
     let tmp = tempfile::tempdir().unwrap();
     for (g, dense_check) in [
         (Generator::Laplace2d { n: 4 }, 4.0),

@@ -25,7 +25,7 @@ mod common;
 use common::{copy_dir, forge_manifest, random_triplets, write, SplitMix};
 use sparsedisk::algo::{bfs, cg, components, pagerank, CgOptions, PagerankOptions, Preconditioner};
 use sparsedisk::import::{import, ImportOptions, LayoutChoice, ValueChoice};
-use sparsedisk::io::mtx::export_matrix_market;
+use sparsedisk::io::export::export_matrix_market;
 use sparsedisk::io::npy::parse_npy;
 use sparsedisk::io::read::{ColumnSpec, InputFormat, ReadOptions, TripletReader};
 use sparsedisk::kernels::{spmm, spmv, spmv_transpose, Operator};
@@ -497,9 +497,9 @@ fn fuzz_text_parsers_and_import() {
             duplicates: *pick(
                 rng,
                 &[
-                    sparsedisk::build::Duplicates::Sum,
-                    sparsedisk::build::Duplicates::Error,
-                    sparsedisk::build::Duplicates::Last,
+                    sparsedisk::builder::Duplicates::Sum,
+                    sparsedisk::builder::Duplicates::Error,
+                    sparsedisk::builder::Duplicates::Last,
                 ],
             ),
             drop_zeros: chance(rng, 30),

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{fails, ok, p, sparsedisk, SplitMix};
-use sparsedisk::build::{BuildOptions, TripletBuilder};
+use sparsedisk::builder::{BuildOptions, TripletBuilder};
 use sparsedisk::{Error, Matrix, WriterOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@
 //! Values are small integers (or halves) stored as floats, so every comparison is exact.
 
 use serde_json::Value;
-use sparsedisk::gen::{generate, Generator};
+use sparsedisk::generators::{generate, Generator};
 use sparsedisk::{Element, IndexType, Layout, Matrix, MatrixWriter, ValueType, WriterOptions};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;

@@ -23,7 +23,7 @@
 //! `SPARSEDISK_REQUIRE_PYTHON=1`.
 
 use serde_json::Value;
-use sparsedisk::build::Duplicates;
+use sparsedisk::builder::Duplicates;
 use sparsedisk::import::{import, ImportOptions, ImportProgress, LayoutChoice, ValueChoice};
 use sparsedisk::io::read::ReadOptions;
 use sparsedisk::{Error, Layout, Matrix, ValueType, Values, WriterOptions};

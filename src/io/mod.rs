@@ -7,7 +7,7 @@
 //! Every output file goes through [`check_output_file`]: nothing but the matrix writer ever writes
 //! inside a matrix directory, and an existing file is replaced only when the caller says so.
 
-pub mod mtx;
+pub mod export;
 pub mod npy;
 pub mod read;
 

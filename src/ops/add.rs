@@ -47,7 +47,7 @@ impl Default for AddOptions {
 /// # Examples
 ///
 /// ```
-/// use sparsedisk::{gen::{generate, Generator}, ops::{add, AddOptions}, Layout, WriterOptions};
+/// use sparsedisk::{generators::{generate, Generator}, ops::{add, AddOptions}, Layout, WriterOptions};
 /// # let tmp = tempfile::tempdir().unwrap();
 /// let a = generate::<f64>(&Generator::Laplace2d { n: 3 }, &tmp.path().join("a"), Layout::Csr, WriterOptions::default())?;
 /// let options = AddOptions { alpha: 2.0, beta: -1.0, ..AddOptions::default() };

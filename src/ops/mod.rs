@@ -8,7 +8,7 @@
 //!   selected by row `i` of `A`. See [`spgemm`](mod@spgemm) for the accumulators, the flop-balanced
 //!   parallel split and the blocking used when `B` does not fit in the budget.
 //! * **Transpose / convert** re-sort the entries by their inner index through the out-of-core
-//!   [`TripletBuilder`](crate::build::TripletBuilder) (sorted runs spilled to disk, k-way merge), or
+//!   [`TripletBuilder`](crate::builder::TripletBuilder) (sorted runs spilled to disk, k-way merge), or
 //!   copy the arrays as they are when only the label changes (`A^T` in CSC holds the arrays of `A` in
 //!   CSR).
 //! * **Add** merges aligned outer indices of the two operands, one pair of segments mapped at a time.

@@ -9,7 +9,7 @@
 //! read the input several times; the sort reads it once and writes it twice, whatever the size).
 
 use super::{corrupt_index, max_segment_payload, OpOptions, OpProgress, OpStats, ProgressFn, Scratch};
-use crate::build::{BuildOptions, Duplicates, TripletBuilder, MIN_MEMORY_BUDGET};
+use crate::builder::{BuildOptions, Duplicates, TripletBuilder, MIN_MEMORY_BUDGET};
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::format::{Layout, ValueType};
@@ -30,7 +30,7 @@ use std::time::Instant;
 /// # Examples
 ///
 /// ```
-/// use sparsedisk::{gen::{generate, Generator}, ops::{transpose, OpOptions}, Layout, WriterOptions};
+/// use sparsedisk::{generators::{generate, Generator}, ops::{transpose, OpOptions}, Layout, WriterOptions};
 /// # let tmp = tempfile::tempdir().unwrap();
 /// let a = generate::<f64>(&Generator::Banded { n: 5, lower: 0, upper: 2 }, &tmp.path().join("a"), Layout::Csr, WriterOptions::default())?;
 /// let (at, _) = transpose(&a, tmp.path().join("at"), None, &OpOptions::default(), None)?;

@@ -1,7 +1,7 @@
 //! The real matrices of `../shared/datasets/real/` for the tests that compare with scipy: the
 //! environment, the catalogue, and importing a file with small segments.
 
-use sparsedisk::build::Duplicates;
+use sparsedisk::builder::Duplicates;
 use sparsedisk::import::{import, ImportOptions, ImportProgress, LayoutChoice, ValueChoice};
 use sparsedisk::io::read::ReadOptions;
 use sparsedisk::{Matrix, WriterOptions};

@@ -17,8 +17,8 @@ use crate::{
 };
 use clap::{Args, ValueEnum};
 use sparsedisk::algo::{cg, pagerank, CgOptions, PagerankOptions};
-use sparsedisk::build::BuildOptions;
-use sparsedisk::gen::{generate, generate_random, Generator, RandomMatrix};
+use sparsedisk::builder::BuildOptions;
+use sparsedisk::generators::{generate, generate_random, Generator, RandomMatrix};
 use sparsedisk::import::{import, ImportOptions, LayoutChoice, ValueChoice};
 use sparsedisk::io::read::ReadOptions;
 use sparsedisk::kernels::{dense_vector, Operator};
@@ -399,8 +399,8 @@ fn dir_bytes(dir: &Path) -> u64 {
 fn import_options() -> ImportOptions {
     ImportOptions {
         read: ReadOptions::default(),
-        memory_budget: sparsedisk::build::default_memory_budget(),
-        duplicates: sparsedisk::build::Duplicates::Sum,
+        memory_budget: sparsedisk::builder::default_memory_budget(),
+        duplicates: sparsedisk::builder::Duplicates::Sum,
         drop_zeros: false,
         shape: None,
         square: None,
@@ -455,7 +455,7 @@ fn prepare(ctx: &mut Ctx, input: &Input) -> Result<Ready> {
             let staged = path.with_extension("mtx.partial");
             let f = std::fs::File::create(&staged).map_err(|e| Error::io(&staged, "creating", e))?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-            sparsedisk::io::mtx::write_matrix_market(&matrix, &mut w, &staged, &mut |_| {})?;
+            sparsedisk::io::export::write_matrix_market(&matrix, &mut w, &staged, &mut |_| {})?;
             use std::io::Write;
             w.flush().map_err(|e| Error::io(&staged, "writing", e))?;
             std::fs::rename(&staged, &path).map_err(|e| Error::io(&path, "renaming", e))?;

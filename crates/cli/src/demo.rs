@@ -6,11 +6,11 @@
 use crate::output::{emit, progress_bar};
 use clap::{Args, ValueEnum};
 use sparsedisk::algo::{cg, pagerank, CgOptions, PagerankOptions};
-use sparsedisk::build::BuildOptions;
-use sparsedisk::build::Duplicates;
-use sparsedisk::gen::{generate_random, generate_with_progress, Generator, RandomMatrix};
+use sparsedisk::builder::BuildOptions;
+use sparsedisk::builder::Duplicates;
+use sparsedisk::generators::{generate_random, generate_with_progress, Generator, RandomMatrix};
 use sparsedisk::import::{import, ImportOptions, LayoutChoice, ValueChoice};
-use sparsedisk::io::mtx::export_matrix_market;
+use sparsedisk::io::export::export_matrix_market;
 use sparsedisk::io::read::ReadOptions;
 use sparsedisk::units::{format_bytes, peak_rss_bytes};
 use sparsedisk::{Indices, Layout, Matrix, Result, Values, WriterOptions};

@@ -3,7 +3,7 @@
 use crate::cli::ExportArgs;
 use crate::output::{emit, emit_json, progress_bar};
 use sparsedisk::io::check_output_file;
-use sparsedisk::io::mtx::export_matrix_market;
+use sparsedisk::io::export::export_matrix_market;
 use sparsedisk::units::{format_bytes, peak_rss_bytes};
 use sparsedisk::{Matrix, Result};
 use std::time::Instant;

@@ -4,7 +4,7 @@ use crate::cli::parse_size_arg;
 use crate::output::{emit, emit_json};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sparsedisk::build::{default_memory_budget, Duplicates};
+use sparsedisk::builder::{default_memory_budget, Duplicates};
 use sparsedisk::import::{import, ImportOptions, ImportProgress, LayoutChoice, ValueChoice};
 use sparsedisk::io::read::{ColumnSpec, InputFormat, ReadOptions};
 use sparsedisk::units::{format_bytes, peak_rss_bytes};

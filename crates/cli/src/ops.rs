@@ -3,7 +3,7 @@
 use crate::cli::{parse_size_arg, LayoutArg};
 use crate::output::{emit, emit_json, progress_bar};
 use clap::{Args, ValueEnum};
-use sparsedisk::build::default_memory_budget;
+use sparsedisk::builder::default_memory_budget;
 use sparsedisk::ops::{self, Accumulator, AddOptions, OpOptions, OpProgress, OpStats, Semiring, SpgemmOptions};
 use sparsedisk::units::{format_bytes, peak_rss_bytes};
 use sparsedisk::{Matrix, Result, ValueType, WriterOptions};

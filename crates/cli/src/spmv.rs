@@ -2,7 +2,7 @@
 
 use crate::output::{emit, emit_json};
 use clap::Args;
-use sparsedisk::gen::SplitMix64;
+use sparsedisk::generators::SplitMix64;
 use sparsedisk::io::check_output_file;
 use sparsedisk::io::npy::{read_npy, write_npy};
 use sparsedisk::kernels::{dense_vector, CachePolicy, Operator, Product};

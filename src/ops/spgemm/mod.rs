@@ -121,7 +121,7 @@ pub fn output_value_type(a: ValueType, b: ValueType, semiring: Semiring) -> Valu
 /// # Examples
 ///
 /// ```
-/// use sparsedisk::{gen::{generate, Generator}, ops::{spgemm, SpgemmOptions}, Layout, WriterOptions};
+/// use sparsedisk::{generators::{generate, Generator}, ops::{spgemm, SpgemmOptions}, Layout, WriterOptions};
 /// # let tmp = tempfile::tempdir().unwrap();
 /// let a = generate::<f64>(&Generator::Laplace2d { n: 4 }, &tmp.path().join("a"), Layout::Csr, WriterOptions::default())?;
 /// let (c, stats) = spgemm(&a, &a, tmp.path().join("c"), &SpgemmOptions::default(), None)?;

@@ -7,7 +7,7 @@
 //! (scipy's `kron` keeps some explicit zeros for grids of 5 or fewer points per side; sparsedisk stores
 //! none).
 
-use crate::build::{BuildOptions, BuildStats, TripletBuilder};
+use crate::builder::{BuildOptions, BuildStats, TripletBuilder};
 use crate::element::{Element, Triplet};
 use crate::error::{Error, Result};
 use crate::format::Layout;

@@ -713,7 +713,7 @@ fn combine_into<V: Element>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::Duplicates;
+    use crate::builder::Duplicates;
     use crate::format::Layout;
 
     fn check(entries: Vec<Entry<f64>>, outer_dim: Option<u64>, capacity: usize) {

@@ -205,7 +205,7 @@ type ProgressFn = Box<dyn FnMut(&BuildProgress) + Send>;
 /// # Examples
 ///
 /// ```
-/// use sparsedisk::build::{BuildOptions, TripletBuilder};
+/// use sparsedisk::builder::{BuildOptions, TripletBuilder};
 /// # let tmp = tempfile::tempdir().unwrap();
 /// # let dir = tmp.path().join("m");
 /// let mut b = TripletBuilder::<f64>::new(&dir, BuildOptions::default())?;
