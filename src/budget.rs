@@ -17,8 +17,8 @@
 //! ([`Operator::default_resident_bytes`](crate::kernels::Operator::default_resident_bytes)).
 //!
 //! **Splits.** The builder keeps [`BUILDER_RESERVE`] for merge and writer buffers and sorts in the
-//! rest ([`builder_chunk_bytes`]); its merge reads runs through half the budget
-//! ([`merge_buffers`]). An import gives its parser [`parser_reserve`] and the builder the rest,
+//! rest (`builder_chunk_bytes`); its merge reads runs through half the budget
+//! (`merge_buffers`). An import gives its parser [`parser_reserve`] and the builder the rest,
 //! at least half ([`plan_parsing`]).
 
 use crate::error::{Error, Result};

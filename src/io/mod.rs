@@ -1,6 +1,6 @@
 //! Text and array formats users bring and take away.
 //!
-//! * [`mtx`]: Matrix Market export (streaming, parallel formatting, bounded memory).
+//! * [`export`]: Matrix Market export (streaming, parallel formatting, bounded memory).
 //! * [`npy`]: NumPy `.npy` vectors and dense blocks (SpMV / SpMM inputs and outputs).
 //! * [`read`]: triplet input for import: Matrix Market, edge lists, CSV (streaming, parallel, gzip).
 //!
@@ -19,7 +19,7 @@ use std::path::Path;
 /// Checks that a command may write the file `path`: it is not inside a matrix directory (only the
 /// matrix writer writes there; a stray file could overwrite a manifest or segment), not a directory,
 /// and, unless `overwrite`, does not exist yet. Callers check before they compute, so that a long
-/// computation does not end in a refusal; the writers of [`npy`] and [`mtx`] check the matrix rule
+/// computation does not end in a refusal; the writers of [`npy`] and [`export`] check the matrix rule
 /// again themselves.
 ///
 /// # Errors
