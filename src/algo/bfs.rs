@@ -1,6 +1,6 @@
 //! Breadth-first search: hop distances from a source along the stored edges.
 
-use super::{operator, require_square, Iteration};
+use super::{operator, require_square, Iteration, SquareAs};
 use crate::element::Indices;
 use crate::error::{Error, Result};
 use crate::format::Layout;
@@ -40,7 +40,7 @@ pub fn bfs(
     resident_bytes: Option<u64>,
     progress: &mut dyn FnMut(&Iteration),
 ) -> Result<BfsResult> {
-    let n = require_square(matrix, "BFS", false)?;
+    let n = require_square(matrix, "BFS", SquareAs::Graph, false)?;
     if source >= n as u64 {
         return Err(Error::invalid(format!("the source {source} lies outside the {n} x {n} matrix")));
     }

@@ -1,6 +1,6 @@
 //! The conjugate gradient method for symmetric positive definite systems.
 
-use super::{chunked_sum, operator, require_square, Iteration, CHUNK};
+use super::{chunked_sum, operator, require_square, Iteration, SquareAs, CHUNK};
 use crate::element::{Indices, Values};
 use crate::error::{Error, Result};
 use crate::kernels::dense_vector;
@@ -69,7 +69,7 @@ pub struct CgResult {
 /// preconditioner on a matrix with a diagonal entry that is not positive, or no convergence within
 /// the iteration limit (the message gives the residual reached). [`Error::Corrupt`], [`Error::Io`].
 pub fn cg(matrix: &Matrix, b: &[f64], options: &CgOptions, progress: &mut dyn FnMut(&Iteration)) -> Result<CgResult> {
-    let n = require_square(matrix, "CG", false)?;
+    let n = require_square(matrix, "CG", SquareAs::Operator, false)?;
     if b.len() != n {
         return Err(Error::invalid(format!("b has {} elements; the {n} x {n} matrix needs {n}", b.len())));
     }

@@ -1,6 +1,6 @@
 //! Weakly connected components by union-find, in one pass over the stored entries.
 
-use super::{operator, require_square, Iteration};
+use super::{operator, require_square, Iteration, SquareAs};
 use crate::element::Indices;
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
@@ -37,7 +37,7 @@ pub fn components(
     progress: &mut dyn FnMut(&Iteration),
 ) -> Result<ComponentsResult> {
     let started = Instant::now();
-    let n = require_square(matrix, "connected components", false)?;
+    let n = require_square(matrix, "connected components", SquareAs::Graph, false)?;
     let mut parent: Vec<u64> = (0..n as u64).collect();
     let op = operator(matrix, resident_bytes, 1)?;
     op.for_each_segment(|seg| join_segment(seg, &mut parent))?;

@@ -58,20 +58,28 @@ pub(crate) fn operator<'a>(matrix: &'a Matrix, resident_bytes: Option<u64>, vect
     Operator::new(matrix, resident_bytes.unwrap_or_else(|| Operator::default_resident_bytes(matrix, vector_bytes)))
 }
 
+/// What an algorithm reads its square matrix as: the advice for a non-square one differs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SquareAs {
+    /// A linear system's operator (CG).
+    Operator,
+    /// A graph's adjacency matrix, whose rows and columns are both the vertices.
+    Graph,
+}
+
 /// Fails unless `matrix` is square (and, with `nonempty`, has at least one row).
-pub(crate) fn require_square(matrix: &Matrix, what: &str, nonempty: bool) -> Result<usize> {
+pub(crate) fn require_square(matrix: &Matrix, what: &str, read_as: SquareAs, nonempty: bool) -> Result<usize> {
     let (rows, cols) = matrix.shape();
     if rows != cols {
         let n = rows.max(cols);
-        let advice = if what == "CG" {
-            String::new()
-        } else {
+        let advice = match read_as {
+            SquareAs::Operator => String::new(),
             // The usual cause: a graph imported with rows and columns sized separately (a CSV, or
             // an edge list imported with --rectangular), so one side misses the largest vertex.
-            format!(
+            SquareAs::Graph => format!(
                 ": a graph's vertices index both its rows and its columns; re-import it with --square \
                  (or --shape {n},{n})"
-            )
+            ),
         };
         return Err(Error::invalid(format!(
             "{what} needs a square matrix; {} is {rows} x {cols}{advice}",

@@ -1,6 +1,6 @@
 //! PageRank by power iteration, exactly as `anchors.py pagerank` (and NetworkX) define it.
 
-use super::{operator, require_square, Iteration, CHUNK};
+use super::{operator, require_square, Iteration, SquareAs, CHUNK};
 use crate::error::{Error, Result};
 use crate::kernels::dense_vector;
 use crate::matrix::Matrix;
@@ -60,7 +60,7 @@ pub fn pagerank(
     options: &PagerankOptions,
     progress: &mut dyn FnMut(&Iteration),
 ) -> Result<PagerankResult> {
-    let n = require_square(matrix, "PageRank", true)?;
+    let n = require_square(matrix, "PageRank", SquareAs::Graph, true)?;
     let d = options.damping;
     if !(0.0..=1.0).contains(&d) {
         return Err(Error::invalid(format!("the damping factor must lie in [0, 1], not {d}")));

@@ -154,10 +154,9 @@ impl AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        // Committed files were renamed away; anything left is partial output.
-        if self.tmp.exists() {
-            crate::interrupt::remove_counted(&self.tmp);
-        }
+        // Committed files were renamed away (removing a missing path is a no-op); anything left is
+        // partial output.
+        crate::interrupt::remove_counted(&self.tmp);
     }
 }
 
