@@ -12,10 +12,10 @@ pub use crate::budget::{parser_reserve, plan_parsing, ParsePlan};
 
 use crate::budget::min_import_budget;
 use crate::builder::{BuildOptions, BuildPhase, BuildProgress, BuildStats, Duplicates, TripletBuilder};
-use crate::element::Element;
+use crate::element::{with_value_type, Element};
 use crate::error::{Error, Result};
 use crate::format::{Layout, ValueType};
-use crate::io::read::{Field, InputFormat, ParseValue, ReadOptions, TripletReader};
+use crate::io::read::{Field, InputFormat, ReadOptions, TripletReader};
 use crate::matrix::Matrix;
 use crate::writer::WriterOptions;
 use std::path::{Path, PathBuf};
@@ -146,12 +146,8 @@ pub fn import(
         },
     };
     let dir_existed = dir.exists();
-    let result = match value_type {
-        ValueType::Float64 => run::<f64>(reader, input, dir, options, plan, value_type, start, progress),
-        ValueType::Float32 => run::<f32>(reader, input, dir, options, plan, value_type, start, progress),
-        ValueType::Int64 => run::<i64>(reader, input, dir, options, plan, value_type, start, progress),
-        ValueType::Pattern => run::<()>(reader, input, dir, options, plan, value_type, start, progress),
-    };
+    let result =
+        with_value_type!(value_type, |V| run::<V>(reader, input, dir, options, plan, value_type, start, progress));
     if result.is_err() && !dir_existed && options.layout == LayoutChoice::Both {
         // The parent of DIR/csr and DIR/csc was made for this call: nothing of it may remain.
         let _ = std::fs::remove_dir_all(dir);
@@ -160,7 +156,7 @@ pub fn import(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run<V: ParseValue>(
+fn run<V: Element>(
     reader: TripletReader,
     input: &Path,
     dir: &Path,

@@ -66,14 +66,14 @@ pub mod writer;
 
 // What a user of the crate reaches for first; the rest is under its module.
 pub use builder::{BuildOptions, TripletBuilder};
-pub use element::{Element, Indices, Triplet, Values};
+pub use element::{Element, Indices, StoredIndex, Triplet, Values};
 pub use error::{Error, Result};
 pub use format::{IndexType, Layout, ValueType};
 pub use import::{import, ImportOptions};
 pub use kernels::{CachePolicy, Operator};
 pub use matrix::{Matrix, MatrixInfo, VerifyReport};
 pub use ops::{add, convert, spgemm, transpose, OpOptions, SpgemmOptions};
-pub use segment::{MappedSegment, StoredIndex};
+pub use segment::MappedSegment;
 pub use writer::{
     DenseOptions, MatrixWriter, WriterOptions, DEFAULT_DENSE_BLOCK, DEFAULT_DENSE_THRESHOLD, DEFAULT_SEGMENT_BYTES,
 };

@@ -1,7 +1,7 @@
 //! An opened matrix: the manifest, cheap accessors, segment mapping, the full `verify`, and conversion
 //! to sprs for matrices that fit in memory.
 
-use crate::element::{Indices, Values};
+use crate::element::match_indices;
 use crate::error::{Error, Result};
 use crate::format::{checksum_hex, FileEntry, IndexType, Layout, Manifest, SegmentEntry, ValueType, MANIFEST_FILE};
 use crate::segment::MappedSegment;
@@ -315,16 +315,8 @@ impl Matrix {
             seg.check_structure()?;
             let base = indices.len();
             indptr.extend(seg.indptr()[1..].iter().map(|&p| base + p as usize));
-            match seg.indices() {
-                Indices::U32(ix) => indices.extend(ix.iter().map(|&i| i as usize)),
-                Indices::U64(ix) => indices.extend(ix.iter().map(|&i| i as usize)),
-            }
-            match seg.values() {
-                Values::F64(v) => data.extend_from_slice(v),
-                Values::F32(v) => data.extend(v.iter().map(|&x| x as f64)),
-                Values::I64(v) => data.extend(v.iter().map(|&x| x as f64)),
-                Values::Pattern => data.resize(indices.len(), 1.0),
-            }
+            match_indices!(seg.indices(), |ix| indices.extend(ix.iter().map(|&i| i as usize)));
+            seg.values().extend_into(0..indices.len() - base, &mut data);
         }
         let built = match self.layout() {
             Layout::Csr => sprs::CsMat::try_new((rows, cols), indptr, indices, data),

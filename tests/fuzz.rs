@@ -422,10 +422,7 @@ fn read_options(rng: &mut SplitMix, delimiter: u8) -> ReadOptions {
 }
 
 /// Reads `path` with value type `V`; checks what an `Ok` promises. `Some(max (row, col))` on success.
-fn read_checked<V: sparsedisk::io::read::ParseValue>(
-    path: &Path,
-    options: &ReadOptions,
-) -> Result<Option<(u64, u64)>, bool> {
+fn read_checked<V: sparsedisk::Element>(path: &Path, options: &ReadOptions) -> Result<Option<(u64, u64)>, bool> {
     let reader = TripletReader::open(path, options.clone()).map_err(|_| true)?;
     let shape = reader.header().shape;
     let mut max: Option<(u64, u64)> = None;

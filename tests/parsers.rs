@@ -7,9 +7,9 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use proptest::prelude::*;
 use sparsedisk::io::read::{
-    ColumnSpec, Field, InputFormat, InputHeader, ParseValue, ReadOptions, ReadSummary, Symmetry, TripletReader,
+    ColumnSpec, Field, InputFormat, InputHeader, ReadOptions, ReadSummary, Symmetry, TripletReader,
 };
-use sparsedisk::{Error, Result, Triplet};
+use sparsedisk::{Element, Error, Result, Triplet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,7 @@ struct Read<V> {
     chunks: usize,
 }
 
-fn read_path<V: ParseValue>(path: &Path, options: &ReadOptions) -> Result<Read<V>> {
+fn read_path<V: Element>(path: &Path, options: &ReadOptions) -> Result<Read<V>> {
     let reader = TripletReader::open(path, options.clone())?;
     let header = reader.header().clone();
     let mut triplets = Vec::new();
@@ -43,7 +43,7 @@ fn read_path<V: ParseValue>(path: &Path, options: &ReadOptions) -> Result<Read<V
 
 /// Reads `path` with every block size in [`BLOCKS`]; all must agree (same triplets, same summary, or
 /// the same error with the same line); returns the result of the default block size.
-fn read_all_blocks<V: ParseValue>(path: &Path, options: &ReadOptions) -> Result<Read<V>> {
+fn read_all_blocks<V: Element>(path: &Path, options: &ReadOptions) -> Result<Read<V>> {
     let reference = read_path::<V>(path, options);
     for block_bytes in BLOCKS {
         let got = read_path::<V>(path, &ReadOptions { block_bytes, ..options.clone() });
@@ -72,13 +72,13 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 /// Writes `text` to a temporary file called `name` and reads it with every block size.
-fn read_text<V: ParseValue>(name: &str, text: &str, options: &ReadOptions) -> Result<Read<V>> {
+fn read_text<V: Element>(name: &str, text: &str, options: &ReadOptions) -> Result<Read<V>> {
     let dir = tempfile::tempdir().unwrap();
     let path = write_file(dir.path(), name, text.as_bytes());
     read_all_blocks::<V>(&path, options)
 }
 
-fn mtx<V: ParseValue>(text: &str) -> Read<V> {
+fn mtx<V: Element>(text: &str) -> Read<V> {
     read_text::<V>("m.mtx", text, &ReadOptions::default()).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -800,7 +800,7 @@ fn as_f64(e: &[(u64, u64, i64)]) -> Vec<(u64, u64, f64)> {
     e.iter().map(|&(r, c, v)| (r, c, v as f64)).collect()
 }
 
-fn read_bytes_with<V: ParseValue>(
+fn read_bytes_with<V: Element>(
     name: &str,
     text: &str,
     options: &ReadOptions,

@@ -1,7 +1,7 @@
 //! Breadth-first search: hop distances from a source along the stored edges.
 
 use super::{operator, require_square, Iteration, SquareAs};
-use crate::element::Indices;
+use crate::element::match_indices;
 use crate::error::{Error, Result};
 use crate::format::Layout;
 use crate::matrix::Matrix;
@@ -91,10 +91,7 @@ fn push_level(matrix: &Matrix, frontier: &[u64], levels: &[AtomicI64], level: i6
         let seg = matrix.map_segment(s)?;
         seg.check_row_pointers()?;
         let rows = &frontier[from..to];
-        let found = match seg.indices() {
-            Indices::U32(ix) => push_rows(seg.indptr(), ix, entry.start, rows, levels, level),
-            Indices::U64(ix) => push_rows(seg.indptr(), ix, entry.start, rows, levels, level),
-        };
+        let found = match_indices!(seg.indices(), |ix| push_rows(seg.indptr(), ix, entry.start, rows, levels, level));
         next.append(&mut found.ok_or_else(|| corrupt_index(&seg))?);
     }
     Ok(next)
@@ -133,10 +130,7 @@ fn push_rows<I: Copy + Into<u64> + Sync>(
 /// One pull level over a band of columns: each unreached column with a stored row in the frontier
 /// (level `level - 1`) gets `level`.
 fn pull_segment(seg: &MappedSegment, levels: &[AtomicI64], level: i64, found: &mut Vec<u64>) -> Result<()> {
-    let pulled = match seg.indices() {
-        Indices::U32(ix) => pull_columns(seg.indptr(), ix, seg.start(), levels, level),
-        Indices::U64(ix) => pull_columns(seg.indptr(), ix, seg.start(), levels, level),
-    };
+    let pulled = match_indices!(seg.indices(), |ix| pull_columns(seg.indptr(), ix, seg.start(), levels, level));
     found.append(&mut pulled.ok_or_else(|| corrupt_index(seg))?);
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Weakly connected components by union-find, in one pass over the stored entries.
 
 use super::{operator, require_square, Iteration, SquareAs};
-use crate::element::Indices;
+use crate::element::match_indices;
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
 use crate::segment::MappedSegment;
@@ -56,10 +56,7 @@ pub fn components(
 }
 
 fn join_segment(seg: &MappedSegment, parent: &mut [u64]) -> Result<()> {
-    let joined = match seg.indices() {
-        Indices::U32(ix) => join_rows(seg.indptr(), ix, seg.start(), parent),
-        Indices::U64(ix) => join_rows(seg.indptr(), ix, seg.start(), parent),
-    };
+    let joined = match_indices!(seg.indices(), |ix| join_rows(seg.indptr(), ix, seg.start(), parent));
     joined.ok_or_else(|| {
         Error::corrupt(seg.path(), "an index lies outside the matrix (run `sparsedisk verify` on the matrix)")
     })

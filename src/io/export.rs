@@ -6,7 +6,7 @@
 //! blocks, whatever the matrix size. A CSC matrix is written column by column; Matrix Market readers
 //! accept entries in any order.
 
-use crate::element::{Indices, Values};
+use crate::element::{match_indices, with_value_type, Element};
 use crate::error::{Error, Result};
 use crate::format::ValueType;
 use crate::matrix::Matrix;
@@ -116,18 +116,21 @@ fn row_blocks(indptr: &[u64], target: usize) -> Vec<(usize, usize)> {
 }
 
 fn format_rows(seg: &MappedSegment, a: usize, b: usize) -> Vec<u8> {
-    match (seg.indices(), seg.values()) {
-        (Indices::U32(ix), values) => format_rows_typed(seg, ix, values, a, b),
-        (Indices::U64(ix), values) => format_rows_typed(seg, ix, values, a, b),
-    }
+    let values = seg.values();
+    // A vector of `()` never allocates: pattern entries get a slice to index like the others.
+    let units = vec![(); seg.nnz() as usize];
+    with_value_type!(values.value_type(), |V| {
+        let values = V::stored_slice(values, &units).unwrap_or(&[]);
+        match_indices!(seg.indices(), |ix| format_rows_typed(seg, ix, values, a, b))
+    })
 }
 
-/// Formats entries of band-local outer indices `a..b`. Monomorphised per index type so the inner loop
-/// does no dispatch on it; the outer index's text is formatted once per row, not per entry.
-fn format_rows_typed<I: Copy + Into<u64>>(
+/// Formats entries of band-local outer indices `a..b`. Monomorphised per index and value type so the
+/// inner loop does no dispatch; the outer index's text is formatted once per row, not per entry.
+fn format_rows_typed<I: Copy + Into<u64>, V: Element>(
     seg: &MappedSegment,
     indices: &[I],
-    values: Values,
+    values: &[V],
     a: usize,
     b: usize,
 ) -> Vec<u8> {
@@ -137,7 +140,6 @@ fn format_rows_typed<I: Copy + Into<u64>>(
     let mut out = Vec::with_capacity(entries * 24);
     let mut outer_text = itoa::Buffer::new();
     let mut ints = itoa::Buffer::new();
-    let mut floats = ryu::Buffer::new();
     for local in a..b {
         let outer = outer_text.format(seg.start() + local as u64 + 1).as_bytes();
         for k in indptr[local] as usize..indptr[local + 1] as usize {
@@ -146,55 +148,14 @@ fn format_rows_typed<I: Copy + Into<u64>>(
             out.extend_from_slice(first);
             out.push(b' ');
             out.extend_from_slice(second);
-            match values {
-                Values::F64(v) => {
-                    out.push(b' ');
-                    push_float(&mut out, &mut floats, &mut ints, v[k]);
-                }
-                Values::F32(v) => {
-                    out.push(b' ');
-                    push_float(&mut out, &mut floats, &mut ints, v[k]);
-                }
-                Values::I64(v) => {
-                    out.push(b' ');
-                    out.extend_from_slice(ints.format(v[k]).as_bytes());
-                }
-                Values::Pattern => {}
+            if V::BYTES > 0 {
+                out.push(b' ');
+                values[k].write_text(&mut out);
             }
             out.push(b'\n');
         }
     }
     out
-}
-
-/// Appends a float: integral values of moderate size through the integer formatter (several times
-/// faster than the float one, and the same text), others through [`format_float`].
-#[inline]
-fn push_float<F: ryu::Float + num_traits::Float>(
-    out: &mut Vec<u8>,
-    floats: &mut ryu::Buffer,
-    ints: &mut itoa::Buffer,
-    v: F,
-) {
-    let x = v.to_f64().unwrap_or(f64::NAN);
-    if x == x.trunc() && x.abs() < 1e15 && !(x == 0.0 && x.is_sign_negative()) {
-        out.extend_from_slice(ints.format(x as i64).as_bytes());
-    } else {
-        out.extend_from_slice(format_float(floats, v));
-    }
-}
-
-/// Shortest round-trip text of a float; integral values without the `.0` ryu adds, as other tools
-/// write them. Non-finite values as `nan`, `inf`, `-inf`, which strtod-based readers accept.
-fn format_float<F: ryu::Float + num_traits::Float>(buf: &mut ryu::Buffer, v: F) -> &[u8] {
-    if v.is_nan() {
-        return b"nan";
-    }
-    if v.is_infinite() {
-        return if v.is_sign_negative() { b"-inf" } else { b"inf" };
-    }
-    let s = buf.format_finite(v).as_bytes();
-    s.strip_suffix(b".0").unwrap_or(s)
 }
 
 #[cfg(test)]
@@ -215,17 +176,5 @@ mod tests {
             assert_eq!(next, 6);
         }
         assert!(row_blocks(&[0], 4).is_empty());
-    }
-
-    #[test]
-    fn floats_round_trip_in_short_form() {
-        let mut b = ryu::Buffer::new();
-        assert_eq!(format_float(&mut b, 4.0f64), b"4");
-        assert_eq!(format_float(&mut b, -1.0f64), b"-1");
-        assert_eq!(format_float(&mut b, 0.1f64), b"0.1");
-        assert_eq!(format_float(&mut b, f64::NEG_INFINITY), b"-inf");
-        let x = 1.0f64 / 3.0;
-        let s = std::str::from_utf8(format_float(&mut b, x)).unwrap().to_string();
-        assert_eq!(s.parse::<f64>().unwrap(), x);
     }
 }

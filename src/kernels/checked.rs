@@ -2,7 +2,7 @@
 //! entries ([`check_chunk`]), then read without a check per entry; [`CheckedRows`] walks outer
 //! indices that way for the loops of several columns.
 
-use super::simd::Index;
+use crate::element::StoredIndex;
 
 /// Entries per block of rows whose indices the gather checks at once (a few KiB of indices: they stay
 /// in L1 between the check and the products).
@@ -27,7 +27,7 @@ pub(super) const PREFETCH_SPAN: usize = 1 << 17;
 /// the indices differ: an over-estimate only for the few chunks that straddle a multiple of
 /// `2 * PREFETCH_SPAN`.
 #[inline(always)]
-pub(super) fn check_chunk<I: Index>(
+pub(super) fn check_chunk<I: StoredIndex>(
     ix: &[I],
     checked: &mut usize,
     hi: usize,
@@ -36,12 +36,12 @@ pub(super) fn check_chunk<I: Index>(
 ) -> Option<bool> {
     let to = (*checked + GATHER_BLOCK as usize).max(hi).min(end_entry);
     let chunk = &ix[*checked..to];
-    let (any, all) = chunk.iter().fold((I::NONE, I::ALL), |(o, n), &c| (o | c, n & c));
-    if any.at() >= bound && chunk.iter().copied().max().is_some_and(|m| m.at() >= bound) {
+    let (any, all) = chunk.iter().fold((I::ZERO, I::MAX), |(o, n), &c| (o | c, n & c));
+    if any.as_usize() >= bound && chunk.iter().copied().max().is_some_and(|m| m.as_usize() >= bound) {
         return None;
     }
     *checked = to;
-    Some((any ^ all).at() >= 2 * PREFETCH_SPAN)
+    Some((any ^ all).as_usize() >= 2 * PREFETCH_SPAN)
 }
 
 /// Band-local outer indices `a..b` whose inner indices are checked against `bound` in chunks as the
@@ -63,7 +63,7 @@ pub(super) struct CheckedRows<'a, I> {
     a: usize,
 }
 
-impl<'a, I: Index> CheckedRows<'a, I> {
+impl<'a, I: StoredIndex> CheckedRows<'a, I> {
     #[inline(always)]
     pub(super) fn new(indptr: &'a [u64], ix: &'a [I], a: usize, b: usize, bound: usize) -> Self {
         let (checked, end_entry) = (indptr[a] as usize, indptr[b] as usize);
@@ -71,7 +71,7 @@ impl<'a, I: Index> CheckedRows<'a, I> {
     }
 }
 
-impl<I: Index> Iterator for CheckedRows<'_, I> {
+impl<I: StoredIndex> Iterator for CheckedRows<'_, I> {
     type Item = Option<(usize, std::ops::Range<usize>)>;
 
     #[inline(always)]

@@ -1,8 +1,8 @@
 //! The dense blocks' loops: a segment's dense blocks multiplied as dense matrices, gathering or
 //! scattering, with the values prefetched along each task's own rows.
 
-use super::simd::{prefetch_ptr, Scalar};
-use crate::element::Values;
+use super::simd::prefetch_ptr;
+use crate::element::{match_values, Element};
 use crate::segment::{DenseBlock, DenseBlocks};
 
 /// How far ahead of a dense block row the gather prefetches its values.
@@ -47,12 +47,10 @@ impl Ahead {
 fn rows_span(blk: &DenseBlock<'_>, rows: &std::ops::Range<u64>) -> (*const u8, usize, usize) {
     let at = rows.start.saturating_sub(blk.outer) as usize * blk.stride as usize;
     let count = (rows.end.saturating_sub(rows.start).max(1) - 1) as usize * blk.stride as usize + blk.width as usize;
-    let (start, size) = match blk.values {
-        Values::F64(v) => (v.as_ptr().wrapping_add(at).cast(), 8),
-        Values::F32(v) => (v.as_ptr().wrapping_add(at).cast(), 4),
-        Values::I64(v) => (v.as_ptr().wrapping_add(at).cast(), 8),
-        Values::Pattern => (std::ptr::null(), 0),
-    };
+    fn element_at<T>(v: &[T], at: usize) -> (*const u8, usize) {
+        (v.as_ptr().wrapping_add(at).cast(), std::mem::size_of::<T>())
+    }
+    let (start, size) = match_values!(blk.values, |v| element_at(v, at), (std::ptr::null(), 0));
     (start, count * size, size)
 }
 
@@ -102,12 +100,7 @@ fn gather_dense_any(
         let first = (r0 - blk.outer as usize) * blk.stride as usize;
         let Some(ys) = out.get_mut((r0 - a) * k..(r1 - a) * k) else { return false };
         let stride = blk.stride as usize;
-        let ok = match blk.values {
-            Values::F64(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, k, ahead),
-            Values::F32(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, k, ahead),
-            Values::I64(v) => gather_block(v.get(first..), stride, w, xs, alpha, ys, k, ahead),
-            Values::Pattern => false,
-        };
+        let ok = match_values!(blk.values, |v| gather_block(v.get(first..), stride, w, xs, alpha, ys, k, ahead), false);
         if !ok {
             return false;
         }
@@ -121,7 +114,7 @@ fn gather_dense_any(
 /// the prefetch ahead.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn gather_block<V: Scalar>(
+fn gather_block<V: Element>(
     vals: Option<&[V]>,
     stride: usize,
     w: usize,
@@ -150,7 +143,7 @@ fn gather_block<V: Scalar>(
             let mut lanes = [0.0f64; 16];
             for (r16, x16) in row[..main].chunks_exact(16).zip(xs[..main].chunks_exact(16)) {
                 for l in 0..16 {
-                    lanes[l] += r16[l].f64() * x16[l];
+                    lanes[l] += r16[l].to_f64() * x16[l];
                 }
             }
             let mut quad = [0.0f64; 4];
@@ -159,7 +152,7 @@ fn gather_block<V: Scalar>(
             }
             let mut s = (quad[0] + quad[2]) + (quad[1] + quad[3]);
             for (&v, &x) in row[main..].iter().zip(&xs[main..w]) {
-                s += v.f64() * x;
+                s += v.to_f64() * x;
             }
             *y += alpha * s;
         }
@@ -187,7 +180,7 @@ fn gather_block<V: Scalar>(
 /// a time. The caller has checked that `vals` holds every row's `w` values. Returns `K`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn gather_block_fixed<V: Scalar, const K: usize, const R: usize>(
+fn gather_block_fixed<V: Element, const K: usize, const R: usize>(
     vals: &[V],
     stride: usize,
     w: usize,
@@ -215,7 +208,7 @@ fn gather_block_fixed<V: Scalar, const K: usize, const R: usize>(
 /// Rows `r..r + R` of one block for [`gather_block_fixed`].
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn gather_rows_fixed<V: Scalar, const K: usize, const R: usize>(
+fn gather_rows_fixed<V: Element, const K: usize, const R: usize>(
     vals: &[V],
     r: usize,
     stride: usize,
@@ -239,7 +232,7 @@ fn gather_rows_fixed<V: Scalar, const K: usize, const R: usize>(
         let xr = unsafe { xs.get_unchecked(j * k + off..j * k + off + K) };
         for q in 0..R {
             // SAFETY: starts[q] + j < starts[R - 1] + w <= vals.len(), asserted above.
-            let v = unsafe { vals.get_unchecked(starts[q] + j) }.f64();
+            let v = unsafe { vals.get_unchecked(starts[q] + j) }.to_f64();
             for l in 0..K {
                 acc[q][l] += v * xr[l];
             }
@@ -280,12 +273,7 @@ fn scatter_dense_any(
             let at = (r - blk.outer as usize) * stride;
             let o = start + r;
             let Some(xr) = x.get(o * k..o * k + k) else { return false };
-            let ok = match blk.values {
-                Values::F64(v) => axpy_row(v.get(at..at + w), xr, ys),
-                Values::F32(v) => axpy_row(v.get(at..at + w), xr, ys),
-                Values::I64(v) => axpy_row(v.get(at..at + w), xr, ys),
-                Values::Pattern => false,
-            };
+            let ok = match_values!(blk.values, |v| axpy_row(v.get(at..at + w), xr, ys), false);
             if !ok {
                 return false;
             }
@@ -296,14 +284,14 @@ fn scatter_dense_any(
 
 /// `ys[j] += row[j] * xr` for one row of a block (`k = xr.len()` values per position).
 #[inline(always)]
-fn axpy_row<V: Scalar>(row: Option<&[V]>, xr: &[f64], ys: &mut [f64]) -> bool {
+fn axpy_row<V: Element>(row: Option<&[V]>, xr: &[f64], ys: &mut [f64]) -> bool {
     let Some(row) = row else { return false };
     if xr.len() == 1 {
         let xv = xr[0];
-        ys.iter_mut().zip(row).for_each(|(y, &v)| *y += v.f64() * xv);
+        ys.iter_mut().zip(row).for_each(|(y, &v)| *y += v.to_f64() * xv);
     } else {
         for (&v, yr) in row.iter().zip(ys.chunks_exact_mut(xr.len())) {
-            let v = v.f64();
+            let v = v.to_f64();
             yr.iter_mut().zip(xr).for_each(|(y, &xv)| *y += v * xv);
         }
     }

@@ -4,8 +4,9 @@
 use super::checked::{check_chunk, CheckedRows, PREFETCH_AHEAD};
 use super::dense::gather_dense;
 use super::operator::corrupt;
-use super::simd::{prefetch_read, Index, Scalar};
+use super::simd::prefetch_read;
 use super::tasks::{pieces, task_count};
+use crate::element::{Element, StoredIndex};
 use crate::error::Result;
 use crate::segment::MappedSegment;
 use rayon::prelude::*;
@@ -89,7 +90,7 @@ fn gather_rows_any(
 /// (see [`GATHER_BLOCK`](super::checked::GATHER_BLOCK)), for several with a checked access per entry, amortised over the `k` columns.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn gather_typed<I: Index, V: Scalar>(
+fn gather_typed<I: StoredIndex, V: Element>(
     indptr: &[u64],
     ix: &[I],
     vals: Option<&[V]>,
@@ -128,7 +129,7 @@ fn gather_typed<I: Index, V: Scalar>(
             }
             if prefetch {
                 let ahead = (lo + PREFETCH_AHEAD).min(end_entry)..(hi + PREFETCH_AHEAD).min(end_entry);
-                ix[ahead].iter().for_each(|&c| prefetch_read(x, c.at()));
+                ix[ahead].iter().for_each(|&c| prefetch_read(x, c.as_usize()));
             }
             // SAFETY: the row's entries lo..hi lie in indptr[a]..checked (row pointers increase, and
             // `checked` was just moved past `hi`), whose every index was checked below x.len().
@@ -159,7 +160,7 @@ fn gather_typed<I: Index, V: Scalar>(
 /// [`row_panel`] per row.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn gather_fixed<I: Index, V: Scalar, const K: usize>(
+fn gather_fixed<I: StoredIndex, V: Element, const K: usize>(
     indptr: &[u64],
     ix: &[I],
     vals: Option<&[V]>,
@@ -195,7 +196,7 @@ fn gather_fixed<I: Index, V: Scalar, const K: usize>(
 /// following panels (rather than a pass over the matrix per panel: the traffic of `X` dominates).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn gather_panels<I: Index, V: Scalar>(
+fn gather_panels<I: StoredIndex, V: Element>(
     indptr: &[u64],
     ix: &[I],
     vals: Option<&[V]>,
@@ -227,7 +228,7 @@ fn gather_panels<I: Index, V: Scalar>(
 /// Every index in `row` is below `x.len() / k`, and `off + K <= k`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn row_panel<I: Index, V: Scalar, const K: usize>(
+unsafe fn row_panel<I: StoredIndex, V: Element, const K: usize>(
     row: &[I],
     vals: Option<&[V]>,
     x: &[f64],
@@ -239,11 +240,11 @@ unsafe fn row_panel<I: Index, V: Scalar, const K: usize>(
 ) -> usize {
     let mut acc = [0.0f64; K];
     // SAFETY: c < x.len() / k and off + K <= k, so c * k + off + K <= x.len() (the caller's promise).
-    let x_row = |c: I| unsafe { x.get_unchecked(c.at() * k + off..c.at() * k + off + K) };
+    let x_row = |c: I| unsafe { x.get_unchecked(c.as_usize() * k + off..c.as_usize() * k + off + K) };
     match vals {
         Some(v) => {
             for (&c, &w) in row.iter().zip(v) {
-                let w = w.f64();
+                let w = w.to_f64();
                 acc.iter_mut().zip(x_row(c)).for_each(|(s, &xv)| *s += w * xv);
             }
         }
@@ -265,11 +266,11 @@ unsafe fn row_panel<I: Index, V: Scalar, const K: usize>(
 ///
 /// Every index in `cols` is below `x.len()`.
 #[inline(always)]
-unsafe fn row_dot<I: Index, V: Scalar>(cols: &[I], vals: &[V], x: &[f64]) -> f64 {
+unsafe fn row_dot<I: StoredIndex, V: Element>(cols: &[I], vals: &[V], x: &[f64]) -> f64 {
     let mut s = 0.0;
     for (&c, &w) in cols.iter().zip(vals) {
         // SAFETY: the caller guarantees c < x.len().
-        s += w.f64() * unsafe { *x.get_unchecked(c.at()) };
+        s += w.to_f64() * unsafe { *x.get_unchecked(c.as_usize()) };
     }
     s
 }
@@ -280,11 +281,11 @@ unsafe fn row_dot<I: Index, V: Scalar>(cols: &[I], vals: &[V], x: &[f64]) -> f64
 ///
 /// Every index in `cols` is below `x.len()`.
 #[inline(always)]
-unsafe fn row_sum<I: Index>(cols: &[I], x: &[f64]) -> f64 {
+unsafe fn row_sum<I: StoredIndex>(cols: &[I], x: &[f64]) -> f64 {
     let mut s = 0.0;
     for &c in cols {
         // SAFETY: the caller guarantees c < x.len().
-        s += unsafe { *x.get_unchecked(c.at()) };
+        s += unsafe { *x.get_unchecked(c.as_usize()) };
     }
     s
 }

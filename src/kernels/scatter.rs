@@ -5,8 +5,9 @@
 use super::checked::{check_chunk, CheckedRows, PREFETCH_AHEAD};
 use super::dense::scatter_dense;
 use super::operator::corrupt;
-use super::simd::{prefetch_read, Index, Scalar};
+use super::simd::prefetch_read;
 use super::tasks::{pieces, task_count};
+use crate::element::{Element, StoredIndex};
 use crate::error::Result;
 use crate::segment::MappedSegment;
 use rayon::prelude::*;
@@ -98,7 +99,7 @@ pub(super) fn dot_in_order(y: &[f64], w: &[f64]) -> f64 {
 /// The scatter loop.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn scatter_typed<I: Index, V: Scalar>(
+fn scatter_typed<I: StoredIndex, V: Element>(
     indptr: &[u64],
     ix: &[I],
     vals: Option<&[V]>,
@@ -127,7 +128,7 @@ fn scatter_typed<I: Index, V: Scalar>(
             }
             if prefetch {
                 let ahead = (lo + PREFETCH_AHEAD).min(end_entry)..(hi + PREFETCH_AHEAD).min(end_entry);
-                ix[ahead].iter().for_each(|&c| prefetch_read(part, c.at()));
+                ix[ahead].iter().for_each(|&c| prefetch_read(part, c.as_usize()));
             }
             // SAFETY: the row's entries lie in indptr[a]..checked, whose every index was checked
             // below part.len().
@@ -135,12 +136,12 @@ fn scatter_typed<I: Index, V: Scalar>(
                 match vals {
                     Some(v) => {
                         for (&c, &wv) in ix[lo..hi].iter().zip(&v[lo..hi]) {
-                            *part.get_unchecked_mut(c.at()) += wv.f64() * xv;
+                            *part.get_unchecked_mut(c.as_usize()) += wv.to_f64() * xv;
                         }
                     }
                     None => {
                         for &c in &ix[lo..hi] {
-                            *part.get_unchecked_mut(c.at()) += 1.0 * xv;
+                            *part.get_unchecked_mut(c.as_usize()) += 1.0 * xv;
                         }
                     }
                 }
@@ -157,7 +158,7 @@ fn scatter_typed<I: Index, V: Scalar>(
 /// Every output is summed in the same order as entry by entry.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn scatter_panels<I: Index, V: Scalar>(
+fn scatter_panels<I: StoredIndex, V: Element>(
     indptr: &[u64],
     ix: &[I],
     vals: Option<&[V]>,
@@ -186,7 +187,7 @@ fn scatter_panels<I: Index, V: Scalar>(
 ///
 /// Every index in `inner` is below `part.len() / k`, and `off + K <= k`.
 #[inline(always)]
-unsafe fn scatter_panel<I: Index, V: Scalar, const K: usize>(
+unsafe fn scatter_panel<I: StoredIndex, V: Element, const K: usize>(
     inner: &[I],
     vals: Option<&[V]>,
     xr: &[f64],
@@ -197,11 +198,11 @@ unsafe fn scatter_panel<I: Index, V: Scalar, const K: usize>(
     let xp: [f64; K] = std::array::from_fn(|l| xr[off + l]);
     let mut add = |c: I, w: f64| {
         // SAFETY: c < part.len() / k and off + K <= k (the caller's promise).
-        let y = unsafe { part.get_unchecked_mut(c.at() * k + off..c.at() * k + off + K) };
+        let y = unsafe { part.get_unchecked_mut(c.as_usize() * k + off..c.as_usize() * k + off + K) };
         y.iter_mut().zip(&xp).for_each(|(y, &xv)| *y += w * xv);
     };
     match vals {
-        Some(v) => inner.iter().zip(v).for_each(|(&c, &w)| add(c, w.f64())),
+        Some(v) => inner.iter().zip(v).for_each(|(&c, &w)| add(c, w.to_f64())),
         None => inner.iter().for_each(|&c| add(c, 1.0)),
     }
     K

@@ -1,46 +1,25 @@
 //! Specialisation of the loops, at compile time and at run time: instantiation for every stored
-//! index and value type ([`Index`], [`Scalar`], `dispatch!`), AVX2 builds chosen at run time
+//! index and value type (`dispatch!`), AVX2 builds chosen at run time
 //! (`avx2_dispatch!`), panels of columns of fixed width (`for_each_panel!`) and prefetch hints.
 
 /// Instantiates `body` for the segment's index and value types, with `ix` the indices and `vals` an
 /// `Option<&[T]>` of values (`None` for pattern: every value is 1).
 macro_rules! dispatch {
     ($seg:expr, |$ix:ident, $vals:ident| $body:expr) => {{
-        use $crate::element::{Indices, Values};
-        match ($seg.sparse_indices(), $seg.sparse_values()) {
-            (Indices::U32(i), Values::F64(v)) => {
-                let ($ix, $vals) = (i, Some(v));
-                $body
-            }
-            (Indices::U32(i), Values::F32(v)) => {
-                let ($ix, $vals) = (i, Some(v));
-                $body
-            }
-            (Indices::U32(i), Values::I64(v)) => {
-                let ($ix, $vals) = (i, Some(v));
-                $body
-            }
-            (Indices::U32(i), Values::Pattern) => {
-                let ($ix, $vals): (&[u32], Option<&[f64]>) = (i, None);
-                $body
-            }
-            (Indices::U64(i), Values::F64(v)) => {
-                let ($ix, $vals) = (i, Some(v));
-                $body
-            }
-            (Indices::U64(i), Values::F32(v)) => {
-                let ($ix, $vals) = (i, Some(v));
-                $body
-            }
-            (Indices::U64(i), Values::I64(v)) => {
-                let ($ix, $vals) = (i, Some(v));
-                $body
-            }
-            (Indices::U64(i), Values::Pattern) => {
-                let ($ix, $vals): (&[u64], Option<&[f64]>) = (i, None);
-                $body
-            }
-        }
+        let values = $seg.sparse_values();
+        $crate::element::match_indices!($seg.sparse_indices(), |$ix| {
+            $crate::element::match_values!(
+                values,
+                |v| {
+                    let $vals = Some(v);
+                    $body
+                },
+                {
+                    let $vals: Option<&[f64]> = None;
+                    $body
+                }
+            )
+        })
     }};
 }
 
@@ -132,60 +111,4 @@ macro_rules! for_each_panel {
             };
         }
     }};
-}
-
-/// Stored index types, widened for indexing.
-pub(super) trait Index:
-    Copy
-    + Ord
-    + Send
-    + Sync
-    + std::ops::BitOr<Output = Self>
-    + std::ops::BitAnd<Output = Self>
-    + std::ops::BitXor<Output = Self>
-{
-    /// No bit set.
-    const NONE: Self;
-    /// Every bit set.
-    const ALL: Self;
-    fn at(self) -> usize;
-}
-impl Index for u32 {
-    const NONE: u32 = 0;
-    const ALL: u32 = u32::MAX;
-    #[inline(always)]
-    fn at(self) -> usize {
-        self as usize
-    }
-}
-impl Index for u64 {
-    const NONE: u64 = 0;
-    const ALL: u64 = u64::MAX;
-    #[inline(always)]
-    fn at(self) -> usize {
-        self as usize
-    }
-}
-
-/// Stored value types, widened to `f64` for arithmetic.
-pub(super) trait Scalar: Copy + Send + Sync {
-    fn f64(self) -> f64;
-}
-impl Scalar for f64 {
-    #[inline(always)]
-    fn f64(self) -> f64 {
-        self
-    }
-}
-impl Scalar for f32 {
-    #[inline(always)]
-    fn f64(self) -> f64 {
-        self as f64
-    }
-}
-impl Scalar for i64 {
-    #[inline(always)]
-    fn f64(self) -> f64 {
-        self as f64
-    }
 }

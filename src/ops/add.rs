@@ -1,7 +1,8 @@
 //! `C = alpha A + beta B`: a streaming merge of aligned outer indices.
 
-use super::merge::{merge_into, Scalar};
+use super::merge::merge_into;
 use super::{OpOptions, OpStats, ProgressFn, Scratch};
+use crate::element::{result_type, scalar_type, with_value_type, Element};
 use crate::error::{Error, Result};
 use crate::format::ValueType;
 use crate::matrix::Matrix;
@@ -21,9 +22,10 @@ pub struct AddOptions {
     /// Drop entries whose value is zero (scipy's `A + B` drops them; kept by default: the output's
     /// structure is the union of the inputs').
     pub drop_zeros: bool,
-    /// Value type of the output; `None`: int64 when both inputs hold integers (int64 or pattern) and
+    /// Value type of the output; `None`: the [`result_type`] of the inputs' value types and the
+    /// coefficients' ([`scalar_type`]): int64 when both inputs hold integers (int64 or pattern) and
     /// both coefficients are integers, float64 otherwise. `Pattern` gives the union of the
-    /// structures.
+    /// structures; `Float32` computes in float32.
     pub value_type: Option<ValueType>,
 }
 
@@ -80,24 +82,10 @@ pub fn add(
     let mut stats = OpStats { blocks: 1, ..OpStats::default() };
     let mut converted = None;
     let b = super::spgemm::in_layout(b, a.layout(), &mut scratch, &options.op, progress, &mut stats, &mut converted)?;
-    let integral = |v: ValueType| matches!(v, ValueType::Int64 | ValueType::Pattern);
-    let whole = |x: f64| x.fract() == 0.0 && x.abs() < 9.0e15;
-    let vt = options.value_type.unwrap_or(
-        if integral(a.value_type()) && integral(b.value_type()) && whole(options.alpha) && whole(options.beta) {
-            ValueType::Int64
-        } else {
-            ValueType::Float64
-        },
-    );
+    let coefficients = result_type(scalar_type(options.alpha), scalar_type(options.beta));
+    let vt = options.value_type.unwrap_or(result_type(result_type(a.value_type(), b.value_type()), coefficients));
     let out = out.as_ref();
-    let (m, read) = match vt {
-        ValueType::Float64 => add_typed::<f64>(a, b, out, options, progress)?,
-        ValueType::Int64 => add_typed::<i64>(a, b, out, options, progress)?,
-        ValueType::Pattern => add_typed::<()>(a, b, out, options, progress)?,
-        ValueType::Float32 => {
-            return Err(Error::invalid("add writes float64, int64 or pattern values, not float32"));
-        }
-    };
+    let (m, read) = with_value_type!(vt, |V| add_typed::<V>(a, b, out, options, progress)?);
     scratch.published();
     stats.flops = read;
     stats.nnz = m.nnz();
@@ -105,7 +93,7 @@ pub fn add(
     Ok((m, stats))
 }
 
-fn add_typed<T: Scalar>(
+fn add_typed<T: Element>(
     a: &Matrix,
     b: &Matrix,
     out: &Path,

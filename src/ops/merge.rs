@@ -1,110 +1,14 @@
-//! The pieces the operations share: the value types they compute in, reading a matrix outer index by
-//! outer index, and the n-way merge of aligned outer indices (used by `add` and by the merge of an
-//! out-of-core product's partial results).
+//! The pieces the operations share: reading a matrix outer index by outer index, and the n-way merge
+//! of aligned outer indices (used by `add` and by the merge of an out-of-core product's partial
+//! results).
 
 use super::{OpProgress, ProgressFn};
-use crate::element::{Element, Values};
+use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
 use crate::scan::{row_indices, scan, Scan};
 use crate::segment::MappedSegment;
 use crate::writer::MatrixWriter;
-
-/// A value type the operations compute in: `f64`, `i64`, or `()` (structure only). Stored values of
-/// any type convert to it (pattern entries are 1).
-pub(crate) trait Scalar: Element + Default {
-    /// Appends stored values `lo..hi` of `values`, converted.
-    fn extend_from(values: Values<'_>, lo: usize, hi: usize, out: &mut Vec<Self>);
-    /// Value `k` of `values`, converted.
-    fn at(values: Values<'_>, k: usize) -> Self;
-    /// `c * self` (integers: `c` is integral, checked by the caller; wrapping as NumPy).
-    fn scale(self, c: f64) -> Self;
-    /// The little-endian bytes of `values` (the crate only builds on little-endian targets).
-    fn le_bytes(values: &[Self]) -> &[u8];
-    /// `values` as they are, when they are stored as `Self` (so kernels read them in place);
-    /// `None` when they need converting (and always for `()`, whose values are never stored).
-    fn stored(values: Values<'_>) -> Option<&[Self]>;
-}
-
-impl Scalar for f64 {
-    #[inline]
-    fn extend_from(values: Values<'_>, lo: usize, hi: usize, out: &mut Vec<f64>) {
-        match values {
-            Values::F64(v) => out.extend_from_slice(&v[lo..hi]),
-            Values::F32(v) => out.extend(v[lo..hi].iter().map(|&x| x as f64)),
-            Values::I64(v) => out.extend(v[lo..hi].iter().map(|&x| x as f64)),
-            Values::Pattern => out.resize(out.len() + (hi - lo), 1.0),
-        }
-    }
-    #[inline(always)]
-    fn at(values: Values<'_>, k: usize) -> f64 {
-        values.get_f64(k)
-    }
-    #[inline]
-    fn scale(self, c: f64) -> f64 {
-        c * self
-    }
-    fn le_bytes(values: &[f64]) -> &[u8] {
-        bytemuck::cast_slice(values)
-    }
-    fn stored(values: Values<'_>) -> Option<&[f64]> {
-        match values {
-            Values::F64(v) => Some(v),
-            _ => None,
-        }
-    }
-}
-
-impl Scalar for i64 {
-    #[inline]
-    fn extend_from(values: Values<'_>, lo: usize, hi: usize, out: &mut Vec<i64>) {
-        match values {
-            Values::I64(v) => out.extend_from_slice(&v[lo..hi]),
-            Values::F64(v) => out.extend(v[lo..hi].iter().map(|&x| x as i64)),
-            Values::F32(v) => out.extend(v[lo..hi].iter().map(|&x| x as i64)),
-            Values::Pattern => out.resize(out.len() + (hi - lo), 1),
-        }
-    }
-    #[inline(always)]
-    fn at(values: Values<'_>, k: usize) -> i64 {
-        match values {
-            Values::I64(v) => v[k],
-            Values::F64(v) => v[k] as i64,
-            Values::F32(v) => v[k] as i64,
-            Values::Pattern => 1,
-        }
-    }
-    #[inline]
-    fn scale(self, c: f64) -> i64 {
-        self.wrapping_mul(c as i64)
-    }
-    fn le_bytes(values: &[i64]) -> &[u8] {
-        bytemuck::cast_slice(values)
-    }
-    fn stored(values: Values<'_>) -> Option<&[i64]> {
-        match values {
-            Values::I64(v) => Some(v),
-            _ => None,
-        }
-    }
-}
-
-impl Scalar for () {
-    #[inline]
-    fn extend_from(_values: Values<'_>, lo: usize, hi: usize, out: &mut Vec<()>) {
-        out.resize(out.len() + (hi - lo), ());
-    }
-    #[inline(always)]
-    fn at(_values: Values<'_>, _k: usize) {}
-    #[inline]
-    fn scale(self, _c: f64) {}
-    fn le_bytes(_values: &[()]) -> &[u8] {
-        &[]
-    }
-    fn stored(_values: Values<'_>) -> Option<&[()]> {
-        None
-    }
-}
 
 /// Reads a matrix one outer index at a time, mapping one segment at a time (row pointers checked
 /// when it is mapped, every inner index checked against the inner dimension).
@@ -124,7 +28,7 @@ impl<'m> RowStream<'m> {
     }
 
     /// Appends the entries of the next outer index to `cols` and `vals`.
-    pub(crate) fn next_into<T: Scalar>(&mut self, cols: &mut Vec<u64>, vals: &mut Vec<T>) -> Result<()> {
+    pub(crate) fn next_into<T: Element>(&mut self, cols: &mut Vec<u64>, vals: &mut Vec<T>) -> Result<()> {
         let need_segment = match &self.seg {
             Some(s) => self.outer >= s.end(),
             None => true,
@@ -143,7 +47,7 @@ impl<'m> RowStream<'m> {
         let seg = self.seg.as_ref().expect("a segment was mapped above");
         let r = (self.outer - seg.start()) as usize;
         let (lo, hi) = row_indices(seg, r, self.inner_dim, cols)?;
-        T::extend_from(seg.values(), lo, hi, vals);
+        seg.values().extend_into(lo..hi, vals);
         self.outer += 1;
         Ok(())
     }
@@ -152,7 +56,7 @@ impl<'m> RowStream<'m> {
 /// Merges `inputs` (same shape and layout) outer index by outer index into `writer`: the entries of
 /// input `s` are mapped by `map(s, value)`, entries at the same position are combined in input order
 /// by `combine`, and combined zeros are dropped when `drop_zeros`. Returns the entries read.
-pub(crate) fn merge_into<T: Scalar>(
+pub(crate) fn merge_into<T: Element>(
     inputs: &[&Matrix],
     map: impl Fn(usize, T) -> T,
     combine: impl Fn(T, T) -> T,

@@ -10,9 +10,9 @@
 
 use super::{corrupt_index, max_segment_payload, OpOptions, OpProgress, OpStats, ProgressFn, Scratch};
 use crate::builder::{BuildOptions, Duplicates, TripletBuilder, MIN_MEMORY_BUDGET};
-use crate::element::Element;
+use crate::element::{with_value_type, Element};
 use crate::error::{Error, Result};
-use crate::format::{Layout, ValueType};
+use crate::format::Layout;
 use crate::matrix::Matrix;
 use crate::scan::row_indices;
 use crate::writer::{MatrixWriter, WriterOptions};
@@ -102,12 +102,7 @@ fn rewrite_with(
     options: &OpOptions,
     progress: Option<ProgressFn<'_>>,
 ) -> Result<Matrix> {
-    match m.value_type() {
-        ValueType::Float64 => rewrite_typed::<f64>(m, dir, transposed, layout, writer, options, progress),
-        ValueType::Float32 => rewrite_typed::<f32>(m, dir, transposed, layout, writer, options, progress),
-        ValueType::Int64 => rewrite_typed::<i64>(m, dir, transposed, layout, writer, options, progress),
-        ValueType::Pattern => rewrite_typed::<()>(m, dir, transposed, layout, writer, options, progress),
-    }
+    with_value_type!(m.value_type(), |V| rewrite_typed::<V>(m, dir, transposed, layout, writer, options, progress))
 }
 
 fn rewrite_typed<V: Element>(

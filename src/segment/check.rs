@@ -3,7 +3,7 @@
 //! geometry of the dense blocks.
 
 use super::{DenseBlocks, MappedSegment};
-use crate::element::{Indices, Values};
+use crate::element::{match_indices, match_values, Values};
 use crate::error::{Error, Result};
 use crate::format::DenseEntry;
 use std::path::Path;
@@ -76,10 +76,7 @@ impl MappedSegment {
         let indptr = self.sparse_indptr();
         let (_, inner_dim) = self.layout.outer_inner(self.shape);
         let indices_path = self.file_path(&self.entry.indices);
-        match self.sparse_indices() {
-            Indices::U32(ix) => check_rows(indptr, ix, inner_dim, self.entry.start, &indices_path)?,
-            Indices::U64(ix) => check_rows(indptr, ix, inner_dim, self.entry.start, &indices_path)?,
-        }
+        match_indices!(self.sparse_indices(), |ix| check_rows(indptr, ix, inner_dim, self.entry.start, &indices_path)?);
         if let (Some(blocks), Some(d)) = (self.dense_blocks(), &self.entry.dense) {
             self.check_dense(&blocks, d)?;
         }
@@ -229,10 +226,5 @@ fn check_rows<I: Copy + Into<u64>>(
 
 /// Whether value `k` is stored as all-zero bytes (or out of range: nothing stored).
 fn is_zero_at(values: Values<'_>, k: usize) -> bool {
-    match values {
-        Values::F64(v) => v.get(k).map_or(true, |x| x.to_bits() == 0),
-        Values::F32(v) => v.get(k).map_or(true, |x| x.to_bits() == 0),
-        Values::I64(v) => v.get(k).map_or(true, |x| *x == 0),
-        Values::Pattern => true,
-    }
+    match_values!(values, |v| v.get(k).map_or(true, |x| bytemuck::bytes_of(x).iter().all(|&b| b == 0)), true)
 }

@@ -86,10 +86,8 @@ impl<'a> DenseBlocks<'a> {
         let len = (bo * bi) as usize;
         let words = self.entry.mask_words() as usize;
         let values = match self.values {
-            Values::F64(v) => Values::F64(v.get(k * len..(k + 1) * len)?),
-            Values::F32(v) => Values::F32(v.get(k * len..(k + 1) * len)?),
-            Values::I64(v) => Values::I64(v.get(k * len..(k + 1) * len)?),
             Values::Pattern => return None,
+            stored => stored.slice(k * len..(k + 1) * len)?,
         };
         let mask = self.masks.get(k * words..(k + 1) * words)?;
         Some(DenseBlock { outer, inner, height, width, nnz, values, mask, stride: bi })
@@ -154,7 +152,7 @@ impl MappedSegment {
             inner_dim,
             origins: cast_slice(origins.bytes(), &self.file_path(&entry.origins)).unwrap_or(&[]),
             masks: cast_slice(masks.bytes(), &self.file_path(&entry.mask)).unwrap_or(&[]),
-            values: typed_values(self.value_type, values.bytes(), &self.file_path(&entry.values)),
+            values: typed_values(self.value_type, values.bytes()),
         })
     }
 

@@ -2,7 +2,7 @@
 //! on first use, for consumers that read rows.
 
 use super::{DenseBlocks, MappedSegment};
-use crate::element::{Indices, Values};
+use crate::element::{with_value_type, Element, Indices, ValueVec, Values};
 use crate::error::{Error, Result};
 use crate::format::{IndexType, ValueType};
 
@@ -11,7 +11,7 @@ use crate::format::{IndexType, ValueType};
 pub(super) struct Merged {
     pub(super) indptr: Vec<u64>,
     pub(super) indices: MergedIndices,
-    pub(super) values: MergedValues,
+    pub(super) values: ValueVec,
 }
 
 impl Merged {
@@ -23,11 +23,7 @@ impl Merged {
                 IndexType::Uint32 => MergedIndices::U32(Vec::new()),
                 IndexType::Uint64 => MergedIndices::U64(Vec::new()),
             },
-            values: match value_type {
-                ValueType::Float32 => MergedValues::F32(Vec::new()),
-                ValueType::Int64 => MergedValues::I64(Vec::new()),
-                _ => MergedValues::F64(Vec::new()),
-            },
+            values: ValueVec::new(value_type),
         }
     }
 }
@@ -36,13 +32,6 @@ impl Merged {
 pub(super) enum MergedIndices {
     U32(Vec<u32>),
     U64(Vec<u64>),
-}
-
-#[derive(Debug)]
-pub(super) enum MergedValues {
-    F64(Vec<f64>),
-    F32(Vec<f32>),
-    I64(Vec<i64>),
 }
 
 impl MappedSegment {
@@ -74,38 +63,21 @@ impl MappedSegment {
     }
 }
 
-/// Merges the CSR arrays and the dense blocks of a band into complete rows, dispatching on the value
-/// type.
+/// Merges the CSR arrays and the dense blocks of a band into complete rows, in the stored value
+/// type (a pattern band has no dense blocks: it merges into empty rows).
 fn merge_values<I: bytemuck::Pod + Into<u64> + TryFrom<u64>>(
     indptr: &[u64],
     ix: &[I],
     vals: Values<'_>,
     blocks: &DenseBlocks<'_>,
-) -> (Vec<u64>, Vec<I>, MergedValues) {
-    match vals {
-        Values::F64(v) => {
-            let (p, i, v) = merge_rows(indptr, ix, v, blocks, |b| match b {
-                Values::F64(s) => s,
-                _ => &[],
-            });
-            (p, i, MergedValues::F64(v))
+) -> (Vec<u64>, Vec<I>, ValueVec) {
+    with_value_type!(vals.value_type(), |V| match V::stored(vals) {
+        Some(v) => {
+            let (p, i, v) = merge_rows(indptr, ix, v, blocks, |b| V::stored(b).unwrap_or(&[]));
+            (p, i, V::into_value_vec(v))
         }
-        Values::F32(v) => {
-            let (p, i, v) = merge_rows(indptr, ix, v, blocks, |b| match b {
-                Values::F32(s) => s,
-                _ => &[],
-            });
-            (p, i, MergedValues::F32(v))
-        }
-        Values::I64(v) => {
-            let (p, i, v) = merge_rows(indptr, ix, v, blocks, |b| match b {
-                Values::I64(s) => s,
-                _ => &[],
-            });
-            (p, i, MergedValues::I64(v))
-        }
-        Values::Pattern => (vec![0; indptr.len()], Vec::new(), MergedValues::F64(Vec::new())),
-    }
+        None => (vec![0; indptr.len()], Vec::new(), ValueVec::Pattern),
+    })
 }
 
 /// The merge: each row's CSR entries and its blocks' marked positions, in increasing inner order

@@ -8,47 +8,15 @@ mod merge;
 
 pub use dense::{DenseBlock, DenseBlocks};
 
-use crate::element::{Element, Indices, Values};
+use crate::element::{Element, Indices, StoredIndex, Values};
 use crate::error::{Error, Result};
 use crate::format::{FileEntry, IndexType, Layout, SegmentEntry, ValueType};
 use crate::storage::{cast_slice, MappedFile};
 use memmap2::Advice;
-use merge::{Merged, MergedIndices, MergedValues};
-use sprs::{CsMatViewI, SpIndex};
+use merge::{Merged, MergedIndices};
+use sprs::CsMatViewI;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-
-/// An index type segments can store: `u32` or `u64`.
-pub trait StoredIndex: bytemuck::Pod + SpIndex + Send + Sync + sealed::Sealed {
-    /// The manifest's name for this type.
-    const INDEX_TYPE: IndexType;
-    /// Extracts a slice of this type, when `indices` has it.
-    fn slice<'a>(indices: Indices<'a>) -> Option<&'a [Self]>;
-}
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for u32 {}
-    impl Sealed for u64 {}
-}
-
-/// `impl StoredIndex` for a type and its [`Indices`] variant.
-macro_rules! stored_index {
-    ($t:ty, $index_type:ident, $variant:ident) => {
-        impl StoredIndex for $t {
-            const INDEX_TYPE: IndexType = IndexType::$index_type;
-            fn slice<'a>(indices: Indices<'a>) -> Option<&'a [$t]> {
-                match indices {
-                    Indices::$variant(s) => Some(s),
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
-stored_index!(u32, Uint32, U32);
-stored_index!(u64, Uint64, U64);
 
 /// One segment with its arrays memory-mapped. Dropping it unmaps them.
 ///
@@ -187,11 +155,7 @@ impl MappedSegment {
     /// [`indices`](Self::indices)).
     pub fn values(&self) -> Values<'_> {
         match self.merged() {
-            Some(m) => match &m.values {
-                MergedValues::F64(v) => Values::F64(v),
-                MergedValues::F32(v) => Values::F32(v),
-                MergedValues::I64(v) => Values::I64(v),
-            },
+            Some(m) => m.values.as_values(),
             None => self.sparse_values(),
         }
     }
@@ -214,11 +178,10 @@ impl MappedSegment {
 
     /// The stored values of the CSR arrays (without the dense blocks' entries).
     pub fn sparse_values(&self) -> Values<'_> {
-        let (Some(map), Some(entry)) = (&self.values, &self.entry.values) else {
+        let (Some(map), Some(_)) = (&self.values, &self.entry.values) else {
             return Values::Pattern;
         };
-        let path = self.file_path(entry);
-        typed_values(self.value_type, map.bytes(), &path)
+        typed_values(self.value_type, map.bytes())
     }
 
     /// Tells the kernel how the segment's arrays will be read; a hint, failures ignored.
@@ -290,12 +253,8 @@ impl MappedSegment {
     }
 }
 
-/// Views mapped bytes as values of `value_type` (empty if the bytes cannot be, which mapping rules out).
-fn typed_values<'a>(value_type: ValueType, bytes: &'a [u8], path: &Path) -> Values<'a> {
-    match value_type {
-        ValueType::Float64 => Values::F64(cast_slice(bytes, path).unwrap_or(&[])),
-        ValueType::Float32 => Values::F32(cast_slice(bytes, path).unwrap_or(&[])),
-        ValueType::Int64 => Values::I64(cast_slice(bytes, path).unwrap_or(&[])),
-        ValueType::Pattern => Values::Pattern,
-    }
+/// Views mapped bytes as values of `value_type`. Mapping checked their size and a map is page
+/// aligned, so the empty fallback is never reached; it is there so that nothing can panic.
+fn typed_values(value_type: ValueType, bytes: &[u8]) -> Values<'_> {
+    Values::from_bytes(value_type, bytes).or_else(|| Values::from_bytes(value_type, &[])).unwrap_or(Values::Pattern)
 }

@@ -3,7 +3,8 @@
 use super::lex::{self, IntError};
 use super::pipeline::Parsed;
 use super::source::Prefix;
-use super::{ColumnSpec, Dialect, Field, InputFormat, InputHeader, ParseValue, ReadOptions, Symmetry};
+use super::value;
+use super::{ColumnSpec, Dialect, Element, Field, InputFormat, InputHeader, ReadOptions, Symmetry};
 use crate::element::Triplet;
 use crate::error::Result;
 
@@ -265,7 +266,7 @@ fn missing_fields(lay: &CsvLayout, line: &[u8], found: usize, need: usize) -> St
 }
 
 /// Parses a block of CSV records.
-pub(crate) fn parse_block<V: ParseValue>(
+pub(crate) fn parse_block<V: Element>(
     b: &[u8],
     lay: &CsvLayout,
     capacity: usize,
@@ -337,7 +338,7 @@ pub(crate) fn parse_block<V: ParseValue>(
             parsed => bail!(out, line, index_error(lay, lay.col, "column", field(1), parsed)),
         };
         let value = match lay.value {
-            Some(_) => match V::parse_value(field(2)) {
+            Some(_) => match value::parse_value::<V>(field(2)) {
                 Some(v) => v,
                 None if field(2).is_empty() => bail!(
                     out,
@@ -351,10 +352,10 @@ pub(crate) fn parse_block<V: ParseValue>(
                 None => bail!(
                     out,
                     line,
-                    format!("{} in {}", V::value_error(field(2)), lay.column_name(lay.value.unwrap_or(0)))
+                    format!("{} in {}", value::value_error::<V>(field(2)), lay.column_name(lay.value.unwrap_or(0)))
                 ),
             },
-            None => V::one(),
+            None => value::one::<V>(),
         };
         p = next_line.0;
         line += next_line.1 as u64;

@@ -3,7 +3,8 @@
 use super::lex::{self, After, IntError};
 use super::pipeline::Parsed;
 use super::source::Prefix;
-use super::{Dialect, Field, InputFormat, InputHeader, ParseValue, ReadOptions, Symmetry};
+use super::value;
+use super::{Dialect, Element, Field, InputFormat, InputHeader, ReadOptions, Symmetry};
 use crate::element::Triplet;
 use crate::error::Result;
 
@@ -90,7 +91,7 @@ fn node_error(b: &[u8], p: usize, what: &str, base: u64, parsed: std::result::Re
 }
 
 /// Parses a block of edge-list lines.
-pub(crate) fn parse_block<V: ParseValue>(
+pub(crate) fn parse_block<V: Element>(
     b: &[u8],
     lay: &EdgeLayout,
     capacity: usize,
@@ -133,7 +134,7 @@ pub(crate) fn parse_block<V: ParseValue>(
             };
             let v = match V::parse_prefix(&b[t..]) {
                 Some((v, k)) => match lex::after_token(b, t + k) {
-                    After::Junk => bail!(out, line, V::value_error(lex::token_at(b, t))),
+                    After::Junk => bail!(out, line, value::value_error::<V>(lex::token_at(b, t))),
                     After::End(next, newline) => {
                         p = next;
                         line += newline as u64;
@@ -147,7 +148,7 @@ pub(crate) fn parse_block<V: ParseValue>(
                         v
                     }
                 },
-                None => bail!(out, line, V::value_error(lex::token_at(b, t))),
+                None => bail!(out, line, value::value_error::<V>(lex::token_at(b, t))),
             };
             v
         } else {
@@ -169,7 +170,7 @@ pub(crate) fn parse_block<V: ParseValue>(
                 // Excluded by `node`.
                 After::Junk => bail!(out, line, format!("unexpected {}", lex::found(b, t))),
             }
-            V::one()
+            value::one::<V>()
         };
         out.push(row, col, value);
         if lay.symmetrize && row != col {

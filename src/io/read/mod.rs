@@ -90,7 +90,7 @@ mod pipeline;
 mod source;
 mod value;
 
-pub use value::ParseValue;
+use crate::element::Element;
 
 use crate::element::Triplet;
 use crate::error::{Error, Result};
@@ -430,7 +430,7 @@ impl TripletReader {
     /// [`Error::Parse`] for the first malformed line in file order (including an index out of range,
     /// an entry beyond the declared count, a file that ends before the declared count, a value that is
     /// not of type `V`); [`Error::Io`] when reading fails; any error `sink` returns, unchanged.
-    pub fn read_all<V: ParseValue>(
+    pub fn read_all<V: Element>(
         self,
         sink: &mut (dyn FnMut(&[Triplet<V>]) -> Result<()> + Send),
         progress: &mut (dyn FnMut(u64) + Send),
@@ -445,7 +445,7 @@ impl TripletReader {
     /// # Errors
     ///
     /// As [`read_all`](Self::read_all).
-    pub(crate) fn read_all_prepared<V: ParseValue, T: Send>(
+    pub(crate) fn read_all_prepared<V: Element, T: Send>(
         self,
         prepare: &pipeline::Prepare<'_, V, T>,
         sink: &mut pipeline::Sink<'_, V, T>,

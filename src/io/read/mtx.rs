@@ -3,7 +3,8 @@
 use super::lex::{self, After, IntError};
 use super::pipeline::Parsed;
 use super::source::Prefix;
-use super::{Dialect, Field, InputFormat, InputHeader, ParseValue, Symmetry};
+use super::value;
+use super::{Dialect, Element, Field, InputFormat, InputHeader, Symmetry};
 use crate::element::Triplet;
 use crate::error::Result;
 
@@ -251,7 +252,7 @@ fn index(b: &[u8], p: usize, what: &str, dim: u64) -> std::result::Result<(u64, 
 }
 
 /// Parses a block of coordinate lines.
-pub(crate) fn parse_coordinate<V: ParseValue>(
+pub(crate) fn parse_coordinate<V: Element>(
     b: &[u8],
     lay: &MtxLayout,
     capacity: usize,
@@ -297,13 +298,13 @@ pub(crate) fn parse_coordinate<V: ParseValue>(
             };
             match V::parse_prefix(&b[t..]) {
                 Some((v, k)) => match lex::after_token(b, t + k) {
-                    After::Junk => bail!(out, line, V::value_error(lex::token_at(b, t))),
+                    After::Junk => bail!(out, line, value::value_error::<V>(lex::token_at(b, t))),
                     after => (v, after),
                 },
-                None => bail!(out, line, V::value_error(lex::token_at(b, t))),
+                None => bail!(out, line, value::value_error::<V>(lex::token_at(b, t))),
             }
         } else {
-            (V::one(), after)
+            (value::one::<V>(), after)
         };
         let entry_line = line;
         match after {
@@ -351,7 +352,7 @@ pub(crate) fn negate_error(value: &dyn std::fmt::Debug) -> String {
 
 /// Parses a block of array lines (one value per line) into `values`; the pipeline gives them
 /// coordinates in file order.
-pub(crate) fn parse_array<V: ParseValue>(b: &[u8], capacity: usize) -> Parsed<V> {
+pub(crate) fn parse_array<V: Element>(b: &[u8], capacity: usize) -> Parsed<V> {
     let mut out = Parsed::with_capacity(0, capacity);
     let n = b.len();
     let mut p = 0;
@@ -367,10 +368,10 @@ pub(crate) fn parse_array<V: ParseValue>(b: &[u8], capacity: usize) -> Parsed<V>
         };
         let (value, after) = match V::parse_prefix(&b[s..]) {
             Some((v, k)) => match lex::after_token(b, s + k) {
-                After::Junk => bail!(out, line, V::value_error(lex::token_at(b, s))),
+                After::Junk => bail!(out, line, value::value_error::<V>(lex::token_at(b, s))),
                 after => (v, after),
             },
-            None => bail!(out, line, V::value_error(lex::token_at(b, s))),
+            None => bail!(out, line, value::value_error::<V>(lex::token_at(b, s))),
         };
         match after {
             After::End(next, newline) => {

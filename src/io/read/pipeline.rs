@@ -3,7 +3,7 @@
 
 use super::mtx::{self, ArrayCursor, MtxLayout};
 use super::source::{self, Block, Msg};
-use super::{csv, edge, lex, Dialect, ParseValue, ReadSummary, Symmetry, TripletReader};
+use super::{csv, edge, lex, Dialect, Element, ReadSummary, Symmetry, TripletReader};
 use crate::element::Triplet;
 use crate::error::{Error, Result};
 use rayon::prelude::*;
@@ -104,7 +104,7 @@ impl State {
     }
 }
 
-pub(crate) fn run<V: ParseValue, T: Send>(
+pub(crate) fn run<V: Element, T: Send>(
     reader: TripletReader,
     prepare: &Prepare<'_, V, T>,
     sink: &mut Sink<'_, V, T>,
@@ -173,7 +173,7 @@ impl Ordered<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn consume<V: ParseValue, T: Send>(
+    fn consume<V: Element, T: Send>(
         mut self,
         rx: Receiver<Msg>,
         threads: usize,
@@ -268,7 +268,7 @@ impl Ordered<'_> {
 
     /// Hands on a parsed batch in order, recycles its buffers, and reports a reading failure that
     /// ended it.
-    fn hand_on_batch<V: ParseValue, T: Send>(
+    fn hand_on_batch<V: Element, T: Send>(
         &mut self,
         (batch, parsed, failure): ParsedBatch<V, T>,
         action: &'static str,
@@ -297,7 +297,7 @@ impl Ordered<'_> {
     /// Checks one parsed block in file order (declared count, errors), gives array values their
     /// coordinates, updates the totals and calls `sink` (with `prepared`, or, for array values, what
     /// `prepare` makes of them now).
-    fn hand_on<V: ParseValue, T>(
+    fn hand_on<V: Element, T>(
         &mut self,
         data: &[u8],
         out: Parsed<V>,

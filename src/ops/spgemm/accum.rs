@@ -5,8 +5,9 @@
 
 use super::band::TaskOut;
 use super::plan::SMALL_ROW_FLOPS;
-use super::ring::{Col, Ring};
-use crate::ops::merge::Scalar;
+use super::ring::Ring;
+use crate::element::Element;
+use crate::element::StoredIndex;
 
 /// Columns of the windowed dense accumulator: 32 Ki, 384 KiB of stamps and float64 values per
 /// thread, within a core's L2 cache.
@@ -24,7 +25,7 @@ pub(super) struct Acc<I, T> {
     wvals: Vec<T>,
 }
 
-impl<I: Col, T: Scalar> Acc<I, T> {
+impl<I: StoredIndex, T: Element> Acc<I, T> {
     pub(super) fn new() -> Self {
         Acc {
             dense_vals: Vec::new(),
@@ -56,7 +57,7 @@ fn insertion_sort_by_key<E: Copy, K: Ord>(v: &mut [E], key: impl Fn(&E) -> K) {
 
 /// Expand, sort, compress: the row's products sorted stably by column, so that equal columns
 /// combine in the order the other accumulators combine them.
-pub(super) fn sort_row<I: Col, T: Scalar, R: Ring<T>>(
+pub(super) fn sort_row<I: StoredIndex, T: Element, R: Ring<T>>(
     sel: &[(&[I], &[T], T)],
     acc: &mut Acc<I, T>,
     out: &mut TaskOut<I, T>,
@@ -87,7 +88,7 @@ pub(super) fn sort_row<I: Col, T: Scalar, R: Ring<T>>(
 /// A dense array over the columns `first..first + width` the row's products span (at most
 /// [`WINDOW`]): rows of a banded matrix touch a narrow range of columns, so this is a dense
 /// accumulator whose footprint stays in cache whatever the matrix's width.
-pub(super) fn window_row<I: Col, T: Scalar, R: Ring<T>>(
+pub(super) fn window_row<I: StoredIndex, T: Element, R: Ring<T>>(
     sel: &[(&[I], &[T], T)],
     first: usize,
     width: usize,
@@ -115,7 +116,7 @@ const SUMMARY_COLS: usize = 64 * 64;
 /// Laplacian's row touches about 7 words of the 63 its products span). The cost follows the work,
 /// not the width.
 #[inline(always)]
-fn summary_row<I: Col, T: Scalar, R: Ring<T>, const S: usize>(
+fn summary_row<I: StoredIndex, T: Element, R: Ring<T>, const S: usize>(
     sel: &[(&[I], &[T], T)],
     first: usize,
     bits: &mut [u64],
@@ -130,7 +131,7 @@ fn summary_row<I: Col, T: Scalar, R: Ring<T>, const S: usize>(
     for &(bc, bv, av) in sel {
         for (&c, &b) in bc.iter().zip(bv) {
             // Below the caller's width; the mask only spares the compiler's bounds checks.
-            let j = (c.idx() - first) & (S * SUMMARY_COLS - 1);
+            let j = (c.as_usize() - first) & (S * SUMMARY_COLS - 1);
             summary[j / 64 / 64] |= 1u64 << (j / 64 % 64);
             accumulate::<T, R>(bits, dense, j, av, b);
         }
@@ -147,7 +148,7 @@ fn summary_row<I: Col, T: Scalar, R: Ring<T>, const S: usize>(
 
 /// Adds `av * b` into slot `j` of a bitmap accumulator, marking it in `bits` (see [`bitmap_row`]).
 #[inline(always)]
-fn accumulate<T: Scalar, R: Ring<T>>(bits: &mut [u64], dense: &mut [T], j: usize, av: T, b: T) {
+fn accumulate<T: Element, R: Ring<T>>(bits: &mut [u64], dense: &mut [T], j: usize, av: T, b: T) {
     let (w, m) = (j / 64, 1u64 << (j % 64));
     match R::IDENTITY {
         Some(_) => {
@@ -167,7 +168,7 @@ fn accumulate<T: Scalar, R: Ring<T>>(bits: &mut [u64], dense: &mut [T], j: usize
 /// Emits, in column order, the slots marked in word `w` of a bitmap accumulator whose slot 0 is
 /// column `first`, putting each slot back to `start` and clearing the word.
 #[inline(always)]
-fn emit_word<I: Col, T: Scalar>(
+fn emit_word<I: StoredIndex, T: Element>(
     word: &mut u64,
     w: usize,
     first: usize,
@@ -185,7 +186,7 @@ fn emit_word<I: Col, T: Scalar>(
 }
 
 /// A dense array over every column (rows whose flops are a fair fraction of the columns).
-pub(super) fn dense_row<I: Col, T: Scalar, R: Ring<T>>(
+pub(super) fn dense_row<I: StoredIndex, T: Element, R: Ring<T>>(
     sel: &[(&[I], &[T], T)],
     ncols: usize,
     acc: &mut Acc<I, T>,
@@ -208,7 +209,7 @@ pub(super) fn dense_row<I: Col, T: Scalar, R: Ring<T>>(
 /// it as they are read, so that accumulating is an add; else the first product is selected. `bits`
 /// is left all clear.
 #[inline(always)]
-fn bitmap_row<I: Col, T: Scalar, R: Ring<T>>(
+fn bitmap_row<I: StoredIndex, T: Element, R: Ring<T>>(
     sel: &[(&[I], &[T], T)],
     first: usize,
     bits: &mut [u64],
@@ -219,7 +220,7 @@ fn bitmap_row<I: Col, T: Scalar, R: Ring<T>>(
     let start = R::IDENTITY.unwrap_or_default();
     for &(bc, bv, av) in sel {
         for (&c, &b) in bc.iter().zip(bv) {
-            accumulate::<T, R>(bits, dense, c.idx() - first, av, b);
+            accumulate::<T, R>(bits, dense, c.as_usize() - first, av, b);
         }
     }
     for (w, word) in bits.iter_mut().enumerate() {
@@ -228,7 +229,7 @@ fn bitmap_row<I: Col, T: Scalar, R: Ring<T>>(
 }
 
 /// An open-addressing hash table sized to twice the row's flops; its entries sorted at the end.
-pub(super) fn hash_row<I: Col, T: Scalar, R: Ring<T>>(
+pub(super) fn hash_row<I: StoredIndex, T: Element, R: Ring<T>>(
     sel: &[(&[I], &[T], T)],
     flops: u64,
     ncols: usize,
@@ -238,7 +239,7 @@ pub(super) fn hash_row<I: Col, T: Scalar, R: Ring<T>>(
 ) {
     let size = (2 * flops.min(ncols as u64)).next_power_of_two().max(16) as usize;
     if acc.keys.len() < size {
-        acc.keys.resize(size, I::EMPTY);
+        acc.keys.resize(size, I::MAX);
         acc.hvals.resize(size, T::default());
     }
     let mask = size - 1;
@@ -247,14 +248,14 @@ pub(super) fn hash_row<I: Col, T: Scalar, R: Ring<T>>(
     for &(bc, bv, av) in sel {
         for (&c, &b) in bc.iter().zip(bv) {
             let prod = R::mul(av, b);
-            let mut h = ((c.idx() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask;
+            let mut h = ((c.as_usize() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask;
             loop {
                 let key = keys[h];
                 if key == c {
                     hvals[h] = R::add(hvals[h], prod);
                     break;
                 }
-                if key == I::EMPTY {
+                if key == I::MAX {
                     keys[h] = c;
                     hvals[h] = prod;
                     slots.push(h);
@@ -267,7 +268,7 @@ pub(super) fn hash_row<I: Col, T: Scalar, R: Ring<T>>(
     pairs.clear();
     for &h in slots.iter() {
         pairs.push((keys[h], hvals[h]));
-        keys[h] = I::EMPTY;
+        keys[h] = I::MAX;
     }
     pairs.sort_unstable_by_key(|e| e.0);
     for &(c, v) in pairs.iter() {

@@ -2,9 +2,9 @@
 //! band of the product, in order and in a few large writes per task, while the next band is
 //! computed. Written buffers go back to a spare list for the next band's tasks.
 
-use super::ring::Col;
+use crate::element::Element;
+use crate::element::StoredIndex;
 use crate::error::Result;
-use crate::ops::merge::Scalar;
 use crate::writer::MatrixWriter;
 use std::sync::Mutex;
 
@@ -16,7 +16,7 @@ pub(super) struct TaskOut<I, T> {
     pub(super) bad: bool,
 }
 
-impl<I: Col, T: Scalar> TaskOut<I, T> {
+impl<I: StoredIndex, T: Element> TaskOut<I, T> {
     /// A recycled buffer from `spare` (its pages already mapped), else a new one.
     pub(super) fn reuse(spare: &Mutex<Vec<TaskOut<I, T>>>) -> Self {
         spare.lock().map(|mut v| v.pop()).unwrap_or(None).unwrap_or_else(|| TaskOut {
@@ -38,7 +38,7 @@ impl<I: Col, T: Scalar> TaskOut<I, T> {
 
 /// Runs `compute` (the next band) on this thread while a helper thread writes `pending` (the band
 /// before, if any); returns what `compute` made once both are done.
-pub(super) fn compute_while_writing<I: Col, T: Scalar>(
+pub(super) fn compute_while_writing<I: StoredIndex, T: Element>(
     writer: &mut MatrixWriter<T>,
     pending: Option<Vec<TaskOut<I, T>>>,
     spare: &Mutex<Vec<TaskOut<I, T>>>,
@@ -55,7 +55,7 @@ pub(super) fn compute_while_writing<I: Col, T: Scalar>(
 }
 
 /// Writes a band's rows, in order.
-pub(super) fn write_band<I: Col, T: Scalar>(
+pub(super) fn write_band<I: StoredIndex, T: Element>(
     writer: &mut MatrixWriter<T>,
     band: Vec<TaskOut<I, T>>,
     spare: &Mutex<Vec<TaskOut<I, T>>>,

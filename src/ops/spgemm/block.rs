@@ -2,12 +2,12 @@
 //! mapped segments read in place or a converted copy, every row checked once at load (sorted, inside
 //! the inner dimension), and the plain-slice row view the kernels read.
 
-use super::ring::Col;
+use crate::element::Element;
 use crate::element::Indices;
+use crate::element::StoredIndex;
 use crate::error::Result;
 use crate::matrix::Matrix;
 use crate::ops::corrupt_index;
-use crate::ops::merge::Scalar;
 use crate::segment::MappedSegment;
 use memmap2::Advice;
 use rayon::prelude::*;
@@ -36,7 +36,7 @@ struct Copied<I, T> {
 }
 
 /// The inner indices of a segment as `I`, when it stores them in that width.
-fn stored_cols<I: Col>(seg: &MappedSegment) -> Option<&[I]> {
+fn stored_cols<I: StoredIndex>(seg: &MappedSegment) -> Option<&[I]> {
     match seg.indices() {
         Indices::U32(ix) if std::mem::size_of::<I>() == 4 => bytemuck::try_cast_slice(ix).ok(),
         Indices::U64(ix) if std::mem::size_of::<I>() == 8 => bytemuck::try_cast_slice(ix).ok(),
@@ -44,7 +44,7 @@ fn stored_cols<I: Col>(seg: &MappedSegment) -> Option<&[I]> {
     }
 }
 
-impl<I: Col, T: Scalar> BlockStore<I, T> {
+impl<I: StoredIndex, T: Element> BlockStore<I, T> {
     /// Maps (or copies) rows `k0..k1` of `m`, checking the row pointers and every index against the
     /// inner dimension.
     pub(super) fn load(m: &Matrix, k0: u64, k1: u64) -> Result<Self> {
@@ -130,7 +130,7 @@ impl<I: Col, T: Scalar> BlockStore<I, T> {
             if bad || block.cols.len() - before != hi - lo {
                 return Err(corrupt_index(seg, "an index lies outside the matrix"));
             }
-            T::extend_from(seg.values(), lo, hi, &mut block.vals);
+            seg.values().extend_into(lo..hi, &mut block.vals);
         }
         let fill = *block.indptr.last().unwrap_or(&0);
         block.indptr.resize((self.k1 - self.k0) as usize + 1, fill);
@@ -179,7 +179,7 @@ impl<I: Col, T: Scalar> BlockStore<I, T> {
 /// `inner_dim`: the windowed accumulator relies on the first and last index of a row being its
 /// smallest and largest. Vectorisable: the descents of the whole array are counted, and must all
 /// fall on row boundaries.
-fn rows_valid<I: Col>(indptr: &[u64], cols: &[I], inner_dim: u64) -> bool {
+fn rows_valid<I: StoredIndex>(indptr: &[u64], cols: &[I], inner_dim: u64) -> bool {
     let (Some(&lo), Some(&hi)) = (indptr.first(), indptr.last()) else { return true };
     let flat = &cols[lo as usize..hi as usize];
     const CHUNK: usize = 1 << 16;
@@ -190,7 +190,7 @@ fn rows_valid<I: Col>(indptr: &[u64], cols: &[I], inner_dim: u64) -> bool {
             // Each chunk also compares its last entry with the next chunk's first.
             let next = &flat[i * CHUNK + 1..((i + 1) * CHUNK + 1).min(flat.len())];
             let d = c.iter().zip(next).fold(0usize, |n, (x, y)| n + (x >= y) as usize);
-            (c.iter().fold(0usize, |m, &x| m.max(x.idx())), d)
+            (c.iter().fold(0usize, |m, &x| m.max(x.as_usize())), d)
         })
         .reduce(|| (0, 0), |a, b| (a.0.max(b.0), a.1 + b.1));
     if !flat.is_empty() && top as u64 >= inner_dim {
@@ -223,7 +223,7 @@ pub(super) struct RightBlock<'b, I, T> {
     part_of: Vec<u32>,
 }
 
-impl<I: Col, T: Scalar> RightBlock<'_, I, T> {
+impl<I: StoredIndex, T: Element> RightBlock<'_, I, T> {
     /// The rows as plain slices, for the row loops.
     pub(super) fn rows(&self) -> Rows<'_, '_, I, T> {
         Rows { k0: self.k0, len: self.k1 - self.k0, ptr: &self.ptr, parts: &self.parts, part_of: &self.part_of }

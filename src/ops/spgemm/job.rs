@@ -7,13 +7,15 @@ use super::accum::{dense_row, hash_row, sort_row, window_row, Acc};
 use super::band::{compute_while_writing, write_band, TaskOut};
 use super::block::{BlockStore, RightBlock};
 use super::plan::{band_end, choose, row_flops, split_by_work, Kind, Plan};
-use super::ring::{Col, Ring};
+use super::ring::Ring;
 use super::{Accumulator, SpgemmOptions};
-use crate::element::Indices;
+use crate::element::match_indices;
+use crate::element::Element;
+use crate::element::StoredIndex;
 use crate::error::Result;
 use crate::format::Layout;
 use crate::matrix::Matrix;
-use crate::ops::merge::{merge_into, Scalar};
+use crate::ops::merge::merge_into;
 use crate::ops::{corrupt_index, OpProgress, OpStats, ProgressFn, Scratch};
 use crate::segment::MappedSegment;
 use crate::writer::MatrixWriter;
@@ -44,7 +46,7 @@ struct Pass<'b, I, T> {
 }
 
 impl Job<'_> {
-    pub(super) fn run<I: Col, T: Scalar, R: Ring<T>>(
+    pub(super) fn run<I: StoredIndex, T: Element, R: Ring<T>>(
         &self,
         scratch: &mut Scratch,
         stats: &mut OpStats,
@@ -105,7 +107,7 @@ impl Job<'_> {
     }
 
     /// One sequential pass over the left operand against one block of the right. Returns the flops.
-    fn multiply_pass<I: Col, T: Scalar, R: Ring<T>>(
+    fn multiply_pass<I: StoredIndex, T: Element, R: Ring<T>>(
         &self,
         p: &Pass<'_, I, T>,
         writer: &mut MatrixWriter<T>,
@@ -161,7 +163,7 @@ fn scratch_out(scratch: &Scratch) -> &Path {
 }
 
 /// Computes rows `a..b` (segment-local) of the product.
-fn run_task<I: Col, T: Scalar, R: Ring<T>>(
+fn run_task<I: StoredIndex, T: Element, R: Ring<T>>(
     seg: &MappedSegment,
     a: usize,
     b: usize,
@@ -185,19 +187,20 @@ fn run_task<I: Col, T: Scalar, R: Ring<T>>(
         Some(v) => v,
         None => {
             let vals = seg.values();
-            converted = (lo..hi).map(|k| T::at(vals, k)).collect::<Vec<T>>();
+            converted = (lo..hi).map(|k| vals.get::<T>(k)).collect::<Vec<T>>();
             &converted
         }
     };
     // One dispatch on A's index width per task, so that the row loop reads a plain slice.
-    let ok = match seg.indices() {
-        Indices::U32(ix) => ix
-            .get(lo..hi)
-            .map(|ix| task_rows::<u32, I, T, R>(ix, avals, indptr, p, &row_flops[a..b], &mut acc, &mut out)),
-        Indices::U64(ix) => ix
-            .get(lo..hi)
-            .map(|ix| task_rows::<u64, I, T, R>(ix, avals, indptr, p, &row_flops[a..b], &mut acc, &mut out)),
-    };
+    let ok = match_indices!(seg.indices(), |ix| ix.get(lo..hi).map(|ix| task_rows::<_, I, T, R>(
+        ix,
+        avals,
+        indptr,
+        p,
+        &row_flops[a..b],
+        &mut acc,
+        &mut out
+    )));
     out.bad |= ok != Some(true);
     if let Ok(mut v) = pool.lock() {
         v.push(acc);
@@ -208,7 +211,7 @@ fn run_task<I: Col, T: Scalar, R: Ring<T>>(
 /// The rows of a task: `ix` and `avals` hold A's entries from `indptr[0]` on. False when an index
 /// lies outside the matrix.
 #[inline(always)]
-fn task_rows<K: Copy + Into<u64>, I: Col, T: Scalar, R: Ring<T>>(
+fn task_rows<K: Copy + Into<u64>, I: StoredIndex, T: Element, R: Ring<T>>(
     ix: &[K],
     avals: &[T],
     indptr: &[u64],
@@ -236,8 +239,8 @@ fn task_rows<K: Copy + Into<u64>, I: Col, T: Scalar, R: Ring<T>>(
             if local < rows.len {
                 let (bc, bv) = rows.row(local as usize);
                 if let (Some(f), Some(l)) = (bc.first(), bc.last()) {
-                    first = first.min(f.idx());
-                    last = last.max(l.idx());
+                    first = first.min(f.as_usize());
+                    last = last.max(l.as_usize());
                     sel.push((bc, bv, av));
                 }
             } else {

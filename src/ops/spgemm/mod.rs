@@ -56,6 +56,7 @@ mod ring;
 pub use ring::Semiring;
 
 use super::{OpOptions, OpStats, ProgressFn, Scratch};
+use crate::element::{result_type, with_index_type};
 use crate::error::{Error, Result};
 use crate::format::{IndexType, Layout, ValueType};
 use crate::matrix::Matrix;
@@ -98,14 +99,13 @@ pub struct SpgemmOptions {
     pub accumulator: Accumulator,
 }
 
-/// The value type of `A B` in `semiring`: pattern for the structural product; int64 when both
-/// operands hold integers (int64 or pattern), else float64 (float32 operands are widened).
+/// The value type of `A B` in `semiring`: pattern for the structural product, else the
+/// [`result_type`] of the operands' (int64 when both hold integers, int64 or pattern; else float64,
+/// float32 operands widened).
 pub fn output_value_type(a: ValueType, b: ValueType, semiring: Semiring) -> ValueType {
-    let integral = |v: ValueType| matches!(v, ValueType::Int64 | ValueType::Pattern);
     match semiring {
         Semiring::Pattern => ValueType::Pattern,
-        _ if integral(a) && integral(b) => ValueType::Int64,
-        _ => ValueType::Float64,
+        _ => result_type(a, b),
     }
 }
 
@@ -164,22 +164,14 @@ pub fn spgemm(
     let job = Job { left, right, shape, layout: a.layout(), options, progress };
     let vt = output_value_type(a.value_type(), b.value_type(), options.semiring);
     let index = IndexType::for_inner_dim(a.layout().outer_inner(shape).1);
-    let m = match (vt, options.semiring, index) {
-        (ValueType::Pattern, _, IndexType::Uint32) => job.run::<u32, (), Structure>(&mut scratch, &mut stats)?,
-        (ValueType::Pattern, _, IndexType::Uint64) => job.run::<u64, (), Structure>(&mut scratch, &mut stats)?,
-        (ValueType::Int64, Semiring::MinPlus, IndexType::Uint32) => {
-            job.run::<u32, i64, MinPlus>(&mut scratch, &mut stats)?
-        }
-        (ValueType::Int64, Semiring::MinPlus, IndexType::Uint64) => {
-            job.run::<u64, i64, MinPlus>(&mut scratch, &mut stats)?
-        }
-        (ValueType::Int64, _, IndexType::Uint32) => job.run::<u32, i64, PlusTimes>(&mut scratch, &mut stats)?,
-        (ValueType::Int64, _, IndexType::Uint64) => job.run::<u64, i64, PlusTimes>(&mut scratch, &mut stats)?,
-        (_, Semiring::MinPlus, IndexType::Uint32) => job.run::<u32, f64, MinPlus>(&mut scratch, &mut stats)?,
-        (_, Semiring::MinPlus, IndexType::Uint64) => job.run::<u64, f64, MinPlus>(&mut scratch, &mut stats)?,
-        (_, _, IndexType::Uint32) => job.run::<u32, f64, PlusTimes>(&mut scratch, &mut stats)?,
-        (_, _, IndexType::Uint64) => job.run::<u64, f64, PlusTimes>(&mut scratch, &mut stats)?,
-    };
+    // The rings are defined for the types the output can have: (), i64 and f64.
+    let m = with_index_type!(index, |I| match (vt, options.semiring) {
+        (ValueType::Pattern, _) => job.run::<I, (), Structure>(&mut scratch, &mut stats)?,
+        (ValueType::Int64, Semiring::MinPlus) => job.run::<I, i64, MinPlus>(&mut scratch, &mut stats)?,
+        (ValueType::Int64, _) => job.run::<I, i64, PlusTimes>(&mut scratch, &mut stats)?,
+        (_, Semiring::MinPlus) => job.run::<I, f64, MinPlus>(&mut scratch, &mut stats)?,
+        (_, _) => job.run::<I, f64, PlusTimes>(&mut scratch, &mut stats)?,
+    });
     scratch.published();
     stats.nnz = m.nnz();
     stats.seconds = started.elapsed().as_secs_f64();

@@ -6,7 +6,7 @@
 use super::accum::WINDOW;
 use super::block::Rows;
 use super::{Accumulator, SpgemmOptions};
-use crate::element::Indices;
+use crate::element::match_indices;
 use crate::error::Result;
 use crate::matrix::Matrix;
 use crate::ops::{corrupt_index, max_segment_payload};
@@ -82,10 +82,7 @@ where
     T: Sync,
 {
     let indptr = seg.indptr();
-    let flops = match seg.indices() {
-        Indices::U32(ix) => flops_of(ix, indptr, rows, k_dim),
-        Indices::U64(ix) => flops_of(ix, indptr, rows, k_dim),
-    };
+    let flops = match_indices!(seg.indices(), |ix| flops_of(ix, indptr, rows, k_dim));
     flops.ok_or_else(|| corrupt_index(seg, "an index lies outside the matrix"))
 }
 

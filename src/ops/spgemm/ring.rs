@@ -89,33 +89,3 @@ impl Ring<()> for Structure {
     #[inline(always)]
     fn add(_: (), _: ()) {}
 }
-
-/// Column indices of the output: `u32` or `u64`.
-pub(super) trait Col: bytemuck::Pod + Ord + Send + Sync + 'static {
-    /// A value no column takes (the output's inner dimension is at most `MAX`).
-    const EMPTY: Self;
-    fn from_u64(v: u64) -> Self;
-    fn idx(self) -> usize;
-}
-impl Col for u32 {
-    const EMPTY: u32 = u32::MAX;
-    #[inline(always)]
-    fn from_u64(v: u64) -> u32 {
-        v as u32
-    }
-    #[inline(always)]
-    fn idx(self) -> usize {
-        self as usize
-    }
-}
-impl Col for u64 {
-    const EMPTY: u64 = u64::MAX;
-    #[inline(always)]
-    fn from_u64(v: u64) -> u64 {
-        v
-    }
-    #[inline(always)]
-    fn idx(self) -> usize {
-        self as usize
-    }
-}
