@@ -1,7 +1,7 @@
 //! CSV: delimiter-separated records, optionally quoted fields, a header line, selectable columns.
 
 use super::lex::{self, IntError};
-use super::pipeline::Parsed;
+use super::parsed::{Lines, Parsed};
 use super::source::Prefix;
 use super::value;
 use super::{ColumnSpec, Dialect, Element, Field, InputFormat, InputHeader, ReadOptions, Symmetry};
@@ -276,16 +276,10 @@ pub(crate) fn parse_block<V: Element>(
     // Fields a record must have, and the last position to look at (a forbidden field lies past them).
     let required = lay.row.max(lay.col).max(lay.value.unwrap_or(0)) + 1;
     let last = (required - 1).max(lay.forbid.unwrap_or(0));
-    let n = b.len();
-    let mut p = 0;
-    let mut line = 0u64;
-    while p < n {
-        let s = lex::skip_blanks(b, p);
-        if let Some((next, newline)) = lex::line_end(b, s) {
-            p = next;
-            line += newline as u64;
-            continue;
-        }
+    let mut lines = Lines::new(b);
+    // Blank lines are skipped; CSV has no comment lines.
+    while lines.next_data(|_| false).is_some() {
+        let (p, line) = (lines.start(), lines.line);
         let mut ranges = [(0usize, 0usize); 3];
         let mut seen = 0usize;
         let mut at = p;
@@ -357,14 +351,9 @@ pub(crate) fn parse_block<V: Element>(
             },
             None => value::one::<V>(),
         };
-        p = next_line.0;
-        line += next_line.1 as u64;
-        out.push(row, col, value);
-        if lay.symmetrize && row != col {
-            out.push(col, row, value);
-        }
-        out.entries += 1;
+        lines.end_line(next_line);
+        out.push_line(row, col, value, lay.symmetrize);
     }
-    out.newlines = line;
+    out.newlines = lines.line;
     out
 }

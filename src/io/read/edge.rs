@@ -1,7 +1,7 @@
 //! Edge lists: `src dst [weight]` separated by spaces or tabs, `#` and `%` comments.
 
 use super::lex::{self, After, IntError};
-use super::pipeline::Parsed;
+use super::parsed::{Lines, Parsed};
 use super::source::Prefix;
 use super::value;
 use super::{Dialect, Element, Field, InputFormat, InputHeader, ReadOptions, Symmetry};
@@ -98,18 +98,9 @@ pub(crate) fn parse_block<V: Element>(
     buffer: Vec<Triplet<V>>,
 ) -> Parsed<V> {
     let mut out = Parsed::with_buffer(buffer, capacity, 0);
-    let n = b.len();
-    let mut p = 0;
-    let mut line = 0u64;
-    while p < n {
-        let s = match lex::data_start(b, p, is_comment) {
-            Ok(s) => s,
-            Err((next, newline)) => {
-                p = next;
-                line += newline as u64;
-                continue;
-            }
-        };
+    let mut lines = Lines::new(b);
+    while let Some(s) = lines.next_data(is_comment) {
+        let line = lines.line;
         let (row, after) = match node(b, s, "source", lay.base) {
             Ok(x) => x,
             Err(msg) => bail!(out, line, msg),
@@ -132,31 +123,21 @@ pub(crate) fn parse_block<V: Element>(
                     )
                 )
             };
-            let v = match V::parse_prefix(&b[t..]) {
-                Some((v, k)) => match lex::after_token(b, t + k) {
-                    After::Junk => bail!(out, line, value::value_error::<V>(lex::token_at(b, t))),
-                    After::End(next, newline) => {
-                        p = next;
-                        line += newline as u64;
-                        v
-                    }
-                    After::Token(rest) => {
-                        // Columns past the third (SNAP timestamps) are ignored.
-                        let (next, newline) = lex::skip_line(b, rest);
-                        p = next;
-                        line += newline as u64;
-                        v
-                    }
-                },
-                None => bail!(out, line, value::value_error::<V>(lex::token_at(b, t))),
+            let (v, after) = match value::value_at::<V>(b, t) {
+                Ok(x) => x,
+                Err(msg) => bail!(out, line, msg),
             };
+            match after {
+                After::End(next, newline) => lines.end_line((next, newline)),
+                // Columns past the third (SNAP timestamps) are ignored.
+                After::Token(rest) => lines.end_line(lex::skip_line(b, rest)),
+                // Excluded by `value_at`.
+                After::Junk => bail!(out, line, format!("unexpected {}", lex::found(b, t))),
+            }
             v
         } else {
             match after {
-                After::End(next, newline) => {
-                    p = next;
-                    line += newline as u64;
-                }
+                After::End(next, newline) => lines.end_line((next, newline)),
                 After::Token(t) => bail!(
                     out,
                     line,
@@ -172,12 +153,8 @@ pub(crate) fn parse_block<V: Element>(
             }
             value::one::<V>()
         };
-        out.push(row, col, value);
-        if lay.symmetrize && row != col {
-            out.push(col, row, value);
-        }
-        out.entries += 1;
+        out.push_line(row, col, value, lay.symmetrize);
     }
-    out.newlines = line;
+    out.newlines = lines.line;
     out
 }

@@ -86,6 +86,7 @@ mod csv;
 mod edge;
 mod lex;
 mod mtx;
+mod parsed;
 mod pipeline;
 mod source;
 mod value;

@@ -1,7 +1,7 @@
 //! Matrix Market: the banner and size line, and the block parsers for coordinate and array data.
 
 use super::lex::{self, After, IntError};
-use super::pipeline::Parsed;
+use super::parsed::{Lines, Parsed};
 use super::source::Prefix;
 use super::value;
 use super::{Dialect, Element, Field, InputFormat, InputHeader, Symmetry};
@@ -262,18 +262,9 @@ pub(crate) fn parse_coordinate<V: Element>(
     let has_value = lay.field != Field::Pattern;
     let mirror = lay.symmetry != Symmetry::General;
     let skew = lay.symmetry == Symmetry::SkewSymmetric;
-    let n = b.len();
-    let mut p = 0;
-    let mut line = 0u64;
-    while p < n {
-        let s = match lex::data_start(b, p, |c| c == b'%') {
-            Ok(s) => s,
-            Err((next, newline)) => {
-                p = next;
-                line += newline as u64;
-                continue;
-            }
-        };
+    let mut lines = Lines::new(b);
+    while let Some(s) = lines.next_data(|c| c == b'%') {
+        let line = lines.line;
         let (row, after) = match index(b, s, "row", lay.rows) {
             Ok(x) => x,
             Err(msg) => bail!(out, line, msg),
@@ -296,30 +287,21 @@ pub(crate) fn parse_coordinate<V: Element>(
                     )
                 )
             };
-            match V::parse_prefix(&b[t..]) {
-                Some((v, k)) => match lex::after_token(b, t + k) {
-                    After::Junk => bail!(out, line, value::value_error::<V>(lex::token_at(b, t))),
-                    after => (v, after),
-                },
-                None => bail!(out, line, value::value_error::<V>(lex::token_at(b, t))),
+            match value::value_at::<V>(b, t) {
+                Ok(x) => x,
+                Err(msg) => bail!(out, line, msg),
             }
         } else {
             (value::one::<V>(), after)
         };
-        let entry_line = line;
         match after {
-            After::End(next, newline) => {
-                p = next;
-                line += newline as u64;
-            }
+            After::End(next, newline) => lines.end_line((next, newline)),
             After::Token(t) if has_value => {
                 bail!(out, line, format!("expected the end of the line after the value, {}", lex::found(b, t)))
             }
             After::Token(t) => {
                 // A pattern file with values (some SuiteSparse test matrices): the structure is all there is.
-                let (next, newline) = lex::skip_line(b, t);
-                p = next;
-                line += newline as u64;
+                lines.end_line(lex::skip_line(b, t));
             }
             // Excluded above: index and value tokens are checked to end at a blank or a line end.
             After::Junk => bail!(out, line, format!("unexpected {}", lex::found(b, s))),
@@ -329,7 +311,7 @@ pub(crate) fn parse_coordinate<V: Element>(
             let mirrored = if skew {
                 match value.checked_neg() {
                     Some(v) => v,
-                    None => bail!(out, entry_line, negate_error(&value)),
+                    None => bail!(out, line, negate_error(&value)),
                 }
             } else {
                 value
@@ -338,7 +320,7 @@ pub(crate) fn parse_coordinate<V: Element>(
         }
         out.entries += 1;
     }
-    out.newlines = line;
+    out.newlines = lines.line;
     out
 }
 
@@ -354,30 +336,15 @@ pub(crate) fn negate_error(value: &dyn std::fmt::Debug) -> String {
 /// coordinates in file order.
 pub(crate) fn parse_array<V: Element>(b: &[u8], capacity: usize) -> Parsed<V> {
     let mut out = Parsed::with_capacity(0, capacity);
-    let n = b.len();
-    let mut p = 0;
-    let mut line = 0u64;
-    while p < n {
-        let s = match lex::data_start(b, p, |c| c == b'%') {
-            Ok(s) => s,
-            Err((next, newline)) => {
-                p = next;
-                line += newline as u64;
-                continue;
-            }
-        };
-        let (value, after) = match V::parse_prefix(&b[s..]) {
-            Some((v, k)) => match lex::after_token(b, s + k) {
-                After::Junk => bail!(out, line, value::value_error::<V>(lex::token_at(b, s))),
-                after => (v, after),
-            },
-            None => bail!(out, line, value::value_error::<V>(lex::token_at(b, s))),
+    let mut lines = Lines::new(b);
+    while let Some(s) = lines.next_data(|c| c == b'%') {
+        let line = lines.line;
+        let (value, after) = match value::value_at::<V>(b, s) {
+            Ok(x) => x,
+            Err(msg) => bail!(out, line, msg),
         };
         match after {
-            After::End(next, newline) => {
-                p = next;
-                line += newline as u64;
-            }
+            After::End(next, newline) => lines.end_line((next, newline)),
             After::Token(t) => bail!(
                 out,
                 line,
@@ -392,7 +359,7 @@ pub(crate) fn parse_array<V: Element>(b: &[u8], capacity: usize) -> Parsed<V> {
         out.values.push(value);
         out.entries += 1;
     }
-    out.newlines = line;
+    out.newlines = lines.line;
     out
 }
 

@@ -2,6 +2,7 @@
 //! and results are checked and handed on in file order.
 
 use super::mtx::{self, ArrayCursor, MtxLayout};
+use super::parsed::Parsed;
 use super::source::{self, Block, Msg};
 use super::{csv, edge, lex, Dialect, Element, ReadSummary, Symmetry, TripletReader};
 use crate::element::Triplet;
@@ -10,57 +11,6 @@ use rayon::prelude::*;
 use std::path::Path;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::sync::Mutex;
-
-/// What parsing one block produced.
-pub(crate) struct Parsed<V> {
-    /// Coordinate formats: the block's triplets, expanded, in file order.
-    pub triplets: Vec<Triplet<V>>,
-    /// Array format: the block's values in file order (coordinates come later, in order).
-    pub values: Vec<V>,
-    /// Data lines parsed (before the error, if any).
-    pub entries: u64,
-    /// `\n` bytes in the block (up to the error line, if any).
-    pub newlines: u64,
-    pub max_row: u64,
-    pub max_col: u64,
-    /// The first error: block-local 0-based line index and message.
-    pub error: Option<(u64, String)>,
-}
-
-impl<V> Parsed<V> {
-    pub fn with_capacity(triplets: usize, values: usize) -> Self {
-        Parsed::with_buffer(Vec::new(), triplets, values)
-    }
-
-    /// Like [`with_capacity`](Self::with_capacity), reusing `buffer`'s allocation for the triplets.
-    pub fn with_buffer(mut buffer: Vec<Triplet<V>>, triplets: usize, values: usize) -> Self {
-        buffer.clear();
-        buffer.reserve(triplets);
-        Parsed {
-            triplets: buffer,
-            values: Vec::with_capacity(values),
-            entries: 0,
-            newlines: 0,
-            max_row: 0,
-            max_col: 0,
-            error: None,
-        }
-    }
-
-    #[inline(always)]
-    pub fn push(&mut self, row: u64, col: u64, value: V) {
-        self.max_row = self.max_row.max(row);
-        self.max_col = self.max_col.max(col);
-        self.triplets.push(Triplet { row, col, value });
-    }
-
-    #[cold]
-    #[inline(never)]
-    pub fn fail(&mut self, line: u64, msg: String) {
-        self.error = Some((line, msg));
-        self.newlines = line;
-    }
-}
 
 /// A batch of blocks, what parsing (and preparing) them produced, and the reading failure that ended
 /// it, if any.

@@ -21,7 +21,21 @@ pub(crate) fn one<V: Element>() -> V {
     V::from_f64(1.0)
 }
 
+/// The value token at `t` and what follows it, or the message for a token that is not a value of
+/// type `V` (or does not end at a blank or a line end).
+#[inline(always)]
+pub(crate) fn value_at<V: Element>(b: &[u8], t: usize) -> Result<(V, lex::After), String> {
+    match V::parse_prefix(&b[t..]) {
+        Some((v, k)) => match lex::after_token(b, t + k) {
+            lex::After::Junk => Err(value_error::<V>(lex::token_at(b, t))),
+            after => Ok((v, after)),
+        },
+        None => Err(value_error::<V>(lex::token_at(b, t))),
+    }
+}
+
 /// The message for a token that is not a value of type `V`: what was expected and what was found.
+#[cold]
 pub(crate) fn value_error<V: Element>(token: &[u8]) -> String {
     let digits = token.strip_prefix(b"-").or_else(|| token.strip_prefix(b"+")).unwrap_or(token);
     if V::VALUE_TYPE == crate::format::ValueType::Int64 && !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
