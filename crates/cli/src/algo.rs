@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 pub struct Common {
     /// Matrix bytes kept resident across iterations (e.g. 8G); the rest streams through a bounded
     /// read-ahead window. Default: as `spmv`.
-    #[arg(long, value_name = "SIZE", value_parser = crate::cli::parse_size_arg)]
+    #[arg(long, value_name = "SIZE", value_parser = crate::args::parse_size_arg)]
     pub resident: Option<u64>,
     /// Replace an existing output file.
     #[arg(long)]

@@ -1,6 +1,6 @@
 //! `sparsedisk import INPUT -o DIR [...]`: triplets in any order to a matrix on disk, out of core.
 
-use crate::cli::parse_size_arg;
+use crate::args::parse_size_arg;
 use crate::output::{emit, emit_json};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -66,8 +66,8 @@ pub struct ImportArgs {
     /// Store each 64 x 64 block holding at least this fraction of its positions (0 < FRACTION <= 1;
     /// 1: only full blocks) as a dense block; `off` writes plain CSR/CSC segments. The default 0.7
     /// comes from a measured sweep (docs/performance.md, "Dense blocks").
-    #[arg(long, value_name = "FRACTION|off", value_parser = crate::cli::parse_dense_threshold, default_value = "0.7")]
-    pub dense_threshold: crate::cli::DenseThreshold,
+    #[arg(long, value_name = "FRACTION|off", value_parser = crate::args::parse_dense_threshold, default_value = "0.7")]
+    pub dense_threshold: crate::args::DenseThreshold,
     /// CSV: field delimiter (one character; `\t` for tab).
     #[arg(long, value_name = "C", value_parser = parse_delimiter)]
     pub delimiter: Option<u8>,
