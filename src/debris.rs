@@ -1,7 +1,7 @@
 //! Debris: what interrupted or crashed writers leave in a matrix directory, and its removal.
 //!
-//! Readers ignore every file the manifest does not list (see the [format](crate::format) docs,
-//! "Writers"), so leftovers never harm a matrix, but they can take a lot of space out of sight: a
+//! Readers ignore every file the manifest does not list (see `docs/FORMAT.md`, "Writers",
+//! in the repository), so leftovers never harm a matrix, but they can take a lot of space out of sight: a
 //! builder's sorted runs are about as large as its input. [`scan`] lists them, with their size and
 //! whether something still uses them; [`clean`] removes those nothing uses, under the directory's
 //! writer lock. Neither is part of [`Matrix::open`](crate::Matrix::open), which stays cheap.

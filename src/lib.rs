@@ -5,7 +5,8 @@
 //! `indptr`, `indices` and `values` arrays are raw little-endian files, memory-mapped on demand. A
 //! manifest, replaced atomically, is the single commit point: a matrix is never seen half-written.
 //!
-//! * [`format`](mod@format): the on-disk format, fully specified.
+//! * [`format`](mod@format): the on-disk format in code (its specification: `docs/FORMAT.md` in the
+//!   repository).
 //! * [`Matrix`]: open (cheap), [`verify`](Matrix::verify) (full), inspect, map segments, convert to
 //!   sprs.
 //! * [`scan`](mod@scan): the one sequential scan over a matrix's segments.

@@ -35,7 +35,7 @@ pub struct Matrix {
     manifest: Manifest,
     /// The shared lock on this generation's reader lock file, held while any clone of the matrix
     /// lives, so that a writer replacing the matrix keeps this generation's files until it is
-    /// dropped (see the format docs, "Concurrent readers"). `None` where locks are unavailable.
+    /// dropped (see `docs/FORMAT.md`, "Concurrent readers"). `None` where locks are unavailable.
     _reader_lock: Option<std::sync::Arc<fs::File>>,
 }
 

@@ -5,9 +5,15 @@ use crate::error::{Error, Result};
 /// Parses a byte size: a number with an optional unit `K`, `M`, `G`, `T` (powers of 1024; `KB`,
 /// `KiB`, ... accepted alike, case-insensitive) or `B`.
 ///
+/// Exactly: optional whitespace; a decimal number without sign or exponent (`64`, `1.5`, `.5`);
+/// optional whitespace; an optional unit (`K`, `M`, `G`, `T`, each alone or followed by `B` or `iB`;
+/// or `B` or `iB` alone, for bytes); optional whitespace. A fraction is rounded to the nearest byte.
+/// The one parser of sizes: the command line's options, the benchmark harness and `benches/` use it.
+///
 /// # Errors
 ///
-/// [`Error::InvalidInput`] for anything else, or a size of 2^64 bytes or more.
+/// [`Error::InvalidInput`] for anything else, or a size of 2^64 bytes or more (given with a fraction:
+/// 1.8 x 10^19 bytes or more).
 ///
 /// # Examples
 ///
@@ -90,5 +96,54 @@ mod tests {
         }
         assert_eq!(format_bytes(1536), "1.50 KiB");
         assert_eq!(format_bytes(12), "12 B");
+    }
+
+    /// The whole accepted syntax, as the command line's `--memory`, `--segment-size` and the
+    /// benchmark harness's sizes read it.
+    #[test]
+    fn size_syntax() {
+        // A unit in any case, with or without `B` / `iB`, after optional spaces; surrounding spaces.
+        for (text, bytes) in [
+            ("0", 0),
+            ("4096", 4096),
+            ("4096b", 4096),
+            ("7iB", 7),
+            (" 64 M ", 64 << 20),
+            ("64MiB", 64 << 20),
+            ("64mb", 64 << 20),
+            ("2KIB", 2 << 10),
+            ("3t", 3 << 40),
+            ("3TB", 3 << 40),
+            ("1.5GiB", 3 << 29),
+            ("0.5K", 512),
+            (".5K", 512),
+            ("18446744073709551615", u64::MAX),
+            ("16777215T", ((1 << 24) - 1) << 40),
+        ] {
+            assert_eq!(parse_size(text).unwrap(), bytes, "{text:?}");
+        }
+        // Fractions round to the nearest byte.
+        assert_eq!(parse_size("1.4B").unwrap(), 1);
+        assert_eq!(parse_size("1.6").unwrap(), 2);
+        // No sign, exponent, digit grouping, second number, unknown or misplaced unit; nothing of
+        // 2^64 bytes or more.
+        for bad in [
+            "+5",
+            "5 5",
+            "1 000",
+            "1.2.3M",
+            "M5",
+            "5MiBs",
+            "5P",
+            "5Ki B",
+            "inf",
+            "NaN",
+            "16777216T",
+            "18446744073709551616",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?} should be rejected");
+        }
+        let message = parse_size("12Q").unwrap_err().to_string();
+        assert!(message.contains("cannot read \"12Q\" as a size"), "{message}");
     }
 }

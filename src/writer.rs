@@ -62,7 +62,7 @@ pub struct WriterOptions {
     /// Fsync files and directories before publishing (the default). Turning it off trades crash
     /// safety for speed, for scratch matrices and tests.
     pub durable: bool,
-    /// Store blocks whose density reaches the threshold as dense blocks (see the format docs, "Dense
+    /// Store blocks whose density reaches the threshold as dense blocks (see `docs/FORMAT.md`, "Dense
     /// blocks"); `None` writes plain CSR/CSC segments. Ignored for pattern matrices. The default is
     /// [`DenseOptions::default`].
     pub dense: Option<DenseOptions>,
@@ -438,7 +438,7 @@ impl<V: Element> MatrixWriter<V> {
             sync_dir(&self.dir)?;
         }
         // The new generation is durable; what the old ones held is garbage, deleted unless a reader
-        // still holds it (a shared lock on its reader lock file: see the format docs, "Concurrent
+        // still holds it (a shared lock on its reader lock file: see docs/FORMAT.md, "Concurrent
         // readers"); kept files are deleted by a later writer. Removal failures leave unlisted files
         // that readers ignore, so they are not errors.
         remove_stale(&self.dir, std::mem::take(&mut self.stale_segment_dirs), self.generation);

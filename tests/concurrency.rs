@@ -1,7 +1,7 @@
 //! Concurrent readers while another process replaces the matrix with `--force`: every reader (threads
 //! in this process, streaming products segment by segment with nothing kept mapped ahead; and
 //! `sparsedisk verify` processes) sees the old or the new matrix, whole: never a mix, never a missing
-//! file. The format docs ("Concurrent readers") describe the scheme: readers hold a shared lock on
+//! file. `docs/FORMAT.md` ("Concurrent readers") describe the scheme: readers hold a shared lock on
 //! their generation's lock file, and a writer deletes an old generation only when it can lock it
 //! exclusively.
 

@@ -332,7 +332,7 @@ fn corrupt_dense_arrays_are_caught() {
     assert!(tried >= 30, "{tried} damaged copies");
 }
 
-/// Python reads dense segments through `zarr` alone, as the format docs describe them
+/// Python reads dense segments through `zarr` alone, as `docs/FORMAT.md` describes them
 /// (`tests/python/read_dense.py`), and gets exactly the exported matrix: CSR and CSC, f64 and f32,
 /// blocks clipped at band and matrix edges.
 #[test]

@@ -132,7 +132,7 @@ proptest! {
         prop_assert_eq!(stats.nnz, c.nnz());
         let flops: u64 = ta.entries.iter().map(|&(_, k, _)| tb.entries.iter().filter(|e| e.0 == k).count() as u64).sum();
         prop_assert_eq!(stats.flops, flops);
-        // Nothing but the matrix (and its readers' and writers' lock files, see the format docs) is left in the output directory.
+        // Nothing but the matrix (and its readers' and writers' lock files, see docs/FORMAT.md) is left in the output directory.
         let names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         prop_assert!(names.iter().all(|n| n == "manifest.json" || n == "zarr.json" || n == ".writer.lock" || n.starts_with("seg_") || *n == format!(".readers-{}.lock", c.manifest().generation)), "{:?}", names);
     }

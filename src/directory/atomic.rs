@@ -1,7 +1,7 @@
 //! Durable, atomic writes: files written under a temporary name and renamed into place
 //! ([`AtomicFile`], [`write_file_atomic`]), and fsyncs of files and directories ([`sync_dir`], and
 //! [`Syncer`] on a background thread). Together they implement the commit protocol's durable publish
-//! (see the [format](crate::format) docs).
+//! (see `docs/FORMAT.md`).
 
 use super::names::temp_name;
 use crate::error::{Error, Result};

@@ -1,5 +1,5 @@
 //! The locks of a matrix directory: the writer lock (one writer at a time) and the reader lock of
-//! each generation (a writer deletes a generation only when no reader holds it). See the format docs,
+//! each generation (a writer deletes a generation only when no reader holds it). See `docs/FORMAT.md`,
 //! "Writers" and "Concurrent readers".
 
 use super::names::{reader_lock_name, WRITER_LOCK_FILE};

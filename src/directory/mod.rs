@@ -1,6 +1,6 @@
 //! The matrix directory: everything about its files other than their contents.
 //!
-//! A matrix is a directory (see the [format](crate::format) docs) holding a manifest, the segments
+//! A matrix is a directory (see `docs/FORMAT.md`) holding a manifest, the segments
 //! it lists and the root group metadata; besides them, the files that let writers and readers share
 //! it safely. This module owns all of those, as tantivy's `directory` owns an index's files:
 //!

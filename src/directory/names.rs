@@ -11,7 +11,7 @@
 use crate::format::{parse_segment_name, paths, MANIFEST_FILE};
 
 /// Name of the lock file a writer holds an exclusive lock on while it writes into a matrix directory
-/// (see the format docs, "Writers").
+/// (see `docs/FORMAT.md`, "Writers").
 pub(crate) const WRITER_LOCK_FILE: &str = ".writer.lock";
 
 /// Prefix of the staging areas (a builder's sorted runs, an operation's intermediate matrices) inside
@@ -21,7 +21,7 @@ pub(crate) const STAGING_PREFIX: &str = ".staging-";
 /// What the temporary files of interrupted atomic writes of the matrix's own metadata start with.
 const METADATA_TEMP_PREFIXES: [&str; 2] = [".manifest.json.tmp", ".zarr.json.tmp"];
 
-/// Name of the lock file readers of `generation` hold a shared lock on (see the format docs,
+/// Name of the lock file readers of `generation` hold a shared lock on (see `docs/FORMAT.md`,
 /// "Concurrent readers").
 pub(crate) fn reader_lock_name(generation: u64) -> String {
     format!(".readers-{generation}.lock")

@@ -43,7 +43,7 @@ pub struct SegmentEntry {
     pub values: Option<FileEntry>,
     /// The segment's other files (Zarr metadata, the pattern iso value).
     pub metadata: Vec<FileEntry>,
-    /// The segment's dense blocks, when it has any (format version 2; see the format docs, "Dense
+    /// The segment's dense blocks, when it has any (format version 2; see `docs/FORMAT.md`, "Dense
     /// blocks"). `nnz` counts their entries too; the CSR arrays hold the other `nnz - dense.nnz`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dense: Option<DenseEntry>,

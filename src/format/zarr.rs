@@ -1,4 +1,4 @@
-//! Zarr v3 and Binsparse metadata documents, as the format module specifies them.
+//! Zarr v3 and Binsparse metadata documents, as `docs/FORMAT.md` specifies them.
 
 use super::{DenseEntry, IndexType, Layout, ValueType, BINSPARSE_VERSION, FORMAT_VERSION_PLAIN, MANIFEST_FILE};
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
 //! Storage: the one place that maps files, typed views of mapped bytes, and page-cache control.
 //!
 //! * [`MappedFile`] wraps the crate's only `unsafe` block that creates a memory map. Published files are
-//!   never modified (see the [format](crate::format) docs), which is what makes the map sound to read.
+//!   never modified (see `docs/FORMAT.md`, "Commit protocol"), which is what makes the map sound to read.
 //!   What sparsedisk cannot prevent is another program truncating or rewriting a mapped file; that is
 //!   outside its guarantees (reading a truncated map raises SIGBUS, and bytes changing under a live
 //!   slice are undefined behaviour). For that reason mapping is crate-private: only files a manifest
@@ -55,7 +55,7 @@ impl MappedFile {
             return Err(Error::corrupt(path, format!("file has {len} bytes, the manifest lists {expected_len}")));
         }
         // SAFETY: the file is part of a published matrix, and published files are never written,
-        // truncated or reopened for writing by sparsedisk (format module: "Commit protocol and
+        // truncated or reopened for writing by sparsedisk (docs/FORMAT.md: "Commit protocol and
         // immutability"), so the mapped bytes do not change while the map lives. The length was checked
         // just above, so every byte of the map is backed by the file.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, "memory-mapping a segment file", e))?;

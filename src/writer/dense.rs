@@ -1,5 +1,5 @@
 //! Dense blocks: finding them while a segment is written, and moving them out of its CSR arrays once
-//! it is complete (see the format docs, "Dense blocks").
+//! it is complete (see `docs/FORMAT.md`, "Dense blocks").
 //!
 //! **Finding candidates while writing** costs one pass over each row's indices, finding its *runs*:
 //! consecutive entries in one block column (`inner / block_inner`). Runs of at least `threshold x

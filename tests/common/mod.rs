@@ -172,7 +172,7 @@ pub fn triplets(max_dim: u64, max_entries: usize) -> impl proptest::strategy::St
 }
 
 /// Rewrites `dir`'s manifest with `edit` applied and a valid checksum, as a hostile or buggy writer
-/// could. The checksum is computed from the documented canonical form (format docs), independently of
+/// could. The checksum is computed from the documented canonical form (docs/FORMAT.md), independently of
 /// the library's helper.
 pub fn forge_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     let path = dir.join(sparsedisk::format::MANIFEST_FILE);

@@ -147,7 +147,7 @@ def parse_binsparse(group, seg_name):
 
 
 def try_load_binsparse(seg_path):
-    """`binsparse.load_binsparse` on a `.zarr` symlink to the segment, as the format docs suggest."""
+    """`binsparse.load_binsparse` on a `.zarr` symlink to the segment, as docs/FORMAT.md suggests."""
     with tempfile.TemporaryDirectory() as tmp:
         link = os.path.join(tmp, "segment.zarr")
         os.symlink(os.path.abspath(seg_path), link)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reads a sparsedisk matrix with dense blocks through zarr alone, as the format docs describe it.
+"""Reads a sparsedisk matrix with dense blocks through zarr alone, as docs/FORMAT.md describes it.
 
     read_dense.py MATRIX_DIR EXPORT.mtx
 

@@ -1,22 +1,21 @@
 //! `sparsedisk pagerank | bfs | components | cg`: the graph and PDE algorithms, results as `.npy`.
 
-use crate::output::{emit, emit_json};
+use crate::output::{emit, emit_json, styled_bar};
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sparsedisk::algo::{self, CgOptions, Iteration, PagerankOptions, Preconditioner};
 use sparsedisk::io::check_output_file;
 use sparsedisk::io::npy::{read_npy, write_npy, write_npy_i64};
 use sparsedisk::units::peak_rss_bytes;
 use sparsedisk::{Error, Matrix, Result};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Options every algorithm command shares.
 #[derive(Debug, Args)]
 pub struct Common {
     /// Matrix bytes kept resident across iterations (e.g. 8G); the rest streams through a bounded
     /// read-ahead window. Default: as `spmv`.
-    #[arg(long, value_name = "SIZE", value_parser = crate::cli::parse_size_arg)]
+    #[arg(long, value_name = "SIZE", value_parser = crate::args::parse_size_arg)]
     pub resident: Option<u64>,
     /// Replace an existing output file.
     #[arg(long)]
@@ -114,13 +113,7 @@ fn with_progress<T>(
     figure: &'static str,
     algorithm: impl FnOnce(&mut dyn FnMut(&Iteration)) -> Result<T>,
 ) -> Result<(T, f64)> {
-    let target = if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
-    let bar = ProgressBar::with_draw_target(None, target);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
+    let bar = styled_bar(None, "{spinner} {msg} ({elapsed})", quiet);
     let started = Instant::now();
     let result = algorithm(&mut |it: &Iteration| {
         bar.set_message(format!(

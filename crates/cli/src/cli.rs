@@ -1,8 +1,9 @@
-//! Command-line arguments and dispatch.
+//! The top-level parser (global options, one variant per subcommand) and dispatch. It depends on
+//! every subcommand module, each of which owns its `Args`; none of them depends on it (shared argument
+//! types are in `args`).
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use sparsedisk::{Error, Layout, Result};
-use std::path::PathBuf;
+use clap::{Parser, Subcommand};
+use sparsedisk::{Error, Result};
 
 /// Sparse matrices larger than memory: memory-mapped CSR/CSC segments on disk.
 #[derive(Debug, Parser)]
@@ -53,109 +54,14 @@ pub enum Command {
     /// baselines (sprs, scipy); write a report (JSON lines, Markdown, SVG plots).
     Bench(sparsedisk_bench::BenchArgs),
     /// Print a matrix's shape, nnz, types, segments and bytes on disk.
-    Info(InfoArgs),
+    Info(crate::info::InfoArgs),
     /// Check every checksum and every structural invariant of a matrix (O(nnz)).
-    Verify(VerifyArgs),
+    Verify(crate::verify::VerifyArgs),
     /// Write a matrix as Matrix Market coordinate text, streaming, in bounded memory.
-    Export(ExportArgs),
+    Export(crate::export::ExportArgs),
     /// Remove what interrupted or crashed writers left in a matrix directory (staging areas,
     /// temporary files, unlisted segments), except what a running process still uses.
     Clean(crate::clean::CleanArgs),
-}
-
-/// `sparsedisk info`.
-#[derive(Debug, Args)]
-pub struct InfoArgs {
-    /// Matrix directory.
-    pub dir: PathBuf,
-    /// Print one JSON object.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `sparsedisk verify`.
-#[derive(Debug, Args)]
-pub struct VerifyArgs {
-    /// Matrix directory.
-    pub dir: PathBuf,
-    /// Print one JSON object.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `sparsedisk export`.
-#[derive(Debug, Args)]
-pub struct ExportArgs {
-    /// Matrix directory.
-    pub dir: PathBuf,
-    /// Output file (`.mtx`), or `-` for standard output.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
-    /// Replace an existing output file.
-    #[arg(long)]
-    pub force: bool,
-    /// Print a one-object JSON summary.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Storage layout, as a command-line value.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LayoutArg {
-    /// Row bands.
-    Csr,
-    /// Column bands.
-    Csc,
-}
-
-impl From<LayoutArg> for Layout {
-    fn from(l: LayoutArg) -> Layout {
-        match l {
-            LayoutArg::Csr => Layout::Csr,
-            LayoutArg::Csc => Layout::Csc,
-        }
-    }
-}
-
-/// Value type, as a command-line value.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ValueTypeArg {
-    /// 64-bit floats.
-    F64,
-    /// 32-bit floats.
-    F32,
-    /// 64-bit signed integers.
-    I64,
-    /// No values (structure only).
-    Pattern,
-}
-
-/// Parses a size option such as `64M`.
-pub fn parse_size_arg(s: &str) -> std::result::Result<u64, String> {
-    sparsedisk::units::parse_size(s).map_err(|e| e.to_string())
-}
-
-/// `--dense-threshold`: the fraction of a 64 x 64 block's positions that must hold entries for the
-/// block to be stored dense; `off` stores every segment as plain CSR/CSC.
-#[derive(Debug, Clone, Copy)]
-pub struct DenseThreshold(pub Option<f64>);
-
-impl DenseThreshold {
-    /// The writer's dense options.
-    pub fn options(self) -> Option<sparsedisk::DenseOptions> {
-        self.0.map(|threshold| sparsedisk::DenseOptions { threshold, ..Default::default() })
-    }
-}
-
-/// Parses `--dense-threshold`: a fraction in (0, 1], or `off`.
-pub fn parse_dense_threshold(s: &str) -> std::result::Result<DenseThreshold, String> {
-    if s.eq_ignore_ascii_case("off") {
-        return Ok(DenseThreshold(None));
-    }
-    match s.parse::<f64>() {
-        Ok(t) if t > 0.0 && t <= 1.0 => Ok(DenseThreshold(Some(t))),
-        _ => Err(format!("{s:?} is not a fraction in (0, 1] or `off`")),
-    }
 }
 
 /// Runs the parsed command.

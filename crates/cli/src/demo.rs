@@ -29,7 +29,7 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
     /// Memory budget of the import step and of the graph build (small on purpose: both sort out of
     /// core; the import parses with as many threads as it holds).
-    #[arg(long, value_name = "SIZE", value_parser = crate::cli::parse_size_arg, default_value = "256M")]
+    #[arg(long, value_name = "SIZE", value_parser = crate::args::parse_size_arg, default_value = "256M")]
     pub memory: u64,
 }
 

@@ -1,12 +1,29 @@
 //! `sparsedisk export DIR -o FILE.mtx`.
 
-use crate::cli::ExportArgs;
 use crate::output::{emit, emit_json, progress_bar};
+use clap::Args;
 use sparsedisk::io::check_output_file;
 use sparsedisk::io::export::export_matrix_market;
 use sparsedisk::units::{format_bytes, peak_rss_bytes};
 use sparsedisk::{Matrix, Result};
+use std::path::PathBuf;
 use std::time::Instant;
+
+/// `sparsedisk export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Matrix directory.
+    pub dir: PathBuf,
+    /// Output file (`.mtx`), or `-` for standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    /// Print a one-object JSON summary.
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub fn run(args: ExportArgs, quiet: bool) -> Result<()> {
     let start = Instant::now();

@@ -1,6 +1,6 @@
 //! `sparsedisk generate KIND ... -o DIR`.
 
-use crate::cli::{parse_size_arg, LayoutArg, ValueTypeArg};
+use crate::args::{parse_size_arg, LayoutArg, ValueTypeArg};
 use crate::output::{emit, emit_json, progress_bar};
 use clap::{Args, Subcommand};
 use indicatif::ProgressBar;
@@ -141,8 +141,8 @@ pub struct OutputArgs {
     /// Store each 64 x 64 block holding at least this fraction of its positions (0 < FRACTION <= 1;
     /// 1: only full blocks) as a dense block; `off` writes plain CSR/CSC segments. The default 0.7
     /// comes from a measured sweep (docs/performance.md, "Dense blocks").
-    #[arg(long, value_name = "FRACTION|off", value_parser = crate::cli::parse_dense_threshold, default_value = "0.7")]
-    pub dense_threshold: crate::cli::DenseThreshold,
+    #[arg(long, value_name = "FRACTION|off", value_parser = crate::args::parse_dense_threshold, default_value = "0.7")]
+    pub dense_threshold: crate::args::DenseThreshold,
 }
 
 pub fn run(args: GenerateArgs, quiet: bool) -> Result<()> {

@@ -1,16 +1,15 @@
 //! `sparsedisk import INPUT -o DIR [...]`: triplets in any order to a matrix on disk, out of core.
 
-use crate::cli::parse_size_arg;
-use crate::output::{emit, emit_json};
+use crate::args::parse_size_arg;
+use crate::output::{emit, emit_json, styled_bar};
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use sparsedisk::builder::{default_memory_budget, Duplicates};
 use sparsedisk::import::{import, ImportOptions, ImportProgress, LayoutChoice, ValueChoice};
 use sparsedisk::io::read::{ColumnSpec, InputFormat, ReadOptions};
 use sparsedisk::units::{format_bytes, peak_rss_bytes};
 use sparsedisk::{Result, ValueType, WriterOptions};
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// `sparsedisk import`.
 #[derive(Debug, Args)]
@@ -66,8 +65,8 @@ pub struct ImportArgs {
     /// Store each 64 x 64 block holding at least this fraction of its positions (0 < FRACTION <= 1;
     /// 1: only full blocks) as a dense block; `off` writes plain CSR/CSC segments. The default 0.7
     /// comes from a measured sweep (docs/performance.md, "Dense blocks").
-    #[arg(long, value_name = "FRACTION|off", value_parser = crate::cli::parse_dense_threshold, default_value = "0.7")]
-    pub dense_threshold: crate::cli::DenseThreshold,
+    #[arg(long, value_name = "FRACTION|off", value_parser = crate::args::parse_dense_threshold, default_value = "0.7")]
+    pub dense_threshold: crate::args::DenseThreshold,
     /// CSV: field delimiter (one character; `\t` for tab).
     #[arg(long, value_name = "C", value_parser = parse_delimiter)]
     pub delimiter: Option<u8>,
@@ -295,16 +294,10 @@ pub fn run(args: ImportArgs, quiet: bool) -> Result<()> {
 }
 
 fn import_bar(total: Option<u64>, hidden: bool) -> ProgressBar {
-    let target = if hidden { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
-    let bar = ProgressBar::with_draw_target(total, target);
     let template = if total.is_some() {
         "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})"
     } else {
         "{spinner} {msg} {bytes} ({bytes_per_sec})"
     };
-    bar.set_style(
-        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
+    styled_bar(total, template, hidden)
 }

@@ -1,10 +1,21 @@
 //! `sparsedisk info DIR [--json]`.
 
 use crate::clean::{debris_json, debris_line};
-use crate::cli::InfoArgs;
 use crate::output::{emit, emit_json};
+use clap::Args;
 use sparsedisk::units::format_bytes;
 use sparsedisk::{debris, Matrix, Result};
+use std::path::PathBuf;
+
+/// `sparsedisk info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Matrix directory.
+    pub dir: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub fn run(args: InfoArgs) -> Result<()> {
     let m = match Matrix::open(&args.dir) {

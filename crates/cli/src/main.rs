@@ -1,6 +1,7 @@
 //! The `sparsedisk` command: a thin layer over the library's public API.
 
 mod algo;
+mod args;
 mod clean;
 mod cli;
 mod demo;

@@ -27,7 +27,7 @@ pub struct SpmvArgs {
     /// through a bounded read-ahead window and is dropped from the page cache after use. Default: the
     /// whole matrix if it fits in three quarters of the memory available (cgroup limits included),
     /// else what is left of that after the vectors and the read-ahead window.
-    #[arg(long, value_name = "SIZE", value_parser = crate::cli::parse_size_arg)]
+    #[arg(long, value_name = "SIZE", value_parser = crate::args::parse_size_arg)]
     pub resident: Option<u64>,
     /// Who manages the page cache: `managed` (resident part + streamed read-ahead, as above) or
     /// `kernel` (map everything and let the kernel's page cache decide, as numpy.memmap does; for
@@ -64,7 +64,7 @@ pub struct SpmmArgs {
     /// through a bounded read-ahead window and is dropped from the page cache after use. Default: the
     /// whole matrix if it fits in three quarters of the memory available (cgroup limits included),
     /// else what is left of that after the vectors and the read-ahead window.
-    #[arg(long, value_name = "SIZE", value_parser = crate::cli::parse_size_arg)]
+    #[arg(long, value_name = "SIZE", value_parser = crate::args::parse_size_arg)]
     pub resident: Option<u64>,
     /// Who manages the page cache: `managed` (resident part + streamed read-ahead, as above) or
     /// `kernel` (map everything and let the kernel's page cache decide, as numpy.memmap does; for

@@ -1,11 +1,22 @@
 //! `sparsedisk verify DIR [--json]`: exit 0 when sound, 1 with the first problem when not.
 
 use crate::clean::{debris_json, debris_line};
-use crate::cli::VerifyArgs;
 use crate::output::{emit, emit_json};
+use clap::Args;
 use sparsedisk::units::format_bytes;
 use sparsedisk::{debris, Matrix, Result};
+use std::path::PathBuf;
 use std::time::Instant;
+
+/// `sparsedisk verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Matrix directory.
+    pub dir: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub fn run(args: VerifyArgs, _quiet: bool) -> Result<()> {
     let start = Instant::now();
