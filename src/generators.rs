@@ -119,47 +119,8 @@ impl Generator {
         };
         match *self {
             // Symmetric: a column is the row of the same index.
-            Generator::Laplace2d { n } => {
-                let r = outer;
-                let (i, j) = (r / n, r % n);
-                if i > 0 {
-                    put(r - n, -1.0);
-                }
-                if j > 0 {
-                    put(r - 1, -1.0);
-                }
-                put(r, 4.0);
-                if j + 1 < n {
-                    put(r + 1, -1.0);
-                }
-                if i + 1 < n {
-                    put(r + n, -1.0);
-                }
-            }
-            Generator::Laplace3d { n } => {
-                let r = outer;
-                let nn = n * n;
-                let (i, j, k) = (r / nn, (r / n) % n, r % n);
-                if i > 0 {
-                    put(r - nn, -1.0);
-                }
-                if j > 0 {
-                    put(r - n, -1.0);
-                }
-                if k > 0 {
-                    put(r - 1, -1.0);
-                }
-                put(r, 6.0);
-                if k + 1 < n {
-                    put(r + 1, -1.0);
-                }
-                if j + 1 < n {
-                    put(r + n, -1.0);
-                }
-                if i + 1 < n {
-                    put(r + nn, -1.0);
-                }
-            }
+            Generator::Laplace2d { n } => laplacian_row(n, 2, outer, put),
+            Generator::Laplace3d { n } => laplacian_row(n, 3, outer, put),
             Generator::Banded { n, lower, upper } => {
                 // Row i holds columns i - lower ..= i + upper; column j holds rows j - upper ..= j + lower.
                 let (before, after) = match layout {
@@ -204,6 +165,25 @@ impl Generator {
                     put(outer, value(outer));
                 }
             }
+        }
+    }
+}
+
+/// Row `r` of the `dims`-dimensional Laplacian on an `n^dims` grid (a symmetric matrix, so also its
+/// column): `-1` for each neighbour along each axis, `2 dims` on the diagonal, in increasing column
+/// order (the far neighbours first, the nearest next to the diagonal).
+fn laplacian_row(n: u64, dims: u32, r: u64, mut put: impl FnMut(u64, f64)) {
+    for axis in (0..dims).rev() {
+        let stride = n.pow(axis);
+        if (r / stride) % n > 0 {
+            put(r - stride, -1.0);
+        }
+    }
+    put(r, 2.0 * dims as f64);
+    for axis in 0..dims {
+        let stride = n.pow(axis);
+        if (r / stride) % n + 1 < n {
+            put(r + stride, -1.0);
         }
     }
 }

@@ -344,6 +344,15 @@ mod tests {
     }
 
     #[test]
+    fn empty_bytes_view_as_empty_values() {
+        // An empty map's pointer is not aligned for f64: it must still view as no values.
+        let empty: &[u8] = &[];
+        assert!(matches!(Values::from_bytes(ValueType::Float64, empty), Some(Values::F64(v)) if v.is_empty()));
+        assert!(matches!(Values::from_bytes(ValueType::Int64, &[0u8; 8]), Some(Values::I64([0]))));
+        assert!(Values::from_bytes(ValueType::Float32, &[0u8; 3]).is_none());
+    }
+
+    #[test]
     fn promotion() {
         use ValueType::*;
         assert_eq!(result_type(Int64, Pattern), Int64);

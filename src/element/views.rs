@@ -61,9 +61,13 @@ pub enum Values<'a> {
 
 impl<'a> Values<'a> {
     /// Views bytes as values of `value_type`; `None` when their length or alignment does not fit the
-    /// type (a pattern segment has no bytes to view).
+    /// type (no bytes are always an empty view; a pattern segment has no bytes to view).
     pub fn from_bytes(value_type: ValueType, bytes: &'a [u8]) -> Option<Values<'a>> {
         fn cast<T: bytemuck::Pod>(bytes: &[u8]) -> Option<&[T]> {
+            // An empty map's pointer need not be aligned for `T`; its view is the empty slice.
+            if bytes.is_empty() {
+                return Some(&[]);
+            }
             bytemuck::try_cast_slice(bytes).ok()
         }
         Some(match value_type {

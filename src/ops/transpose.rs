@@ -73,7 +73,7 @@ fn run(
     let started = Instant::now();
     options.check()?;
     let scratch = Scratch::new(out, options.writer.overwrite)?;
-    let m = rewrite_with(a, out, transposed, layout, options.writer.clone(), options, progress)?;
+    let m = Rewrite { m: a, dir: out, transposed, layout, writer: options.writer.clone(), options, progress }.run()?;
     scratch.published();
     let stats =
         OpStats { nnz: m.nnz(), flops: a.nnz(), blocks: 1, conversions: 0, seconds: started.elapsed().as_secs_f64() };
@@ -90,83 +90,82 @@ pub(crate) fn rewrite(
     progress: Option<ProgressFn<'_>>,
 ) -> Result<Matrix> {
     let options = OpOptions { memory_budget: budget, ..OpOptions::default() };
-    rewrite_with(m, dir, false, layout, Scratch::writer_options(crate::DEFAULT_SEGMENT_BYTES), &options, progress)
+    let writer = Scratch::writer_options(crate::DEFAULT_SEGMENT_BYTES);
+    Rewrite { m, dir, transposed: false, layout, writer, options: &options, progress }.run()
 }
 
-fn rewrite_with(
-    m: &Matrix,
-    dir: &Path,
+/// One rewrite of a matrix's entries into `dir`, transposed or not, in `layout`.
+struct Rewrite<'a> {
+    m: &'a Matrix,
+    dir: &'a Path,
     transposed: bool,
     layout: Layout,
     writer: WriterOptions,
-    options: &OpOptions,
-    progress: Option<ProgressFn<'_>>,
-) -> Result<Matrix> {
-    with_value_type!(m.value_type(), |V| rewrite_typed::<V>(m, dir, transposed, layout, writer, options, progress))
+    options: &'a OpOptions,
+    progress: Option<ProgressFn<'a>>,
 }
 
-fn rewrite_typed<V: Element>(
-    m: &Matrix,
-    dir: &Path,
-    transposed: bool,
-    layout: Layout,
-    writer: WriterOptions,
-    options: &OpOptions,
-    progress: Option<ProgressFn<'_>>,
-) -> Result<Matrix> {
-    let shape = if transposed { (m.cols(), m.rows()) } else { m.shape() };
-    // The output's outer index is the input's row when its layout is CSR and it is not transposed,
-    // or CSC and transposed; a plain copy when that is also the input's outer index.
-    let out_outer_is_row = (layout == Layout::Csr) != transposed;
-    let copy = out_outer_is_row == (m.layout() == Layout::Csr);
-    let (_, inner_dim) = m.layout().outer_inner(m.shape());
-    let phase = if transposed { "transpose" } else { "convert" };
-    let report = |done: u64| {
-        if let Some(p) = progress {
-            p(OpProgress { phase, done, total: m.nnz() });
+impl Rewrite<'_> {
+    fn run(self) -> Result<Matrix> {
+        with_value_type!(self.m.value_type(), |V| self.run_typed::<V>())
+    }
+
+    fn run_typed<V: Element>(self) -> Result<Matrix> {
+        let Rewrite { m, dir, transposed, layout, writer, options, progress } = self;
+        let shape = if transposed { (m.cols(), m.rows()) } else { m.shape() };
+        // The output's outer index is the input's row when its layout is CSR and it is not transposed,
+        // or CSC and transposed; a plain copy when that is also the input's outer index.
+        let out_outer_is_row = (layout == Layout::Csr) != transposed;
+        let copy = out_outer_is_row == (m.layout() == Layout::Csr);
+        let (_, inner_dim) = m.layout().outer_inner(m.shape());
+        let phase = if transposed { "transpose" } else { "convert" };
+        let report = |done: u64| {
+            if let Some(p) = progress {
+                p(OpProgress { phase, done, total: m.nnz() });
+            }
+        };
+        if copy {
+            let mut w = MatrixWriter::<V>::create(dir, shape, layout, writer)?;
+            let mut cols = Vec::new();
+            let mut done = 0u64;
+            for_each_outer::<V>(m, inner_dim, |_, ix, vals| {
+                cols.clear();
+                cols.extend_from_slice(ix);
+                done += ix.len() as u64;
+                w.push_row(&cols, vals)
+            })?;
+            report(done);
+            return w.finish();
         }
-    };
-    if copy {
-        let mut w = MatrixWriter::<V>::create(dir, shape, layout, writer)?;
-        let mut cols = Vec::new();
+        let budget = options.memory_budget.saturating_sub(max_segment_payload(m)).max(MIN_MEMORY_BUDGET);
+        let build = BuildOptions {
+            memory_budget: budget,
+            duplicates: Duplicates::Sum,
+            drop_zeros: false,
+            layout,
+            shape: Some(shape),
+            square: false,
+            writer,
+            max_chunk_triplets: options.max_chunk_entries,
+        };
+        let mut builder = TripletBuilder::<V>::new(dir, build)?;
+        let in_layout = m.layout();
         let mut done = 0u64;
-        for_each_outer::<V>(m, inner_dim, |_, ix, vals| {
-            cols.clear();
-            cols.extend_from_slice(ix);
+        for_each_outer::<V>(m, inner_dim, |outer, ix, vals| {
+            for (&inner, &v) in ix.iter().zip(vals) {
+                let (r, c) = in_layout.row_col(outer, inner);
+                let (r, c) = if transposed { (c, r) } else { (r, c) };
+                builder.push(r, c, v)?;
+            }
             done += ix.len() as u64;
-            w.push_row(&cols, vals)
+            if done & ((1 << 22) - 1) < ix.len() as u64 {
+                report(done);
+            }
+            Ok(())
         })?;
         report(done);
-        return w.finish();
+        Ok(builder.finish()?.0)
     }
-    let budget = options.memory_budget.saturating_sub(max_segment_payload(m)).max(MIN_MEMORY_BUDGET);
-    let build = BuildOptions {
-        memory_budget: budget,
-        duplicates: Duplicates::Sum,
-        drop_zeros: false,
-        layout,
-        shape: Some(shape),
-        square: false,
-        writer,
-        max_chunk_triplets: options.max_chunk_entries,
-    };
-    let mut builder = TripletBuilder::<V>::new(dir, build)?;
-    let in_layout = m.layout();
-    let mut done = 0u64;
-    for_each_outer::<V>(m, inner_dim, |outer, ix, vals| {
-        for (&inner, &v) in ix.iter().zip(vals) {
-            let (r, c) = in_layout.row_col(outer, inner);
-            let (r, c) = if transposed { (c, r) } else { (r, c) };
-            builder.push(r, c, v)?;
-        }
-        done += ix.len() as u64;
-        if done & ((1 << 22) - 1) < ix.len() as u64 {
-            report(done);
-        }
-        Ok(())
-    })?;
-    report(done);
-    Ok(builder.finish()?.0)
 }
 
 /// Calls `f(outer, inner indices, values)` for every outer index of `m`, one segment mapped at a

@@ -1,7 +1,7 @@
 //! Edge lists: `src dst [weight]` separated by spaces or tabs, `#` and `%` comments.
 
 use super::lex::{self, After, IntError};
-use super::parsed::{Lines, Parsed};
+use super::parsed::{coordinates, Lines, Parsed};
 use super::source::Prefix;
 use super::value;
 use super::{Dialect, Element, Field, InputFormat, InputHeader, ReadOptions, Symmetry};
@@ -62,18 +62,9 @@ pub(crate) fn read_header(prefix: &mut Prefix, options: &ReadOptions) -> Result<
 /// Parses a node id at `p` and checks it against the index base; returns it 0-based and what follows.
 #[inline(always)]
 fn node(b: &[u8], p: usize, what: &str, base: u64) -> std::result::Result<(u64, After), String> {
-    match lex::parse_u64(b, p) {
-        Ok((v, q)) => {
-            let after = lex::after_token(b, q);
-            if matches!(after, After::Junk) {
-                return Err(node_error(b, p, what, base, Err(IntError::NotANumber)));
-            }
-            if v < base {
-                return Err(node_error(b, p, what, base, Ok(v)));
-            }
-            Ok((v - base, after))
-        }
-        Err(e) => Err(node_error(b, p, what, base, Err(e))),
+    match lex::uint_token(b, p) {
+        Ok((v, after)) if v >= base => Ok((v - base, after)),
+        parsed => Err(node_error(b, p, what, base, parsed.map(|(v, _)| v))),
     }
 }
 
@@ -101,14 +92,9 @@ pub(crate) fn parse_block<V: Element>(
     let mut lines = Lines::new(b);
     while let Some(s) = lines.next_data(is_comment) {
         let line = lines.line;
-        let (row, after) = match node(b, s, "source", lay.base) {
-            Ok(x) => x,
-            Err(msg) => bail!(out, line, msg),
-        };
-        let After::Token(t) = after else {
-            bail!(out, line, "expected a target id after the source id, found the end of the line".into())
-        };
-        let (col, after) = match node(b, t, "target", lay.base) {
+        let ends = ["source", "target"];
+        let missing = "expected a target id after the source id, found the end of the line";
+        let (row, col, after) = match coordinates(s, |p, which| node(b, p, ends[which], lay.base), missing) {
             Ok(x) => x,
             Err(msg) => bail!(out, line, msg),
         };
@@ -149,7 +135,7 @@ pub(crate) fn parse_block<V: Element>(
                     )
                 ),
                 // Excluded by `node`.
-                After::Junk => bail!(out, line, format!("unexpected {}", lex::found(b, t))),
+                After::Junk => bail!(out, line, format!("unexpected {}", lex::found(b, s))),
             }
             value::one::<V>()
         };

@@ -112,6 +112,17 @@ pub(crate) fn data_start(b: &[u8], p: usize, comment: impl Fn(u8) -> bool) -> Re
 
 pub(crate) use crate::element::text::{parse_u64, parse_u64_exact, IntError};
 
+/// The unsigned integer token at `p` and what follows it; [`IntError::NotANumber`] also when the
+/// digits do not end at a blank or a line end.
+#[inline(always)]
+pub(crate) fn uint_token(b: &[u8], p: usize) -> Result<(u64, After), IntError> {
+    let (v, q) = parse_u64(b, p)?;
+    match after_token(b, q) {
+        After::Junk => Err(IntError::NotANumber),
+        after => Ok((v, after)),
+    }
+}
+
 /// The token starting at `p`: up to the next blank or line end (a `\r` that does not end the line is
 /// part of the token, so the message shows it).
 pub(crate) fn token_at(b: &[u8], p: usize) -> &[u8] {

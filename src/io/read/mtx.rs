@@ -1,7 +1,7 @@
 //! Matrix Market: the banner and size line, and the block parsers for coordinate and array data.
 
 use super::lex::{self, After, IntError};
-use super::parsed::{Lines, Parsed};
+use super::parsed::{coordinates, Lines, Parsed};
 use super::source::Prefix;
 use super::value;
 use super::{Dialect, Element, Field, InputFormat, InputHeader, Symmetry};
@@ -236,18 +236,9 @@ fn index_error(b: &[u8], p: usize, what: &str, dim: u64, parsed: std::result::Re
 /// in `1..=dim`; returns it 0-based and what follows it.
 #[inline(always)]
 fn index(b: &[u8], p: usize, what: &str, dim: u64) -> std::result::Result<(u64, After), String> {
-    match lex::parse_u64(b, p) {
-        Ok((v, q)) => {
-            let after = lex::after_token(b, q);
-            if matches!(after, After::Junk) {
-                return Err(index_error(b, p, what, dim, Err(IntError::NotANumber)));
-            }
-            if v.wrapping_sub(1) >= dim {
-                return Err(index_error(b, p, what, dim, Ok(v)));
-            }
-            Ok((v - 1, after))
-        }
-        Err(e) => Err(index_error(b, p, what, dim, Err(e))),
+    match lex::uint_token(b, p) {
+        Ok((v, after)) if v.wrapping_sub(1) < dim => Ok((v - 1, after)),
+        parsed => Err(index_error(b, p, what, dim, parsed.map(|(v, _)| v))),
     }
 }
 
@@ -265,14 +256,9 @@ pub(crate) fn parse_coordinate<V: Element>(
     let mut lines = Lines::new(b);
     while let Some(s) = lines.next_data(|c| c == b'%') {
         let line = lines.line;
-        let (row, after) = match index(b, s, "row", lay.rows) {
-            Ok(x) => x,
-            Err(msg) => bail!(out, line, msg),
-        };
-        let After::Token(t) = after else {
-            bail!(out, line, "expected a column index after the row index, found the end of the line".into())
-        };
-        let (col, after) = match index(b, t, "column", lay.cols) {
+        let dims = [("row", lay.rows), ("column", lay.cols)];
+        let missing = "expected a column index after the row index, found the end of the line";
+        let (row, col, after) = match coordinates(s, |p, which| index(b, p, dims[which].0, dims[which].1), missing) {
             Ok(x) => x,
             Err(msg) => bail!(out, line, msg),
         };

@@ -66,6 +66,21 @@ impl<V: Copy> Parsed<V> {
     }
 }
 
+/// The two index tokens that start a coordinate line at `s`: `index(position, which)` reads the row
+/// (`which` 0) or the column (1) token and what follows it; `missing` is the message for a line that
+/// ends after the first. Returns the row, the column and what follows the column.
+#[inline(always)]
+pub(crate) fn coordinates(
+    s: usize,
+    index: impl Fn(usize, usize) -> Result<(u64, lex::After), String>,
+    missing: &str,
+) -> Result<(u64, u64, lex::After), String> {
+    let (row, after) = index(s, 0)?;
+    let lex::After::Token(t) = after else { return Err(missing.to_string()) };
+    let (col, after) = index(t, 1)?;
+    Ok((row, col, after))
+}
+
 /// A walk over the lines of a block: the position of the next line and the block-local number of
 /// the current one.
 pub(crate) struct Lines<'b> {
