@@ -294,7 +294,7 @@ impl Element for () {
 /// The value type of an arithmetic result of values of types `a` and `b` (a sum, a product, a
 /// combination): int64 when both hold integers (int64, or pattern entries that are 1), else float64
 /// (float32 operands are widened: results are computed and stored in 64 bits). The one promotion
-/// rule of the crate: the operations ([`add`](crate::ops::add), [`spgemm`](crate::ops::spgemm))
+/// rule of the crate: the operations ([`add`](fn@crate::ops::add), [`spgemm`](fn@crate::ops::spgemm))
 /// choose their output type with it.
 pub fn result_type(a: ValueType, b: ValueType) -> ValueType {
     let integral = |v: ValueType| matches!(v, ValueType::Int64 | ValueType::Pattern);
