@@ -119,6 +119,9 @@ class Builder:
     def abort(self) -> None:
         """Removes everything the builder made; no-op after finish or abort."""
 
+def parse_size(text: str) -> int:
+    """Reads "64M", "1.5G", "4096" as bytes (K, M, G, T are powers of 1024), as ``--memory`` does."""
+
 def import_file(
     input: str | os.PathLike[str],
     path: str | os.PathLike[str],

@@ -126,6 +126,15 @@ pub(crate) fn compute_interruptible<T: Send>(
     })
 }
 
+/// Reads a size such as "64M", "1.5G" or "4096" as bytes (units K, M, G, T are powers of 1024), as
+/// the command line reads `--memory`.
+///
+/// Raises InvalidInputError for text that is not a size.
+#[pyfunction]
+fn parse_size(text: &str) -> PyResult<u64> {
+    sparsedisk::units::parse_size(text).py()
+}
+
 /// The Rust engine of sparsedisk: matrices on disk, products, builders, operations and algorithms.
 /// Use the `sparsedisk` package; this module is its native half.
 #[pymodule]
@@ -134,6 +143,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<matrix::PyMatrix>()?;
     m.add_class::<build::PyBuilder>()?;
+    m.add_function(wrap_pyfunction!(parse_size, m)?)?;
     m.add_function(wrap_pyfunction!(build::import_file, m)?)?;
     m.add_function(wrap_pyfunction!(build::write_csr, m)?)?;
     m.add_function(wrap_pyfunction!(ops::spgemm, m)?)?;

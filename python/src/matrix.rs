@@ -162,8 +162,9 @@ impl PyMatrix {
     /// `(indptr, indices, data)`: `indptr` int64 local to the band (`end - start + 1` entries from
     /// 0), `indices` int64, `data` in the stored dtype (float64 ones for pattern matrices).
     ///
-    /// Raises InvalidInputError for a segment that does not exist, CorruptError when its row
-    /// pointers are inconsistent.
+    /// Raises InvalidInputError for a segment that does not exist, CorruptError when its structure
+    /// is broken (row pointers, indices out of range or unsorted): the arrays are checked, so that
+    /// scipy never sees an index outside the matrix.
     #[allow(clippy::type_complexity)]
     fn segment_arrays<'py>(
         &self,
@@ -174,7 +175,9 @@ impl PyMatrix {
         let m = &self.matrix;
         let (indptr, indices, data) = compute(py, None, || {
             let seg = m.map_segment(i)?;
-            seg.check_row_pointers()?;
+            // The arrays go to scipy, which trusts them (an index out of range there is a crash):
+            // the full O(nnz) check, on data that is read for the copy anyway.
+            seg.check_structure()?;
             let indptr: Vec<i64> = seg.indptr().iter().map(|&p| p as i64).collect();
             let indices: Vec<i64> = match seg.indices() {
                 Indices::U32(v) => v.iter().map(|&x| x as i64).collect(),
@@ -269,9 +272,9 @@ impl PyMatrix {
                 let mut column = vec![0.0; n];
                 let mut out = vec![0.0; y_len];
                 for j in 0..k {
-                    column.iter_mut().zip(xs[j..].iter().step_by(k)).for_each(|(c, &v)| *c = v);
+                    column.iter_mut().zip(xs.iter().skip(j).step_by(k)).for_each(|(c, &v)| *c = v);
                     op.spmv_transpose(1.0, &column, 0.0, &mut out)?;
-                    y[j..].iter_mut().step_by(k).zip(&out).for_each(|(d, &v)| *d = v);
+                    y.iter_mut().skip(j).step_by(k).zip(&out).for_each(|(d, &v)| *d = v);
                 }
             }
             Ok(y)
