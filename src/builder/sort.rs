@@ -203,8 +203,12 @@ impl Bucketer {
             Some((r, c)) => t.row >= r || t.col >= c,
             None => t.row > i64::MAX as u64 - 1 || t.col > i64::MAX as u64 - 1,
         };
-        let limit = self.shape.map_or((i64::MAX as u64 - 1, i64::MAX as u64 - 1), |(r, c)| (r - 1, c - 1));
-        if !triplets.is_empty() && (max_row > limit.0 || max_col > limit.1) {
+        // Compared as `max >= dim`, not `max > dim - 1`: a dimension may be 0.
+        let out_of_bounds = match self.shape {
+            Some((r, c)) => max_row >= r || max_col >= c,
+            None => max_row > i64::MAX as u64 - 1 || max_col > i64::MAX as u64 - 1,
+        };
+        if !triplets.is_empty() && out_of_bounds {
             let t = triplets.iter().find(bad).expect("some triplet is out of bounds");
             return Err(check_bounds(t.row, t.col, self.shape).expect_err("the triplet is out of bounds"));
         }
@@ -779,5 +783,15 @@ mod tests {
             (0..3000).map(|i| Entry { outer: next() % 50, inner: (next() % 7) << 33, value: i as f64 }).collect();
         check(wide.clone(), None, 1 << 20);
         check(wide, Some(50), 1 << 26);
+    }
+
+    #[test]
+    fn empty_dimensions_refuse_every_entry() {
+        for shape in [(0, 5), (5, 0), (0, 0)] {
+            let bucketer = Bucketer::new(1 << 20, Layout::Csr, Some(shape));
+            let err = bucketer.bucket(&[Triplet { row: 0, col: 0, value: 1.0 }]).unwrap_err();
+            assert!(matches!(err, Error::OutOfBounds { row: 0, col: 0, .. }), "{shape:?}: {err}");
+            assert!(bucketer.bucket::<f64>(&[]).is_ok());
+        }
     }
 }
