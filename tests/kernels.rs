@@ -6,7 +6,7 @@ mod common;
 use common::{triplets, write, Triplets};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use sparsedisk::kernels::{spmm, spmv, spmv_transpose, CachePolicy, Operator};
+use sparsedisk::kernels::{spmm, spmm_transpose, spmv, spmv_transpose, CachePolicy, Operator};
 use sparsedisk::{Error, Layout, Matrix};
 
 /// `alpha * op(A) * X + beta * Y` with dense loops; `X` is row-major `n x k`.
@@ -106,6 +106,7 @@ proptest! {
             // (and products of other widths in between) must find them clear.
             let expect_t = oracle(&t, pattern, true, alpha, &xt1, beta, &yt1, 1);
             let expect_k = oracle(&t, pattern, false, alpha, &x_n, beta, &y_n, k);
+            let expect_tk = oracle(&t, pattern, true, alpha, &x_t, beta, &y_t, k);
             for _ in 0..if op.is_some() { 2 } else { 1 } {
                 let mut y = yt1.clone();
                 match &op {
@@ -120,6 +121,13 @@ proptest! {
                     None => spmm(&m, alpha, &x_n, beta, &mut y, k),
                 }.unwrap();
                 prop_assert_eq!(&y, &expect_k);
+                // Transposed SpMM.
+                let mut y = y_t.clone();
+                match &op {
+                    Some(op) => op.spmm_transpose(alpha, &x_t, beta, &mut y, k),
+                    None => spmm_transpose(&m, alpha, &x_t, beta, &mut y, k),
+                }.unwrap();
+                prop_assert_eq!(&y, &expect_tk);
             }
             Ok(())
         })?;

@@ -234,8 +234,8 @@ impl PyMatrix {
 
     /// `A @ X` (or `A.T @ X` when `transposed`) for a C-contiguous float64 2-D `X` of shape
     /// `(cols, k)` (`(rows, k)` when transposed); returns a new float64 array of shape `(rows, k)`
-    /// (`(cols, k)`). One pass over the matrix serves all `k` columns (the transposed product makes
-    /// one pass per column). GIL released; `threads` as for matvec.
+    /// (`(cols, k)`). One pass over the matrix serves all `k` columns, transposed or not. GIL
+    /// released; `threads` as for matvec.
     ///
     /// Raises InvalidInputError for an `X` of another dtype, shape or layout.
     #[pyo3(signature = (x, transposed = false, threads = None))]
@@ -263,19 +263,10 @@ impl PyMatrix {
         let y = compute(py, threads, || {
             let op = self.operator()?;
             let mut y = dense_vector(total);
-            if !transposed {
-                op.spmm(1.0, xs, 0.0, &mut y, k)?;
-            } else if k == 1 {
-                op.spmv_transpose(1.0, xs, 0.0, &mut y)?;
+            if transposed {
+                op.spmm_transpose(1.0, xs, 0.0, &mut y, k)?;
             } else {
-                // The library offers no transposed SpMM: one transposed SpMV per column.
-                let mut column = vec![0.0; n];
-                let mut out = vec![0.0; y_len];
-                for j in 0..k {
-                    column.iter_mut().zip(xs.iter().skip(j).step_by(k)).for_each(|(c, &v)| *c = v);
-                    op.spmv_transpose(1.0, &column, 0.0, &mut out)?;
-                    y.iter_mut().skip(j).step_by(k).zip(&out).for_each(|(d, &v)| *d = v);
-                }
+                op.spmm(1.0, xs, 0.0, &mut y, k)?;
             }
             Ok(y)
         })?;

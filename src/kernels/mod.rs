@@ -68,5 +68,5 @@ pub fn dense_vector(len: usize) -> Vec<f64> {
     v
 }
 
-pub use operator::{spmm, spmv, spmv_transpose, CachePolicy, Operator, Product, READ_AHEAD_SEGMENTS};
+pub use operator::{spmm, spmm_transpose, spmv, spmv_transpose, CachePolicy, Operator, Product, READ_AHEAD_SEGMENTS};
 pub use tasks::set_min_task_entries;

@@ -184,6 +184,16 @@ impl<'a> Operator<'a> {
         product(self, false, alpha, x, beta, y, k)
     }
 
+    /// `Y = alpha * A^T * X + beta * Y`, with `X` (`rows x k`) and `Y` (`cols x k`) dense and
+    /// row-major: one pass over the matrix for all `k` columns, as [`spmm`](Self::spmm).
+    ///
+    /// # Errors
+    ///
+    /// As [`spmm`].
+    pub fn spmm_transpose(&self, alpha: f64, x: &[f64], beta: f64, y: &mut [f64], k: usize) -> Result<Product> {
+        product(self, true, alpha, x, beta, y, k)
+    }
+
     /// `y = A x` and the dot product `w . y`, computed in the same pass: for a CSR matrix each task
     /// multiplies its slice of `y` by `w` while the slice is still in cache (CG's `p . Ap` costs no
     /// second pass over two vectors). The partial sums are added in task order, so the result is
@@ -245,6 +255,16 @@ pub fn spmv_transpose(a: &Matrix, alpha: f64, x: &[f64], beta: f64, y: &mut [f64
 /// As [`spmv`]; [`Error::InvalidInput`] for `k == 0`.
 pub fn spmm(a: &Matrix, alpha: f64, x: &[f64], beta: f64, y: &mut [f64], k: usize) -> Result<Product> {
     Operator::new(a, Operator::default_resident_bytes(a, vector_bytes(x, y)))?.spmm(alpha, x, beta, y, k)
+}
+
+/// `Y = alpha * A^T * X + beta * Y` with `X` (`rows x k`) and `Y` (`cols x k`) dense and row-major:
+/// one pass over the matrix for all `k` columns.
+///
+/// # Errors
+///
+/// As [`spmm`].
+pub fn spmm_transpose(a: &Matrix, alpha: f64, x: &[f64], beta: f64, y: &mut [f64], k: usize) -> Result<Product> {
+    Operator::new(a, Operator::default_resident_bytes(a, vector_bytes(x, y)))?.spmm_transpose(alpha, x, beta, y, k)
 }
 
 fn vector_bytes(x: &[f64], y: &[f64]) -> u64 {
