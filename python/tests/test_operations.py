@@ -367,3 +367,8 @@ def test_pagerank_defaults_converge_on_a_slowly_mixing_graph(tmp_path):
     assert np.abs(ranks - oracle).sum() < 1e-9, (
         f"L1 distance {np.abs(ranks - oracle).sum():.2e} from the fixed point: stopped before converging"
     )
+    # full_output says whether it converged, and a small max_iter is reported, not hidden.
+    ranks, stats = sparsedisk.pagerank(a, full_output=True)
+    assert stats["converged"] is True and stats["delta"] < 1e-10 and stats["iterations"] > 100
+    _, short = sparsedisk.pagerank(a, max_iter=5, full_output=True)
+    assert short["converged"] is False and short["iterations"] == 5
