@@ -120,6 +120,26 @@ def _vector_operand(x: Any, what: str) -> np.ndarray:
     raise InvalidInputError(f"{what} must hold numbers (float64, or a type that converts to it exactly), not {a.dtype}")
 
 
+def _out_operand(out: Any, shape: Tuple[int, ...]) -> np.ndarray:
+    """``out`` checked: a writable C-contiguous float64 numpy array of exactly ``shape`` (nothing is
+    converted: the result must land in the caller's memory)."""
+    if (
+        not isinstance(out, np.ndarray)
+        or out.dtype != np.float64
+        or out.shape != shape
+        or not out.flags.c_contiguous
+        or not out.flags.writeable
+    ):
+        if isinstance(out, np.ndarray):
+            flags = "" if out.flags.c_contiguous else ", not C-contiguous"
+            flags += "" if out.flags.writeable else ", read-only"
+            got = f"an array of {out.dtype}, shape {out.shape}{flags}"
+        else:
+            got = f"a {type(out).__name__}"
+        raise InvalidInputError(f"out must be a writable C-contiguous float64 array of shape {shape}, not {got}")
+    return out
+
+
 class Segment(NamedTuple):
     """One segment of a matrix on disk: outer indices ``start..end`` (rows of a CSR matrix, columns of
     a CSC one) and the files that hold them."""
@@ -254,8 +274,11 @@ class Matrix:
 
     # -- products -------------------------------------------------------------------------------
 
-    def _product(self, x: Any, transposed: bool, threads: Optional[int], what: str) -> np.ndarray:
-        """``op(A) x`` where op is the transpose when ``transposed`` (relative to the stored matrix)."""
+    def _product(
+        self, x: Any, transposed: bool, threads: Optional[int], what: str, out: Optional[np.ndarray] = None
+    ) -> np.ndarray:
+        """``op(A) x`` where op is the transpose when ``transposed`` (relative to the stored matrix),
+        written into ``out`` when given."""
         threads = _threads(threads) if threads is not None else self._threads
         rows, cols = self._native.shape
         inner, outer = (rows, cols) if transposed else (cols, rows)
@@ -263,44 +286,57 @@ class Matrix:
         if a.ndim == 1:
             if a.shape[0] != inner:
                 raise InvalidInputError(f"{what} has length {a.shape[0]}; the product needs {inner}")
-            return self._native.matvec(a, transposed, threads)
+            if out is not None:
+                _out_operand(out, (outer,))
+            return self._native.matvec(a, transposed, threads, out)
         if a.ndim == 2:
             if a.shape[0] != inner:
                 raise InvalidInputError(f"{what} has {a.shape[0]} rows; the product needs {inner}")
-            if a.shape[1] == 0:
-                return np.zeros((outer, 0))
-            if a.shape[1] == 1:
-                return self._native.matvec(np.ascontiguousarray(a[:, 0]), transposed, threads).reshape(outer, 1)
-            return self._native.matmat(a, transposed, threads)
+            k = a.shape[1]
+            if out is not None:
+                _out_operand(out, (outer, k))
+            if k == 0:
+                return np.zeros((outer, 0)) if out is None else out
+            if k == 1:
+                y = None if out is None else out.reshape(outer)  # a view: out is C-contiguous
+                y = self._native.matvec(np.ascontiguousarray(a[:, 0]), transposed, threads, y)
+                return y.reshape(outer, 1) if out is None else out
+            return self._native.matmat(a, transposed, threads, out)
         raise InvalidInputError(f"{what} must be a 1-D or 2-D array, not {a.ndim}-D")
 
-    def matvec(self, x: Any, threads: Optional[int] = None) -> np.ndarray:
-        """``A x`` for a vector ``x`` of shape ``(n,)`` or ``(n, 1)`` (the result has the same form)."""
-        return self._product(x, self._transposed, threads, "x")
+    def matvec(self, x: Any, threads: Optional[int] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """``A x`` for a vector ``x`` of shape ``(n,)`` or ``(n, 1)`` (the result has the same form).
 
-    def rmatvec(self, x: Any, threads: Optional[int] = None) -> np.ndarray:
-        """``A^T x`` (for real matrices also the adjoint product scipy's LinearOperator asks for)."""
-        return self._product(x, not self._transposed, threads, "x")
+        ``out``: a writable C-contiguous float64 array of the result's shape to write into (and
+        return), so that a loop of products allocates nothing; its contents are ignored."""
+        return self._product(x, self._transposed, threads, "x", out)
 
-    def matmat(self, x: Any, threads: Optional[int] = None) -> np.ndarray:
-        """``A X`` for a 2-D array ``X`` of ``n`` rows: one pass over the matrix for all columns."""
+    def rmatvec(self, x: Any, threads: Optional[int] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """``A^T x`` (for real matrices also the adjoint product scipy's LinearOperator asks for);
+        ``out`` as for :meth:`matvec`."""
+        return self._product(x, not self._transposed, threads, "x", out)
+
+    def matmat(self, x: Any, threads: Optional[int] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """``A X`` for a 2-D array ``X`` of ``n`` rows: one pass over the matrix for all columns;
+        ``out`` as for :meth:`matvec`."""
         x = np.asarray(x)
         if x.ndim != 2:
             raise InvalidInputError(f"matmat takes a 2-D array, not {x.ndim}-D")
-        return self._product(x, self._transposed, threads, "X")
+        return self._product(x, self._transposed, threads, "X", out)
 
-    def rmatmat(self, x: Any, threads: Optional[int] = None) -> np.ndarray:
-        """``A^T X`` for a 2-D array ``X``."""
+    def rmatmat(self, x: Any, threads: Optional[int] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """``A^T X`` for a 2-D array ``X``; ``out`` as for :meth:`matvec`."""
         x = np.asarray(x)
         if x.ndim != 2:
             raise InvalidInputError(f"rmatmat takes a 2-D array, not {x.ndim}-D")
-        return self._product(x, not self._transposed, threads, "X")
+        return self._product(x, not self._transposed, threads, "X", out)
 
-    def dot(self, other: Any, threads: Optional[int] = None) -> np.ndarray:
-        """``A @ other`` for a 1-D or 2-D numpy array (or anything ``numpy.asarray`` accepts)."""
+    def dot(self, other: Any, threads: Optional[int] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """``A @ other`` for a 1-D or 2-D numpy array (or anything ``numpy.asarray`` accepts);
+        ``out`` as for :meth:`matvec`."""
         if isinstance(other, Matrix):
             raise InvalidInputError("A @ B of two matrices on disk is sparsedisk.spgemm(A, B, path)")
-        return self._product(other, self._transposed, threads, "x")
+        return self._product(other, self._transposed, threads, "x", out)
 
     def __matmul__(self, other: Any) -> np.ndarray:
         return self.dot(other)

@@ -71,13 +71,24 @@ class Matrix:
         """(indptr int64, indices int64, data) of segment ``i`` with dense blocks merged in; data in
         the stored dtype, float64 ones for pattern."""
     def matvec(
-        self, x: npt.NDArray[np.float64], transposed: bool = False, threads: Optional[int] = None
+        self,
+        x: npt.NDArray[np.float64],
+        transposed: bool = False,
+        threads: Optional[int] = None,
+        out: Optional[npt.NDArray[np.float64]] = None,
     ) -> npt.NDArray[np.float64]:
-        """``A @ x`` (``A.T @ x`` when transposed); ``x`` C-contiguous 1-D float64."""
+        """``A @ x`` (``A.T @ x`` when transposed); ``x`` C-contiguous 1-D float64. Written into
+        ``out`` (writable C-contiguous 1-D float64 of the result's length, sharing no memory with
+        ``x``) and ``out`` returned when given, else a new array."""
     def matmat(
-        self, x: npt.NDArray[np.float64], transposed: bool = False, threads: Optional[int] = None
+        self,
+        x: npt.NDArray[np.float64],
+        transposed: bool = False,
+        threads: Optional[int] = None,
+        out: Optional[npt.NDArray[np.float64]] = None,
     ) -> npt.NDArray[np.float64]:
-        """``A @ X`` (``A.T @ X`` when transposed); ``X`` C-contiguous 2-D float64 of shape (n, k)."""
+        """``A @ X`` (``A.T @ X`` when transposed); ``X`` C-contiguous 2-D float64 of shape (n, k).
+        ``out`` as for matvec, of shape (rows, k) ((cols, k) when transposed)."""
     def verify(self, threads: Optional[int] = None) -> Dict[str, int]:
         """Checks every checksum and every segment's structure: {segments, files, bytes, nnz}."""
     def info(self) -> Dict[str, Any]:

@@ -1,11 +1,11 @@
 //! `Matrix`: a matrix on disk, its properties and segments, and its products through one cached
 //! `Operator`.
 
-use crate::arrays::{f64_array, to_dict};
+use crate::arrays::{describe, f64_array, to_dict};
 use crate::errors::{invalid, IntoPy};
 use crate::{compute, compute_interruptible};
 use numpy::ndarray::Array2;
-use numpy::{IntoPyArray, PyArray1, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray, PyArray1, PyArrayMethods, PyReadwriteArray, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use sparsedisk::kernels::dense_vector;
@@ -201,51 +201,67 @@ impl PyMatrix {
     }
 
     /// `A @ x` (or `A.T @ x` when `transposed`) for a C-contiguous float64 1-D `x` of `cols` (`rows`
-    /// when transposed) elements; returns a new float64 array. Runs with the GIL released, on
-    /// `threads` threads (None: one per core).
+    /// when transposed) elements. Runs with the GIL released, on `threads` threads (None: one per
+    /// core). Returns a new float64 array, or writes into `out` (a writable C-contiguous float64 1-D
+    /// array of `rows` elements, `cols` when transposed; its contents are ignored) and returns it, so
+    /// that a loop of products allocates nothing.
     ///
-    /// Raises InvalidInputError for an `x` of another dtype, shape or layout (the message says what
-    /// was expected).
-    #[pyo3(signature = (x, transposed = false, threads = None))]
+    /// Raises InvalidInputError for an `x` or `out` of another dtype, shape or layout (the message
+    /// says what was expected), a read-only `out`, or an `out` that shares memory with `x`.
+    #[pyo3(signature = (x, transposed = false, threads = None, out = None))]
     fn matvec<'py>(
         &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
         transposed: bool,
         threads: Option<usize>,
-    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        out: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let (rows, cols) = self.matrix.shape();
         let (x_len, y_len) = if transposed { (rows, cols) } else { (cols, rows) };
         let x = f64_array::<numpy::Ix1>(x, "x", &format!("a C-contiguous 1-D float64 array of {x_len} elements"))?;
         let y_len = usize::try_from(y_len).map_err(|_| invalid("the result does not fit in memory"))?;
         let xs = x.as_slice().map_err(|e| invalid(format!("x: {e}")))?;
-        let y = compute(py, threads, || {
+        let product = |y: &mut [f64]| {
             let op = self.operator()?;
-            let mut y = dense_vector(y_len);
             if transposed {
-                op.spmv_transpose(1.0, xs, 0.0, &mut y)?;
+                op.spmv_transpose(1.0, xs, 0.0, y)
             } else {
-                op.spmv(1.0, xs, 0.0, &mut y)?;
+                op.spmv(1.0, xs, 0.0, y)
             }
+        };
+        if let Some(out) = out {
+            let expected = format!("a writable C-contiguous 1-D float64 array of {y_len} elements");
+            let mut y = out_array::<numpy::Ix1>(out, &[y_len], &expected)?;
+            let ys = y.as_slice_mut().map_err(|e| invalid(format!("out: {e}")))?;
+            compute(py, threads, || product(ys))?;
+            return Ok(out.clone());
+        }
+        let y = compute(py, threads, || {
+            let mut y = dense_vector(y_len);
+            product(&mut y)?;
             Ok(y)
         })?;
-        Ok(y.into_pyarray(py))
+        Ok(y.into_pyarray(py).into_any())
     }
 
     /// `A @ X` (or `A.T @ X` when `transposed`) for a C-contiguous float64 2-D `X` of shape
-    /// `(cols, k)` (`(rows, k)` when transposed); returns a new float64 array of shape `(rows, k)`
-    /// (`(cols, k)`). One pass over the matrix serves all `k` columns, transposed or not. GIL
-    /// released; `threads` as for matvec.
+    /// `(cols, k)` (`(rows, k)` when transposed). One pass over the matrix serves all `k` columns,
+    /// transposed or not. GIL released; `threads` as for matvec. Returns a new float64 array of shape
+    /// `(rows, k)` (`(cols, k)`), or writes into `out` (a writable C-contiguous float64 array of that
+    /// shape) and returns it.
     ///
-    /// Raises InvalidInputError for an `X` of another dtype, shape or layout.
-    #[pyo3(signature = (x, transposed = false, threads = None))]
+    /// Raises InvalidInputError for an `X` or `out` of another dtype, shape or layout, a read-only
+    /// `out`, or an `out` that shares memory with `X`.
+    #[pyo3(signature = (x, transposed = false, threads = None, out = None))]
     fn matmat<'py>(
         &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
         transposed: bool,
         threads: Option<usize>,
-    ) -> PyResult<Bound<'py, numpy::PyArray2<f64>>> {
+        out: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let (rows, cols) = self.matrix.shape();
         let (x_len, y_len) = if transposed { (rows, cols) } else { (cols, rows) };
         let expected = format!("a C-contiguous 2-D float64 array of shape ({x_len}, k)");
@@ -260,18 +276,28 @@ impl PyMatrix {
         let y_len = usize::try_from(y_len).map_err(|_| invalid("the result does not fit in memory"))?;
         let total = y_len.checked_mul(k).ok_or_else(|| invalid("the result does not fit in memory"))?;
         let xs = x.as_slice().map_err(|e| invalid(format!("x: {e}")))?;
-        let y = compute(py, threads, || {
+        let product = |y: &mut [f64]| {
             let op = self.operator()?;
-            let mut y = dense_vector(total);
             if transposed {
-                op.spmm_transpose(1.0, xs, 0.0, &mut y, k)?;
+                op.spmm_transpose(1.0, xs, 0.0, y, k)
             } else {
-                op.spmm(1.0, xs, 0.0, &mut y, k)?;
+                op.spmm(1.0, xs, 0.0, y, k)
             }
+        };
+        if let Some(out) = out {
+            let expected = format!("a writable C-contiguous 2-D float64 array of shape ({y_len}, {k})");
+            let mut y = out_array::<numpy::Ix2>(out, &[y_len, k], &expected)?;
+            let ys = y.as_slice_mut().map_err(|e| invalid(format!("out: {e}")))?;
+            compute(py, threads, || product(ys))?;
+            return Ok(out.clone());
+        }
+        let y = compute(py, threads, || {
+            let mut y = dense_vector(total);
+            product(&mut y)?;
             Ok(y)
         })?;
         let y = Array2::from_shape_vec((y_len, k), y).map_err(|e| invalid(format!("result shape: {e}")))?;
-        Ok(y.into_pyarray(py))
+        Ok(y.into_pyarray(py).into_any())
     }
 
     /// The full check: every file's checksum and every segment's structure, in parallel with the GIL
@@ -307,6 +333,25 @@ impl PyMatrix {
             m.dir().display()
         )
     }
+}
+
+/// `obj` as a writable C-contiguous float64 array of exactly `shape`, borrowed for writing, or an
+/// `InvalidInputError` saying `expected`. The borrow fails (and the array is refused) when `obj` is
+/// read-only or shares memory with an array already borrowed, such as the operand `x`.
+fn out_array<'py, D: numpy::ndarray::Dimension>(
+    obj: &Bound<'py, PyAny>,
+    shape: &[usize],
+    expected: &str,
+) -> PyResult<PyReadwriteArray<'py, f64, D>> {
+    let refuse = || invalid(format!("out must be {expected}, not {}", describe(obj)));
+    let untyped = obj.cast::<PyUntypedArray>().map_err(|_| refuse())?;
+    if !untyped.is_c_contiguous() || untyped.shape() != shape {
+        return Err(refuse());
+    }
+    let typed = obj.cast::<PyArray<f64, D>>().map_err(|_| refuse())?;
+    typed.try_readwrite().map_err(|e| {
+        invalid(format!("out cannot be written ({e}): it must be {expected} that shares no memory with x"))
+    })
 }
 
 enum Data {

@@ -157,6 +157,96 @@ def test_zero_columns_operand(case_store):
     assert (a.T @ np.zeros((37, 0))).shape == (23, 0)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_out_receives_the_product(case_store, layout):
+    """``out=``: every product method writes the right result into the given array (whatever it held
+    before, NaN included) and returns that very object; the native methods too."""
+    built = case_store.get(Case((150, 120), "float64", layout, density=0.05, segment_size="1K"))
+    a = sparsedisk.open(built.path)
+    o = built.oracle.astype(np.float64)
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal(120), rng.standard_normal(150)
+    xk, yk = rng.standard_normal((120, 4)), rng.standard_normal((150, 4))
+    calls = [
+        (lambda out: a.matvec(x, out=out), (150,), o @ x),
+        (lambda out: a.rmatvec(y, out=out), (120,), o.T @ y),
+        (lambda out: a.matmat(xk, out=out), (150, 4), o @ xk),
+        (lambda out: a.rmatmat(yk, out=out), (120, 4), o.T @ yk),
+        (lambda out: a.dot(x, out=out), (150,), o @ x),
+        (lambda out: a.dot(xk, out=out, threads=2), (150, 4), o @ xk),
+        (lambda out: a.matvec(x[:, None], out=out), (150, 1), o @ x[:, None]),
+        (lambda out: a.T.matvec(y, out=out), (120,), o.T @ y),
+        (lambda out: a.T.rmatmat(xk, out=out), (150, 4), o @ xk),
+        (lambda out: a.matmat(np.zeros((120, 0)), out=out), (150, 0), np.zeros((150, 0))),
+        (lambda out: a._native.matvec(x, False, 1, out), (150,), o @ x),
+        (lambda out: a._native.matvec(y, True, None, out), (120,), o.T @ y),
+        (lambda out: a._native.matmat(xk, False, 2, out), (150, 4), o @ xk),
+        (lambda out: a._native.matmat(yk, True, None, out), (120, 4), o.T @ yk),
+    ]
+    for i, (call, shape, expected) in enumerate(calls):
+        out = np.full(shape, np.nan)
+        got = call(out)
+        assert got is out, f"call {i} returned another object"
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12, err_msg=f"call {i}")
+        # Again into the same array: the old result does not leak into the new one.
+        assert call(out) is out
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12, err_msg=f"call {i}, again")
+
+
+def test_out_of_the_wrong_kind_is_refused(case_store):
+    """``out=`` is never converted or reshaped behind the caller's back: a wrong shape, dtype, layout,
+    a read-only array, a non-array, or an out that is the operand itself are refused with
+    InvalidInputError, by the package and by the native methods, and nothing is written."""
+    built = case_store.get(Case((37, 23), "float64", "csr", density=0.2))
+    a = sparsedisk.open(built.path)
+    x, xk = np.ones(23), np.ones((23, 3))
+    readonly = np.zeros(37)
+    readonly.flags.writeable = False
+    wrong_1d = [
+        np.zeros(36),
+        np.zeros(38),
+        np.zeros((37, 1)),
+        np.zeros(37, dtype=np.float32),
+        np.zeros(37, dtype=np.int64),
+        np.zeros(74)[::2],
+        readonly,
+        [0.0] * 37,
+    ]
+    wrong_2d = [
+        np.zeros((37, 2)),
+        np.zeros((36, 3)),
+        np.zeros(111),
+        np.zeros((37, 3), dtype=np.float32),
+        np.zeros((37, 3), order="F"),
+        np.zeros((37, 6))[:, ::2],
+    ]
+    for out in wrong_1d:
+        before = np.array(out, copy=True)
+        for call in (lambda: a.matvec(x, out=out), lambda: a.dot(x, out=out)):
+            with pytest.raises(sparsedisk.InvalidInputError, match="out"):
+                call()
+        with pytest.raises(sparsedisk.InvalidInputError, match="out"):
+            a._native.matvec(x, False, None, out)
+        np.testing.assert_array_equal(np.asarray(out), before)
+    for out in wrong_2d:
+        for call in (lambda: a.matmat(xk, out=out), lambda: a._native.matmat(xk, False, None, out)):
+            with pytest.raises(sparsedisk.InvalidInputError, match="out"):
+                call()
+    with pytest.raises(sparsedisk.InvalidInputError, match="out"):
+        a.matvec(np.ones(23), out=np.zeros((37, 1)))  # (n, 1) only for an (n, 1) operand
+    with pytest.raises(sparsedisk.InvalidInputError, match="out"):
+        a.matvec(np.ones((23, 1)), out=np.zeros(37))
+    # The operand itself (a square matrix: same length) cannot be the output: the kernel would read
+    # what it has already overwritten.
+    sq = sparsedisk.open(case_store.get(Case((64, 64), "float64", "csr", density=0.2)).path)
+    v = np.ones(64)
+    with pytest.raises(sparsedisk.InvalidInputError, match="out"):
+        sq._native.matvec(v, False, None, v)
+    with pytest.raises(sparsedisk.InvalidInputError, match="out"):
+        sq.matvec(v, out=v)
+    np.testing.assert_array_equal(v, np.ones(64))
+
+
 def test_concurrent_products_from_python_threads(case_store):
     """Products from several Python threads at once (the GIL is released while Rust computes) give
     the single-threaded results."""
