@@ -193,6 +193,29 @@ def test_out_receives_the_product(case_store, layout):
         np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12, err_msg=f"call {i}, again")
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_new_results_show_no_old_memory(case_store, layout):
+    """A product without ``out=`` writes into an uninitialized new array: every element, empty rows
+    and columns and the rows between segments included. Memory just freed full of NaN (which numpy's
+    allocator hands back for the next array of the same size) must not show through."""
+    built = case_store.get(Case((150, 120), "float64", layout, density=0.05, segment_size="1K"))
+    a = sparsedisk.open(built.path)
+    o = built.oracle.astype(np.float64)
+    assert (np.diff(o.tocsr().indptr) == 0).any() and (np.diff(o.tocsc().indptr) == 0).any()
+    rng = np.random.default_rng(9)
+    x, y, xk, yk = (rng.standard_normal(s) for s in ((120,), (150,), (120, 3), (150, 3)))
+    for call, shape, expected in (
+        (lambda: a @ x, (150,), o @ x),
+        (lambda: a.T @ y, (120,), o.T @ y),
+        (lambda: a @ xk, (150, 3), o @ xk),
+        (lambda: a.T @ yk, (120, 3), o.T @ yk),
+    ):
+        for _ in range(3):
+            junk = np.full(shape, np.nan)
+            del junk
+            np.testing.assert_allclose(call(), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_out_of_the_wrong_kind_is_refused(case_store):
     """``out=`` is never converted or reshaped behind the caller's back: a wrong shape, dtype, layout,
     a read-only array, a non-array, or an out that is the operand itself are refused with
