@@ -100,14 +100,7 @@ fn gather_dense_any(
         let first = (r0 - blk.outer as usize) * blk.stride as usize;
         let Some(ys) = out.get_mut((r0 - a) * k..(r1 - a) * k) else { return false };
         let stride = blk.stride as usize;
-        let ok = match_values!(
-            blk.values,
-            |v| match v.get(first..) {
-                Some(vals) => gather_block(Block { vals, stride, w, xs, k, ahead }, alpha, ys),
-                None => false,
-            },
-            false
-        );
+        let ok = match_values!(blk.values, |v| gather_block(v.get(first..), stride, w, xs, alpha, ys, k, ahead), false);
         if !ok {
             return false;
         }
@@ -115,32 +108,23 @@ fn gather_dense_any(
     true
 }
 
-/// A task's rows of one block, as the dense gather multiplies them: `vals` starts at the first row's
-/// values (rows `stride` apart, `w` used), `xs` is the block's window of `X` (`w x k`, row-major),
-/// and `ahead` locates the task's rows of this block and the next, for the prefetch ahead.
-struct Block<'a, V> {
-    vals: &'a [V],
+/// `y += alpha * B X` for the rows of one block: `vals` starts at the first row's values (rows
+/// `stride` apart, `w` used), `ys` holds `k` outputs per row and `xs` is `w x k`. False
+/// when the block's values end early. `ahead` locates the task's rows of this block and the next, for
+/// the prefetch ahead.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gather_block<V: Element>(
+    vals: Option<&[V]>,
     stride: usize,
     w: usize,
-    xs: &'a [f64],
+    xs: &[f64],
+    alpha: f64,
+    ys: &mut [f64],
     k: usize,
     ahead: Ahead,
-}
-
-// Not derived: a derive would ask `V: Copy`.
-impl<V> Clone for Block<'_, V> {
-    #[inline(always)]
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<V> Copy for Block<'_, V> {}
-
-/// `y += alpha * B X` for a task's rows of one block, `ys` holding `k` outputs per row. False when
-/// the block's values end early.
-#[inline(always)]
-fn gather_block<V: Element>(blk: Block<'_, V>, alpha: f64, ys: &mut [f64]) -> bool {
-    let Block { vals, stride, w, xs, k, ahead } = blk;
+) -> bool {
+    let Some(vals) = vals else { return false };
     let rows = ys.len() / k;
     if rows == 0 || vals.len() < (rows - 1) * stride + w {
         return false;
@@ -185,7 +169,7 @@ fn gather_block<V: Element>(blk: Block<'_, V>, alpha: f64, ys: &mut [f64]) -> bo
                     4
                 }
             },
-        >(blk, alpha, ys, off));
+        >(vals, stride, w, xs, alpha, ys, k, off, ahead));
     }
     true
 }
@@ -193,38 +177,49 @@ fn gather_block<V: Element>(blk: Block<'_, V>, alpha: f64, ys: &mut [f64]) -> bo
 /// [`gather_block`] for a panel of `K` columns known at compile time, columns `off..off + K` of `k`,
 /// `R` rows at a time: each row of `X` is loaded once for `R` rows, and the `R` accumulators are
 /// independent chains the processor overlaps. Each output is summed in the same order as one row at
-/// a time. The caller has checked that `blk.vals` holds every row's `w` values. Returns `K`.
+/// a time. The caller has checked that `vals` holds every row's `w` values. Returns `K`.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn gather_block_fixed<V: Element, const K: usize, const R: usize>(
-    blk: Block<'_, V>,
+    vals: &[V],
+    stride: usize,
+    w: usize,
+    xs: &[f64],
     alpha: f64,
     ys: &mut [f64],
+    k: usize,
     off: usize,
+    ahead: Ahead,
 ) -> usize {
-    let rows = ys.len() / blk.k;
+    let rows = ys.len() / k;
     // Whole groups of R rows first, then the rest one at a time: with both counts known at compile
     // time the accumulators stay in vector registers (with a run-time count of rows they live in
     // memory, a load and a store around every multiply-add).
     let whole = rows / R * R;
     for r in (0..whole).step_by(R) {
-        gather_rows_fixed::<V, K, R>(blk, r, alpha, ys, off);
+        gather_rows_fixed::<V, K, R>(vals, r, stride, w, xs, alpha, ys, k, off, ahead);
     }
     for r in whole..rows {
-        gather_rows_fixed::<V, K, 1>(blk, r, alpha, ys, off);
+        gather_rows_fixed::<V, K, 1>(vals, r, stride, w, xs, alpha, ys, k, off, ahead);
     }
     K
 }
 
 /// Rows `r..r + R` of one block for [`gather_block_fixed`].
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn gather_rows_fixed<V: Element, const K: usize, const R: usize>(
-    blk: Block<'_, V>,
+    vals: &[V],
     r: usize,
+    stride: usize,
+    w: usize,
+    xs: &[f64],
     alpha: f64,
     ys: &mut [f64],
+    k: usize,
     off: usize,
+    ahead: Ahead,
 ) {
-    let Block { vals, stride, w, xs, k, ahead } = blk;
     let starts: [usize; R] = std::array::from_fn(|q| (r + q) * stride);
     assert!(starts[R - 1] + w <= vals.len() && off + K <= k && xs.len() >= w * k && ys.len() >= (r + R) * k);
     // As in the one-vector loop: the values are one sequential stream, which the hardware

@@ -191,7 +191,7 @@ impl<'a> Operator<'a> {
     ///
     /// As [`spmm`].
     pub fn spmm_transpose(&self, alpha: f64, x: &[f64], beta: f64, y: &mut [f64], k: usize) -> Result<Product> {
-        product(self, true, alpha, x, beta, y, k)
+        product(self, true, alpha, x, beta, y, k, None)
     }
 
     /// `y = A x` and the dot product `w . y`, computed in the same pass: for a CSR matrix each task
