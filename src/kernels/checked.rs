@@ -1,8 +1,95 @@
 //! Index checks ahead of unchecked reads: inner indices are checked in chunks that follow the
-//! entries ([`check_chunk`]), then read without a check per entry; [`CheckedRows`] walks outer
-//! indices that way for the loops of several columns.
+//! entries ([`check_chunk`]), then read without a check per entry. [`Rows`] names one task's rows;
+//! [`walk_checked`] walks them that way for the one-column loops, with the prefetch ahead, and
+//! [`CheckedRows`] for the loops of several columns.
 
+use super::simd::prefetch_ptr;
 use crate::element::StoredIndex;
+use std::ops::Range;
+
+/// One task's rows of a segment's sparse part: band-local outer indices `a..b` of the row pointers
+/// `indptr`, inner indices `ix` and values `vals` (`None` for pattern: every value is 1). Rows of a
+/// CSR segment, or columns of a CSC one.
+pub(super) struct Rows<'a, I, V> {
+    pub(super) indptr: &'a [u64],
+    pub(super) ix: &'a [I],
+    pub(super) vals: Option<&'a [V]>,
+    pub(super) a: usize,
+    pub(super) b: usize,
+}
+
+// Not derived: a derive would ask `I: Copy, V: Copy`.
+impl<I, V> Clone for Rows<'_, I, V> {
+    #[inline(always)]
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<I, V> Copy for Rows<'_, I, V> {}
+
+impl<'a, I: StoredIndex, V> Rows<'a, I, V> {
+    /// The indices and values of the entries `e` (one outer index's, as [`CheckedRows`] yields them).
+    #[inline(always)]
+    pub(super) fn entries(&self, e: Range<usize>) -> (&'a [I], Option<&'a [V]>) {
+        (&self.ix[e.clone()], self.vals.map(|v| &v[e]))
+    }
+
+    /// The rows walked with their indices checked against `bound` (see [`CheckedRows`]).
+    #[inline(always)]
+    pub(super) fn checked(&self, bound: usize) -> CheckedRows<'a, I> {
+        CheckedRows::new(self.indptr, self.ix, self.a, self.b, bound)
+    }
+}
+
+/// The walk of the one-column gather and scatter: calls `row(item, lo..hi)` for each outer index of
+/// `rows` in turn, with `item` the next of `per_row` (the index's output element, or its value of
+/// `x`) and `lo..hi` its entries, once every index in `ix[lo..hi]` is known to be below `bound`;
+/// false, and no more calls, at an index out of range.
+///
+/// Indices are checked in chunks of about [`GATHER_BLOCK`] entries, just ahead of the rows that use
+/// them: a vectorised max over indices that then stay in L1 for the rows' loops, which can therefore
+/// index without a check per entry (on a random-access matrix every instruction saved per entry lets
+/// the core keep more reads of `x` in flight). The chunks follow the entries, not the rows, so finding
+/// their ends costs nothing. Where a chunk's indices spread wider than the caches (a graph), the
+/// elements of `target` (of `bound` elements: `x` for the gather, the private `y` for the scatter)
+/// they name are prefetched [`PREFETCH_AHEAD`] entries ahead, which hides the latency of the misses;
+/// on a banded matrix, whose accesses stream from cache, the prefetch would only cost instructions.
+/// `target` is only prefetched, never read, so it may be a vector that `row` writes.
+///
+/// Callers mark `row` `#[inline(always)]`: a closure is compiled without the target features of the
+/// AVX2 build that calls it, and left out of line it would run its loop on the narrower registers
+/// (and pay a call per row).
+#[inline(always)]
+pub(super) fn walk_checked<I: StoredIndex, V, T>(
+    rows: Rows<'_, I, V>,
+    bound: usize,
+    target: *const f64,
+    per_row: impl IntoIterator<Item = T>,
+    mut row: impl FnMut(T, Range<usize>),
+) -> bool {
+    let Rows { indptr, ix, a, b, .. } = rows;
+    let end_entry = indptr[b] as usize;
+    // The end of the entries checked so far.
+    let mut checked = indptr[a] as usize;
+    let mut prefetch = false;
+    for (w, item) in indptr[a..=b].windows(2).zip(per_row) {
+        let (lo, hi) = (w[0] as usize, w[1] as usize);
+        if hi > checked {
+            match check_chunk(ix, &mut checked, hi, end_entry, bound) {
+                Some(wide) => prefetch = wide,
+                None => return false,
+            }
+        }
+        if prefetch {
+            let ahead = (lo + PREFETCH_AHEAD).min(end_entry)..(hi + PREFETCH_AHEAD).min(end_entry);
+            ix[ahead].iter().for_each(|&c| prefetch_ptr(target.wrapping_add(c.as_usize()).cast()));
+        }
+        // The row's entries lo..hi lie in indptr[a]..checked (row pointers increase, and `checked`
+        // was just moved past `hi`), whose every index was checked below `bound`.
+        row(item, lo..hi);
+    }
+    true
+}
 
 /// Entries per block of rows whose indices the gather checks at once (a few KiB of indices: they stay
 /// in L1 between the check and the products).

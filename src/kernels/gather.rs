@@ -1,10 +1,9 @@
 //! The gather: each outer index's entries reduced into its own output element (CSR times `x`, CSC
 //! transposed times `x`), one disjoint slice of `y` per task.
 
-use super::checked::{check_chunk, CheckedRows, PREFETCH_AHEAD};
+use super::checked::{walk_checked, Rows};
 use super::dense::gather_dense;
 use super::operator::corrupt;
-use super::simd::prefetch_read;
 use super::tasks::{pieces, task_count};
 use crate::element::{Element, StoredIndex};
 use crate::error::Result;
@@ -43,7 +42,7 @@ pub(super) fn gather_segment(
     let results: Vec<(bool, f64)> = slices
         .into_par_iter()
         .map(|((a, b), out)| {
-            let ok = gather_rows(seg, a, b, alpha, x, beta, out, k)
+            let ok = gather_rows(seg, a, b, Scale { alpha, beta }, x, out, k)
                 && blocks.as_ref().map_or(true, |blocks| gather_dense(blocks, a, b, alpha, x, out, k));
             let partial = match dot_with {
                 Some(w) if ok => out.iter().zip(&w[start + a..start + b]).map(|(u, v)| u * v).sum(),
@@ -58,6 +57,22 @@ pub(super) fn gather_segment(
     Ok(results.iter().map(|&(_, p)| p).sum())
 }
 
+/// The coefficients of a product `out = alpha * A x + beta * out`.
+#[derive(Clone, Copy)]
+pub(super) struct Scale {
+    pub(super) alpha: f64,
+    pub(super) beta: f64,
+}
+
+impl Scale {
+    /// `o = alpha * s + beta * o`, in one pass: with beta = 0, `o` is only written (its old contents,
+    /// NaN or not, are ignored, as in BLAS), which saves reading it.
+    #[inline(always)]
+    pub(super) fn update(self, o: &mut f64, s: f64) {
+        *o = if self.beta == 0.0 { self.alpha * s } else { self.beta * *o + self.alpha * s };
+    }
+}
+
 avx2_dispatch! {
     /// Gathers band-local rows `a..b` into `out` (`out = alpha * rows + beta * out`); false when an
     /// index is out of range. In the AVX2 build, chosen at run time, the index checks (an or, an and,
@@ -65,127 +80,83 @@ avx2_dispatch! {
     /// unsigned compares. The arithmetic is the same sequence of separately rounded multiplies and
     /// adds (no FMA), so results are bit for bit those of the portable path.
     fn gather_rows / gather_rows_avx2 => gather_rows_any(
-        seg: &MappedSegment, a: usize, b: usize, alpha: f64, x: &[f64], beta: f64, out: &mut [f64], k: usize
+        seg: &MappedSegment, a: usize, b: usize, scale: Scale, x: &[f64], out: &mut [f64], k: usize
     )
 }
 
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn gather_rows_any(
     seg: &MappedSegment,
     a: usize,
     b: usize,
-    alpha: f64,
+    scale: Scale,
     x: &[f64],
-    beta: f64,
     out: &mut [f64],
     k: usize,
 ) -> bool {
     let indptr = seg.sparse_indptr();
-    dispatch!(seg, |ix, vals| gather_typed(indptr, ix, vals, a, b, alpha, x, beta, out, k))
+    dispatch!(seg, |ix, vals| gather_typed(Rows { indptr, ix, vals, a, b }, scale, x, out, k))
 }
 
 /// The gather loop. Slices are taken per row so the inner loop runs on zipped iterators (no bounds
-/// checks on the matrix arrays); for one column, `x` is read unchecked after a check per block of rows
-/// (see [`GATHER_BLOCK`](super::checked::GATHER_BLOCK)), for several with a checked access per entry, amortised over the `k` columns.
-#[allow(clippy::too_many_arguments)]
+/// checks on the matrix arrays); for one column, `x` is read unchecked after a check per chunk of
+/// entries (see [`walk_checked`]), for several with a check per chunk as well (see
+/// [`CheckedRows`](super::checked::CheckedRows)).
 #[inline(always)]
 fn gather_typed<I: StoredIndex, V: Element>(
-    indptr: &[u64],
-    ix: &[I],
-    vals: Option<&[V]>,
-    a: usize,
-    b: usize,
-    alpha: f64,
+    rows: Rows<'_, I, V>,
+    scale: Scale,
     x: &[f64],
-    beta: f64,
     out: &mut [f64],
     k: usize,
 ) -> bool {
-    // One pass over `out`: with beta = 0 it is only written (its old contents, NaN or not, are
-    // ignored, as in BLAS), which saves reading it.
-    let update = |o: &mut f64, s: f64| *o = if beta == 0.0 { alpha * s } else { beta * *o + alpha * s };
     if k == 1 {
-        // Indices are checked in chunks of about GATHER_BLOCK entries, just ahead of the rows that
-        // use them: a vectorised max over indices that then stay in L1 for the dot products, which
-        // can therefore read `x` without a check per entry (on a random-access matrix every
-        // instruction saved per entry lets the core keep more reads of `x` in flight). The chunks
-        // follow the entries, not the rows, so finding their ends costs nothing; `checked` is the end
-        // of the entries checked so far.
-        let end_entry = indptr[b] as usize;
-        let mut checked = indptr[a] as usize;
-        let mut prefetch = false;
-        for (w, o) in indptr[a..=b].windows(2).zip(&mut out[..b - a]) {
-            let (lo, hi) = (w[0] as usize, w[1] as usize);
-            if hi > checked {
-                // Prefetch `x` ahead of the dot products only where the chunk's reads of `x` spread
-                // wider than the caches (a graph): there it hides the latency of the misses, while
-                // on a banded matrix whose reads of `x` stream from cache it would only cost
-                // instructions.
-                match check_chunk(ix, &mut checked, hi, end_entry, x.len()) {
-                    Some(wide) => prefetch = wide,
-                    None => return false,
-                }
-            }
-            if prefetch {
-                let ahead = (lo + PREFETCH_AHEAD).min(end_entry)..(hi + PREFETCH_AHEAD).min(end_entry);
-                ix[ahead].iter().for_each(|&c| prefetch_read(x, c.as_usize()));
-            }
-            // SAFETY: the row's entries lo..hi lie in indptr[a]..checked (row pointers increase, and
-            // `checked` was just moved past `hi`), whose every index was checked below x.len().
-            let s = unsafe {
-                match vals {
-                    Some(v) => row_dot(&ix[lo..hi], &v[lo..hi], x),
-                    None => row_sum(&ix[lo..hi], x),
-                }
-            };
-            update(o, s);
-        }
-        true
+        let (ix, vals) = (rows.ix, rows.vals);
+        walk_checked(
+            rows,
+            x.len(),
+            x.as_ptr(),
+            &mut out[..rows.b - rows.a],
+            #[inline(always)]
+            |o, e| {
+                // SAFETY: every index of the row's entries `e` is below x.len() (the walk's promise).
+                let s = unsafe {
+                    match vals {
+                        Some(v) => row_dot(&ix[e.clone()], &v[e], x),
+                        None => row_sum(&ix[e], x),
+                    }
+                };
+                scale.update(o, s);
+            },
+        )
     } else {
         // Several columns: a loop whose width is known at compile time keeps its accumulators in
         // registers, so the common widths have their own, and any other width is cut into panels of
         // 16, 8, 4, 2 and 1 columns inside each row (a loop of run-time width keeps them in memory).
         match k {
-            2 => gather_fixed::<I, V, 2>(indptr, ix, vals, a, b, alpha, x, beta, out),
-            4 => gather_fixed::<I, V, 4>(indptr, ix, vals, a, b, alpha, x, beta, out),
-            8 => gather_fixed::<I, V, 8>(indptr, ix, vals, a, b, alpha, x, beta, out),
-            16 => gather_fixed::<I, V, 16>(indptr, ix, vals, a, b, alpha, x, beta, out),
-            _ => gather_panels(indptr, ix, vals, a, b, alpha, x, beta, out, k),
+            2 => gather_fixed::<I, V, 2>(rows, scale, x, out),
+            4 => gather_fixed::<I, V, 4>(rows, scale, x, out),
+            8 => gather_fixed::<I, V, 8>(rows, scale, x, out),
+            16 => gather_fixed::<I, V, 16>(rows, scale, x, out),
+            _ => gather_panels(rows, scale, x, out, k),
         }
     }
 }
 
 /// The gather for `K` columns known at compile time (the common widths of a block of vectors): one
 /// [`row_panel`] per row.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn gather_fixed<I: StoredIndex, V: Element, const K: usize>(
-    indptr: &[u64],
-    ix: &[I],
-    vals: Option<&[V]>,
-    a: usize,
-    b: usize,
-    alpha: f64,
+    rows: Rows<'_, I, V>,
+    scale: Scale,
     x: &[f64],
-    beta: f64,
     out: &mut [f64],
 ) -> bool {
-    for row in CheckedRows::new(indptr, ix, a, b, x.len() / K) {
+    for row in rows.checked(x.len() / K) {
         let Some((i, e)) = row else { return false };
+        let (cols, vals) = rows.entries(e);
         // SAFETY: every index of the row's entries is below x.len() / K (checked by the walk).
-        unsafe {
-            row_panel::<I, V, K>(
-                &ix[e.clone()],
-                vals.map(|v| &v[e]),
-                x,
-                K,
-                0,
-                alpha,
-                beta,
-                &mut out[i * K..(i + 1) * K],
-            )
-        };
+        unsafe { row_panel::<I, V, K>(cols, vals, x, K, 0, scale, &mut out[i * K..(i + 1) * K]) };
     }
     true
 }
@@ -194,26 +165,20 @@ fn gather_fixed<I: StoredIndex, V: Element, const K: usize>(
 /// 2 and 1 columns, each summed by [`row_panel`] with its accumulators in registers. The row's
 /// entries and the rows of `X` they name are read once from memory and then from cache for the
 /// following panels (rather than a pass over the matrix per panel: the traffic of `X` dominates).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn gather_panels<I: StoredIndex, V: Element>(
-    indptr: &[u64],
-    ix: &[I],
-    vals: Option<&[V]>,
-    a: usize,
-    b: usize,
-    alpha: f64,
+    rows: Rows<'_, I, V>,
+    scale: Scale,
     x: &[f64],
-    beta: f64,
     out: &mut [f64],
     k: usize,
 ) -> bool {
-    for row in CheckedRows::new(indptr, ix, a, b, x.len() / k) {
+    for row in rows.checked(x.len() / k) {
         let Some((i, e)) = row else { return false };
-        let (row, vals, o) = (&ix[e.clone()], vals.map(|v| &v[e]), &mut out[i * k..(i + 1) * k]);
+        let ((cols, vals), o) = (rows.entries(e), &mut out[i * k..(i + 1) * k]);
         // SAFETY: every index of the row is below x.len() / k (checked by the walk), and every
         // panel ends at or before column k.
-        for_each_panel!(k, |W, off| unsafe { row_panel::<I, V, W>(row, vals, x, k, off, alpha, beta, o) });
+        for_each_panel!(k, |W, off| unsafe { row_panel::<I, V, W>(cols, vals, x, k, off, scale, o) });
     }
     true
 }
@@ -226,7 +191,6 @@ fn gather_panels<I: StoredIndex, V: Element>(
 /// # Safety
 ///
 /// Every index in `row` is below `x.len() / k`, and `off + K <= k`.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn row_panel<I: StoredIndex, V: Element, const K: usize>(
     row: &[I],
@@ -234,8 +198,7 @@ unsafe fn row_panel<I: StoredIndex, V: Element, const K: usize>(
     x: &[f64],
     k: usize,
     off: usize,
-    alpha: f64,
-    beta: f64,
+    scale: Scale,
     o: &mut [f64],
 ) -> usize {
     let mut acc = [0.0f64; K];
@@ -255,7 +218,7 @@ unsafe fn row_panel<I: StoredIndex, V: Element, const K: usize>(
         }
     }
     for (y, &s) in o[off..off + K].iter_mut().zip(&acc) {
-        *y = if beta == 0.0 { alpha * s } else { beta * *y + alpha * s };
+        scale.update(y, s);
     }
     K
 }

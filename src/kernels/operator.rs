@@ -163,7 +163,7 @@ impl<'a> Operator<'a> {
     ///
     /// As [`spmv`].
     pub fn spmv(&self, alpha: f64, x: &[f64], beta: f64, y: &mut [f64]) -> Result<Product> {
-        product(self, false, alpha, x, beta, y, 1)
+        product(self, false, alpha, x, beta, y, 1, None)
     }
 
     /// `y = alpha * A^T * x + beta * y`; see [`spmv_transpose`].
@@ -172,7 +172,7 @@ impl<'a> Operator<'a> {
     ///
     /// As [`spmv`].
     pub fn spmv_transpose(&self, alpha: f64, x: &[f64], beta: f64, y: &mut [f64]) -> Result<Product> {
-        product(self, true, alpha, x, beta, y, 1)
+        product(self, true, alpha, x, beta, y, 1, None)
     }
 
     /// `Y = alpha * A * X + beta * Y`; see [`spmm`].
@@ -181,7 +181,7 @@ impl<'a> Operator<'a> {
     ///
     /// As [`spmm`].
     pub fn spmm(&self, alpha: f64, x: &[f64], beta: f64, y: &mut [f64], k: usize) -> Result<Product> {
-        product(self, false, alpha, x, beta, y, k)
+        product(self, false, alpha, x, beta, y, k, None)
     }
 
     /// `Y = alpha * A^T * X + beta * Y`, with `X` (`rows x k`) and `Y` (`cols x k`) dense and
@@ -191,7 +191,7 @@ impl<'a> Operator<'a> {
     ///
     /// As [`spmm`].
     pub fn spmm_transpose(&self, alpha: f64, x: &[f64], beta: f64, y: &mut [f64], k: usize) -> Result<Product> {
-        product(self, true, alpha, x, beta, y, k)
+        product(self, true, alpha, x, beta, y, k, None)
     }
 
     /// `y = A x` and the dot product `w . y`, computed in the same pass: for a CSR matrix each task
@@ -207,7 +207,7 @@ impl<'a> Operator<'a> {
             return Err(Error::invalid(format!("w has {} elements, y {}", w.len(), y.len())));
         }
         let mut dot = 0.0;
-        let stats = product_with_dot(self, false, 1.0, x, 0.0, y, 1, Some((w, &mut dot)))?;
+        let stats = product(self, false, 1.0, x, 0.0, y, 1, Some((w, &mut dot)))?;
         Ok((stats, dot))
     }
 
@@ -271,21 +271,10 @@ fn vector_bytes(x: &[f64], y: &[f64]) -> u64 {
     ((x.len() + y.len()) * std::mem::size_of::<f64>()) as u64
 }
 
-fn product(
-    op: &Operator<'_>,
-    transpose: bool,
-    alpha: f64,
-    x: &[f64],
-    beta: f64,
-    y: &mut [f64],
-    k: usize,
-) -> Result<Product> {
-    product_with_dot(op, transpose, alpha, x, beta, y, k, None)
-}
-
-/// [`product`], optionally also computing `w . y` into `dot` (`k == 1` only).
+/// The product `y = alpha * op(A) * x + beta * y` (`op(A)` being `A^T` when `transpose`), `k` columns,
+/// optionally also computing `w . y` into `dot` (`k == 1` only).
 #[allow(clippy::too_many_arguments)]
-fn product_with_dot(
+fn product(
     op: &Operator<'_>,
     transpose: bool,
     alpha: f64,

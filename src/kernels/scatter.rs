@@ -2,10 +2,9 @@
 //! (CSC times `x`, CSR transposed times `x`), into one private copy of `y` per task, summed in task
 //! order at the end.
 
-use super::checked::{check_chunk, CheckedRows, PREFETCH_AHEAD};
+use super::checked::{walk_checked, Rows};
 use super::dense::scatter_dense;
 use super::operator::corrupt;
-use super::simd::prefetch_read;
 use super::tasks::{pieces, task_count};
 use crate::element::{Element, StoredIndex};
 use crate::error::Result;
@@ -62,7 +61,9 @@ fn scatter_rows_any(
     k: usize,
 ) -> bool {
     let indptr = seg.sparse_indptr();
-    dispatch!(seg, |ix, vals| scatter_typed(indptr, ix, vals, start, a, b, x, part, k))
+    // The outer indices' values of `x`, `k` each.
+    let Some(xs) = x.get((start + a) * k..(start + b) * k) else { return false };
+    dispatch!(seg, |ix, vals| scatter_typed(Rows { indptr, ix, vals, a, b }, xs, part, k))
 }
 
 /// `y = beta y + alpha * (sum of the parts, in task order)`, clearing the parts as they are read so
@@ -96,83 +97,51 @@ pub(super) fn dot_in_order(y: &[f64], w: &[f64]) -> f64 {
     partials.iter().sum()
 }
 
-/// The scatter loop.
-#[allow(clippy::too_many_arguments)]
+/// The scatter loop: `xs` holds the outer indices' `k` values of `x` each.
 #[inline(always)]
-fn scatter_typed<I: StoredIndex, V: Element>(
-    indptr: &[u64],
-    ix: &[I],
-    vals: Option<&[V]>,
-    start: usize,
-    a: usize,
-    b: usize,
-    x: &[f64],
-    part: &mut [f64],
-    k: usize,
-) -> bool {
-    if k == 1 {
-        // As the gather: indices checked in chunks that follow the entries (a bitwise or bounds
-        // them), then `part` written unchecked, with its lines prefetched ahead where a chunk's
-        // indices spread wide (a graph's transposed product writes at random).
-        let Some(xs) = x.get(start + a..start + b) else { return false };
-        let end_entry = indptr[b] as usize;
-        let mut checked = indptr[a] as usize;
-        let mut prefetch = false;
-        for (w, &xv) in indptr[a..=b].windows(2).zip(xs) {
-            let (lo, hi) = (w[0] as usize, w[1] as usize);
-            if hi > checked {
-                match check_chunk(ix, &mut checked, hi, end_entry, part.len()) {
-                    Some(wide) => prefetch = wide,
-                    None => return false,
-                }
-            }
-            if prefetch {
-                let ahead = (lo + PREFETCH_AHEAD).min(end_entry)..(hi + PREFETCH_AHEAD).min(end_entry);
-                ix[ahead].iter().for_each(|&c| prefetch_read(part, c.as_usize()));
-            }
-            // SAFETY: the row's entries lie in indptr[a]..checked, whose every index was checked
-            // below part.len().
+fn scatter_typed<I: StoredIndex, V: Element>(rows: Rows<'_, I, V>, xs: &[f64], part: &mut [f64], k: usize) -> bool {
+    if k > 1 {
+        return scatter_panels(rows, xs, part, k);
+    }
+    // As the gather: indices checked in chunks that follow the entries, then `part` written
+    // unchecked, with its lines prefetched ahead where a chunk's indices spread wide (a graph's
+    // transposed product writes at random).
+    let (ix, vals) = (rows.ix, rows.vals);
+    walk_checked(
+        rows,
+        part.len(),
+        part.as_ptr(),
+        xs,
+        #[inline(always)]
+        |&xv, e| {
+            // SAFETY: every index of the entries `e` is below part.len() (the walk's promise).
             unsafe {
                 match vals {
                     Some(v) => {
-                        for (&c, &wv) in ix[lo..hi].iter().zip(&v[lo..hi]) {
+                        for (&c, &wv) in ix[e.clone()].iter().zip(&v[e]) {
                             *part.get_unchecked_mut(c.as_usize()) += wv.to_f64() * xv;
                         }
                     }
                     None => {
-                        for &c in &ix[lo..hi] {
+                        for &c in &ix[e] {
                             *part.get_unchecked_mut(c.as_usize()) += 1.0 * xv;
                         }
                     }
                 }
             }
-        }
-        return true;
-    }
-    scatter_panels(indptr, ix, vals, start, a, b, x, part, k)
+        },
+    )
 }
 
 /// The scatter for `k` >= 2 columns: indices checked in chunks as in the one-column scatter, then
 /// each outer index's entries added to their rows of `part` in panels of 16, 8, 4, 2 and 1 columns
 /// whose `x` values stay in registers (not a loop of run-time width with a checked slice per entry).
 /// Every output is summed in the same order as entry by entry.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn scatter_panels<I: StoredIndex, V: Element>(
-    indptr: &[u64],
-    ix: &[I],
-    vals: Option<&[V]>,
-    start: usize,
-    a: usize,
-    b: usize,
-    x: &[f64],
-    part: &mut [f64],
-    k: usize,
-) -> bool {
-    let Some(xs) = x.get((start + a) * k..(start + b) * k) else { return false };
-    for row in CheckedRows::new(indptr, ix, a, b, part.len() / k) {
+fn scatter_panels<I: StoredIndex, V: Element>(rows: Rows<'_, I, V>, xs: &[f64], part: &mut [f64], k: usize) -> bool {
+    for row in rows.checked(part.len() / k) {
         let Some((i, e)) = row else { return false };
-        let (inner, vals, xr) = (&ix[e.clone()], vals.map(|v| &v[e]), &xs[i * k..(i + 1) * k]);
+        let ((inner, vals), xr) = (rows.entries(e), &xs[i * k..(i + 1) * k]);
         // SAFETY: every index of the entries is below part.len() / k (checked by the walk), and
         // every panel ends at or before column k.
         for_each_panel!(k, |W, off| unsafe { scatter_panel::<I, V, W>(inner, vals, xr, part, k, off) });

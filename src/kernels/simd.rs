@@ -23,19 +23,6 @@ macro_rules! dispatch {
     }};
 }
 
-/// Hints the processor to bring `x[i]` into cache.
-#[inline(always)]
-pub(super) fn prefetch_read(x: &[f64], i: usize) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint: it never faults and never makes data visible to the program,
-    // whatever the address (which here lies inside `x` anyway).
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(x.as_ptr().wrapping_add(i).cast())
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (x, i);
-}
-
 /// Defines `$name`, which runs `$any` compiled for AVX2 (as `$avx`) when the processor has it, and as
 /// compiled otherwise: the same code, vectorised on wider registers where it can be.
 macro_rules! avx2_dispatch {
