@@ -158,6 +158,19 @@ pub fn invalid(message: impl Into<String>) -> PyErr {
     to_py_err(Error::invalid(message))
 }
 
+/// The error for a panic inside the engine (a bug): a `sparsedisk.Error` saying so, rather than
+/// PyO3's `PanicException`, which derives from `BaseException` and escapes `except Exception`.
+pub fn internal(panic: Box<dyn std::any::Any + Send>) -> PyErr {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string());
+    SparsediskError::new_err(format!(
+        "internal error in sparsedisk (a bug; please report it with the input that caused it): {what}"
+    ))
+}
+
 /// Extension: `result.py()` turns a library result into a Python one.
 pub trait IntoPy<T> {
     /// The result with its error mapped by [`to_py_err`].

@@ -61,20 +61,26 @@ fn in_pool<T: Send>(pool: Option<&ThreadPool>, f: impl FnOnce() -> T + Send) -> 
     }
 }
 
-/// Runs `f` with the GIL released on `threads` threads: for short calls (a product).
+/// Runs `f` with the GIL released on `threads` threads: for short calls (a product). A panic in `f`
+/// (a bug) becomes a `sparsedisk.Error` saying so, not PyO3's `PanicException`, which escapes
+/// `except Exception`.
 pub(crate) fn compute<T: Send>(
     py: Python<'_>,
     threads: Option<usize>,
     f: impl FnOnce() -> sparsedisk::Result<T> + Send,
 ) -> PyResult<T> {
     let pool = pool(threads)?;
-    py.detach(|| in_pool(pool.as_deref(), f)).py()
+    let pool = pool.as_deref();
+    match py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| in_pool(pool, f)))) {
+        Ok(result) => result.py(),
+        Err(panic) => Err(errors::internal(panic)),
+    }
 }
 
 /// Runs `f` with the GIL released on `threads` threads, on a worker thread, while this thread
 /// checks for signals: a `KeyboardInterrupt` (or any exception a signal handler raises) requests the
-/// library's cancellation, waits for `f` to stop and clean up, and is raised. A panic in `f` is
-/// resumed here, where PyO3 turns it into a `PanicException`.
+/// library's cancellation, waits for `f` to stop and clean up, and is raised. A panic in `f` (a bug)
+/// becomes a `sparsedisk.Error` saying so, as in [`compute`].
 pub(crate) fn compute_interruptible<T: Send>(
     py: Python<'_>,
     threads: Option<usize>,
@@ -117,7 +123,7 @@ pub(crate) fn compute_interruptible<T: Send>(
         }
         let result = match joined {
             Ok(result) => result,
-            Err(panic) => std::panic::resume_unwind(panic),
+            Err(panic) => return Err(errors::internal(panic)),
         };
         match signal {
             Some(e) => Err(e),
