@@ -220,7 +220,8 @@ def bench_overhead(cli: str, data: pathlib.Path, rounds: int) -> Dict[str, List[
     a1.threads = 1
     calls = {
         "scipy `S @ x`": lambda: s @ x,
-        "native `matvec(x, False, 1, y)`": lambda: a._native.matvec(x, False, 1, y),
+        "native `matvec(x, False, None, y)` (threads=None: runs on the calling thread, over the global pool)": lambda: a._native.matvec(x, False, None, y),
+        "native `matvec(x, False, 1, y)` (threads=1: handed to a 1-thread pool and back)": lambda: a._native.matvec(x, False, 1, y),
         "`A.matvec(x, threads=1, out=y)`": lambda: a.matvec(x, threads=1, out=y),
         "`A @ x`, 1 thread": lambda: a1 @ x,
         "`A.matvec(x, threads=2, out=y)`": lambda: a.matvec(x, threads=2, out=y),
@@ -553,9 +554,12 @@ def main() -> None:
             f"(`bench.py memcap-child`) and fed to `sparsedisk.builder(..., memory={c['budget'] // MiB}M)` under "
             f"`../shared/tools/memcap {c['cap'] // MiB}M` (budget + 512 MiB; the cgroup counts anonymous memory "
             "and page cache), the package's files and the data directory dropped from the page cache first "
-            "(`../shared/tools/evict`).",
+            "(`../shared/tools/evict`). The cgroup's peak counts the page cache of the files the builder writes "
+            "(sorted runs, segments), which the kernel lets grow to the cap and reclaims there; the process's "
+            "peak RSS (anonymous memory) is the figure to hold against the budget; failcnt is memcap's count of "
+            "allocations refused at the limit.",
             "",
-            "| budget | cap | exit | seconds (build) | M triplets/s | cgroup peak (RSS + page cache) | peak RSS of the process | cap reached | failcnt | nnz as expected | verify | row sums exact |",
+            "| budget | cap | exit | seconds (build) | M triplets/s | cgroup peak (RSS + page cache) | peak RSS of the process | cgroup peak at the cap | failcnt | nnz as expected | verify | row sums exact |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         if c["rc"] == 0:
