@@ -35,6 +35,10 @@ from ._native import (
     ParseError,
 )
 
+#: Raised when a call was cancelled by another call's interruption (a Ctrl-C during the call itself
+#: raises ``KeyboardInterrupt``). Not in ``__all__``: its name would shadow the built-in one.
+InterruptedError = _native.InterruptedError  # noqa: A001
+
 __all__ = [
     "Matrix",
     "Segment",
@@ -537,6 +541,7 @@ class Builder:
             overwrite,
         )
         self.matrix: Optional[Matrix] = None
+        self._stats: Optional[Dict[str, Any]] = None
 
     def add(self, rows: Any, cols: Any, values: Any = None) -> None:
         """Adds entries ``(rows[k], cols[k], values[k])``: 1-D arrays of equal length (0-based
@@ -568,7 +573,15 @@ class Builder:
             return self.matrix
         native, self._native = self._native, None
         self.matrix = Matrix(native.finish())
+        self._stats = native.stats
         return self.matrix
+
+    @property
+    def stats(self) -> Optional[Dict[str, Any]]:
+        """What the build did (triplets, runs spilled, bytes, seconds), once finished; else None."""
+        if self.matrix is None and self._native is not None:
+            return self._native.stats
+        return self._stats
 
     def abort(self) -> None:
         """Removes everything written so far."""
@@ -680,12 +693,14 @@ def from_scipy(m: Any, path: PathLike, *, layout: Optional[str] = None, overwrit
 
 
 def spgemm(a: Matrix, b: Matrix, path: PathLike, *, semiring: str = "plus-times", memory: Size = None,
-           threads: Optional[int] = None, overwrite: bool = False) -> Matrix:
+           threads: Optional[int] = None, drop_zeros: bool = False, overwrite: bool = False) -> Matrix:
     """``C = A B`` written to ``path`` out of core. Structural entries are kept (GraphBLAS's
-    convention): scipy's ``A @ B`` drops the zeros it computes, this does not. ``semiring``:
-    ``"plus-times"``, ``"min-plus"`` or ``"pattern"``."""
+    convention): scipy's ``A @ B`` drops the zeros it computes, this does not unless
+    ``drop_zeros``. ``semiring``: ``"plus-times"``, ``"min-plus"`` or ``"pattern"``. The value type
+    is int64 when both hold integers (int64 or pattern), else float64."""
     m, _ = _native.spgemm(a._stored("spgemm"), b._stored("spgemm"), _path(path), semiring=semiring,
-                          memory=_memory(memory), threads=_threads(threads), overwrite=overwrite)
+                          memory=_memory(memory), threads=_threads(threads), drop_zeros=drop_zeros,
+                          overwrite=overwrite)
     return Matrix(m)
 
 
@@ -703,11 +718,14 @@ def convert(a: Matrix, path: PathLike, layout: str, *, memory: Size = None, over
     return Matrix(m)
 
 
-def add(a: Matrix, b: Matrix, path: PathLike, *, alpha: float = 1.0, beta: float = 1.0, memory: Size = None,
-        overwrite: bool = False) -> Matrix:
-    """``C = alpha A + beta B`` written to ``path``; the structure is the union (zeros kept)."""
+def add(a: Matrix, b: Matrix, path: PathLike, *, alpha: float = 1.0, beta: float = 1.0, dtype: Any = None,
+        memory: Size = None, drop_zeros: bool = False, overwrite: bool = False) -> Matrix:
+    """``C = alpha A + beta B`` written to ``path``; the structure is the union (zeros kept unless
+    ``drop_zeros``). ``dtype`` (default: int64 when both inputs and both coefficients are integers,
+    else float64) may be float64, float32, int64 or ``"pattern"`` (the union of the structures)."""
+    value_type = None if dtype is None else _value_type(dtype)
     m, _ = _native.add(a._stored("add"), b._stored("add"), _path(path), alpha=float(alpha), beta=float(beta),
-                       memory=_memory(memory), overwrite=overwrite)
+                       value_type=value_type, memory=_memory(memory), drop_zeros=drop_zeros, overwrite=overwrite)
     return Matrix(m)
 
 
@@ -738,7 +756,9 @@ def cg(a: Matrix, b: Any, *, tol: float = 1e-8, max_iter: Optional[int] = None, 
        x0: Any = None, threads: Optional[int] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
     """Conjugate gradients for ``A x = b`` (``A`` symmetric positive definite), streaming ``A`` from
     disk once per iteration. Returns ``x`` and a dict with ``iterations``, ``residual`` and
-    ``converged``. scipy's own ``scipy.sparse.linalg.cg(aslinearoperator(A), b)`` works too."""
+    ``converged``; raises :class:`InvalidInputError` when ``max_iter`` iterations do not reach
+    ``tol`` (the relative residual ``|b - A x| / |b|``), as the engine does. scipy's own
+    ``scipy.sparse.linalg.cg(aslinearoperator(A), b)`` works too (and returns instead)."""
     b = _vector_operand(b, "b")
     x0 = None if x0 is None else _vector_operand(x0, "x0")
     return _native.cg(a._stored("cg"), b, tol=tol, max_iter=max_iter, preconditioner=preconditioner, x0=x0,
