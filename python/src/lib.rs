@@ -11,7 +11,7 @@
 //! * `arrays`: numpy arguments: checks, conversions, and the messages that say what was expected.
 //!
 //! **The GIL** is released while Rust computes. Short calls (products) run on the calling thread
-//! ([`compute`]); long ones ([`compute_interruptible`]) run on a worker thread while the calling
+//! (`compute`); long ones (`compute_interruptible`) run on a worker thread while the calling
 //! thread waits with the GIL released and checks for signals every 50 ms, so that Ctrl-C stops them:
 //! the library's cancellation is requested, the call cleans up (nothing is published) and the
 //! `KeyboardInterrupt` is raised.
