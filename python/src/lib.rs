@@ -17,7 +17,8 @@
 //! `KeyboardInterrupt` is raised.
 //!
 //! **Threads**: `threads=None` uses rayon's global pool (one thread per core); `threads=n` runs the
-//! call inside a pool of `n` threads, built once per `n` and kept for the life of the process.
+//! call inside a pool of `n` threads, built once per `n` and kept for the life of the process (the
+//! global pool itself when it has `n` threads).
 
 mod algo;
 mod arrays;
@@ -38,6 +39,11 @@ fn pool(threads: Option<usize>) -> PyResult<Option<Arc<ThreadPool>>> {
     let Some(n) = threads else { return Ok(None) };
     if n == 0 {
         return Err(invalid("threads must be at least 1 (or None for one per core)"));
+    }
+    // The global pool already has n threads: running there saves a hand-off to another pool (tens
+    // of microseconds, which matter for small matrices).
+    if n == rayon::current_num_threads() {
+        return Ok(None);
     }
     let mut pools = POOLS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some((_, p)) = pools.iter().find(|(k, _)| *k == n) {
