@@ -117,7 +117,7 @@ def _vector_operand(x: Any, what: str) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=np.float64)
     if np.issubdtype(a.dtype, np.integer):
         converted = a.astype(np.float64)
-        if a.size and np.issubdtype(a.dtype, np.integer) and a.dtype.itemsize > 4:
+        if a.size and a.dtype.itemsize > 4:
             if not np.array_equal(converted.astype(a.dtype), a):
                 raise InvalidInputError(f"{what} holds integers beyond 2^53 that float64 cannot represent exactly")
         return np.ascontiguousarray(converted)
@@ -446,8 +446,7 @@ class Matrix:
             indices[at : at + n] = ix
             data[at : at + n] = v
             at += n
-            # Segments cover the outer indices in order; rows between segments (none stored) repeat.
-        # Outer indices without a segment keep the running count.
+        # Outer indices between segments (none stored) keep the running count.
         np.maximum.accumulate(indptr, out=indptr)
         shape = (rows, cols)
         m = (sp.csr_array if csr else sp.csc_array)((data, indices, indptr), shape=shape)
@@ -579,8 +578,6 @@ class Builder:
     @property
     def stats(self) -> Optional[Dict[str, Any]]:
         """What the build did (triplets, runs spilled, bytes, seconds), once finished; else None."""
-        if self.matrix is None and self._native is not None:
-            return self._native.stats
         return self._stats
 
     def abort(self) -> None:

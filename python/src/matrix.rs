@@ -4,9 +4,7 @@
 use crate::arrays::{describe, f64_array, to_dict};
 use crate::errors::{invalid, IntoPy};
 use crate::{compute, compute_interruptible};
-use numpy::{
-    IntoPyArray, PyArray, PyArray1, PyArray2, PyArrayMethods, PyReadwriteArray, PyUntypedArray, PyUntypedArrayMethods,
-};
+use numpy::{IntoPyArray, PyArray, PyArray1, PyArrayMethods, PyReadwriteArray, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use sparsedisk::{Indices, Matrix, Operator, Values};
@@ -230,20 +228,8 @@ impl PyMatrix {
                 op.spmv(1.0, xs, 0.0, y)
             }
         };
-        let out = match out {
-            Some(out) => out.clone(),
-            // SAFETY: the array is left uninitialized; the product (beta = 0) writes every element
-            // before Python can see it, and an error drops it unseen. Unlike a zeroed vector, numpy's
-            // allocator hands back the memory of the previous result with neither a memset nor page
-            // faults (a 32 MB y cost 6% of a 20 M-nonzero product when zeroed).
-            None => unsafe { PyArray1::<f64>::new(py, y_len, false) }.into_any(),
-        };
         let expected = format!("a writable C-contiguous 1-D float64 array of {y_len} elements");
-        let mut y = out_array::<numpy::Ix1>(&out, &[y_len], &expected)?;
-        let ys = y.as_slice_mut().map_err(|e| invalid(format!("out: {e}")))?;
-        compute(py, threads, || product(ys))?;
-        drop(y);
-        Ok(out)
+        product_into(py, out, &[y_len], &expected, threads, product)
     }
 
     /// `A @ X` (or `A.T @ X` when `transposed`) for a C-contiguous float64 2-D `X` of shape
@@ -287,17 +273,8 @@ impl PyMatrix {
                 op.spmm(1.0, xs, 0.0, y, k)
             }
         };
-        let out = match out {
-            Some(out) => out.clone(),
-            // SAFETY: as in matvec: written in full (beta = 0) before Python sees it.
-            None => unsafe { PyArray2::<f64>::new(py, [y_len, k], false) }.into_any(),
-        };
         let expected = format!("a writable C-contiguous 2-D float64 array of shape ({y_len}, {k})");
-        let mut y = out_array::<numpy::Ix2>(&out, &[y_len, k], &expected)?;
-        let ys = y.as_slice_mut().map_err(|e| invalid(format!("out: {e}")))?;
-        compute(py, threads, || product(ys))?;
-        drop(y);
-        Ok(out)
+        product_into(py, out, &[y_len, k], &expected, threads, product)
     }
 
     /// The full check: every file's checksum and every segment's structure, in parallel with the GIL
@@ -338,6 +315,31 @@ impl PyMatrix {
 /// `obj` as a writable C-contiguous float64 array of exactly `shape`, borrowed for writing, or an
 /// `InvalidInputError` saying `expected`. The borrow fails (and the array is refused) when `obj` is
 /// read-only or shares memory with an array already borrowed, such as the operand `x`.
+/// Runs `product` (which writes every element: beta = 0) into `out`, checked to be `expected` of
+/// `shape`, or into a new array of `shape`, and returns that array.
+fn product_into<'py>(
+    py: Python<'py>,
+    out: Option<&Bound<'py, PyAny>>,
+    shape: &[usize],
+    expected: &str,
+    threads: Option<usize>,
+    product: impl FnOnce(&mut [f64]) -> sparsedisk::Result<sparsedisk::kernels::Product> + Send,
+) -> PyResult<Bound<'py, PyAny>> {
+    let out = match out {
+        Some(out) => out.clone(),
+        // SAFETY: the array is left uninitialized; the product (beta = 0) writes every element
+        // before Python can see it, and an error drops it unseen. Unlike a zeroed vector, numpy's
+        // allocator hands back the memory of the previous result with neither a memset nor page
+        // faults (a 32 MB y cost 6% of a 20 M-nonzero product when zeroed).
+        None => unsafe { numpy::PyArrayDyn::<f64>::new(py, shape, false) }.into_any(),
+    };
+    let mut y = out_array::<numpy::IxDyn>(&out, shape, expected)?;
+    let ys = y.as_slice_mut().map_err(|e| invalid(format!("out: {e}")))?;
+    compute(py, threads, || product(ys))?;
+    drop(y);
+    Ok(out)
+}
+
 fn out_array<'py, D: numpy::ndarray::Dimension>(
     obj: &Bound<'py, PyAny>,
     shape: &[usize],

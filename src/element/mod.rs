@@ -92,7 +92,10 @@ pub trait Element:
 
     /// [`stored`](Self::stored), except that a pattern segment's values are `units` for `()`: a
     /// view of `units.len()` entries for code that handles every type alike.
-    fn stored_slice<'a>(values: Values<'a>, units: &'a [()]) -> Option<&'a [Self]>;
+    fn stored_slice<'a>(values: Values<'a>, units: &'a [()]) -> Option<&'a [Self]> {
+        let _ = units;
+        Self::stored(values)
+    }
 
     /// `values` as the owned array of a run-time type.
     fn into_value_vec(values: Vec<Self>) -> ValueVec;
@@ -177,9 +180,6 @@ macro_rules! float_element {
                     _ => None,
                 }
             }
-            fn stored_slice<'a>(values: Values<'a>, _units: &'a [()]) -> Option<&'a [Self]> {
-                Self::stored(values)
-            }
             fn into_value_vec(values: Vec<Self>) -> ValueVec {
                 ValueVec::$variant(values)
             }
@@ -243,9 +243,6 @@ impl Element for i64 {
             Values::I64(s) => Some(s),
             _ => None,
         }
-    }
-    fn stored_slice<'a>(values: Values<'a>, _units: &'a [()]) -> Option<&'a [Self]> {
-        Self::stored(values)
     }
     fn into_value_vec(values: Vec<Self>) -> ValueVec {
         ValueVec::I64(values)

@@ -254,7 +254,8 @@ impl MappedSegment {
 }
 
 /// Views mapped bytes as values of `value_type`. Mapping checked their size and a map is page
-/// aligned, so the empty fallback is never reached; it is there so that nothing can panic.
+/// aligned, so the fallback (an empty view: `from_bytes` of no bytes never fails) is never reached;
+/// it is there so that nothing can panic.
 fn typed_values(value_type: ValueType, bytes: &[u8]) -> Values<'_> {
     Values::from_bytes(value_type, bytes).or_else(|| Values::from_bytes(value_type, &[])).unwrap_or(Values::Pattern)
 }
