@@ -221,14 +221,6 @@ impl PyBuilder {
             Vals::I64(v) => check_len(v.len())?,
             Vals::None => {}
         }
-        if n > 0 && (self.shape.0 == 0 || self.shape.1 == 0) {
-            // The library's bucketing does not refuse entries of a matrix with an empty dimension.
-            return Err(crate::errors::to_py_err(sparsedisk::Error::OutOfBounds {
-                row: rs[0],
-                col: cs[0],
-                shape: self.shape,
-            }));
-        }
         let inner = &self.inner;
         compute_interruptible(py, self.threads, || {
             let mut guard = inner.lock().unwrap_or_else(|p| p.into_inner());
