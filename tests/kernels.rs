@@ -193,10 +193,14 @@ fn wide_random_rows_take_the_prefetching_gather() {
     let x: Vec<f64> = (0..cols).map(|i| (i % 5) as f64 - 2.0).collect();
     for threads in [1, 2] {
         for resident in [0, u64::MAX] {
+            // Twice through one operator: the second product over a resident segment skips the index
+            // checks the first one made (and prefetches from what they measured).
             let op = Operator::new(&m, resident).unwrap();
-            let mut y = vec![0.0; 3_000];
-            pool(threads).install(|| op.spmv(1.0, &x, 0.0, &mut y)).unwrap();
-            assert_eq!(y, oracle(&t, false, false, 1.0, &x, 0.0, &[0.0; 3_000], 1));
+            for _ in 0..2 {
+                let mut y = vec![0.0; 3_000];
+                pool(threads).install(|| op.spmv(1.0, &x, 0.0, &mut y)).unwrap();
+                assert_eq!(y, oracle(&t, false, false, 1.0, &x, 0.0, &[0.0; 3_000], 1));
+            }
         }
     }
     // Blocks of vectors: the widths with a fixed-width loop (2, 4, 8, 16) and ones split into panels.
@@ -216,6 +220,17 @@ fn wide_random_rows_take_the_prefetching_gather() {
     let mut y = vec![0.0; 3_000];
     let err = Operator::new(&m, 0).unwrap().spmv(1.0, &x, 0.0, &mut y).unwrap_err();
     assert!(err.to_string().contains("outside the matrix"), "{err}");
+    // A failed product records nothing: every later product through the same operator (the segment
+    // resident) checks again and fails again, gathering or scattering, one column or several.
+    let op = Operator::new(&m, u64::MAX).unwrap();
+    for _ in 0..2 {
+        let err = op.spmv(1.0, &x, 0.0, &mut y).unwrap_err();
+        assert!(err.to_string().contains("outside the matrix"), "{err}");
+        let err = op.spmv_transpose(1.0, &y, 0.0, &mut vec![0.0; cols as usize]).unwrap_err();
+        assert!(err.to_string().contains("outside the matrix"), "{err}");
+        let err = op.spmm(1.0, &xk(2), 0.0, &mut vec![0.0; 3_000 * 2], 2).unwrap_err();
+        assert!(err.to_string().contains("outside the matrix"), "{err}");
+    }
     for k in [2, 3, 4, 5, 8, 16, 21] {
         let mut y = vec![0.0; 3_000 * k];
         let err = spmm(&m, 1.0, &xk(k), 0.0, &mut y, k).unwrap_err();

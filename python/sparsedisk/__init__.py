@@ -20,6 +20,7 @@ Errors are :class:`Error` subclasses that are also the built-in exception a Pyth
 
 from __future__ import annotations
 
+import mmap
 import os
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -489,7 +490,21 @@ def _map(path: str, dtype: np.dtype, count: int) -> np.ndarray:
         raise CorruptError(
             f"{path}: {size} bytes, too short for {count} values of {dtype} (run sparsedisk.verify on the matrix)"
         )
-    return np.memmap(path, dtype=dtype, mode="r", shape=(count,))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    finally:
+        os.close(fd)
+    # As the engine maps its files: pages read through this map enter the page cache as 2 MiB
+    # folios, which later maps (the engine's products included) map with one TLB entry each; read
+    # on 4 KiB pages, they would slow every later product over the matrix by about 10%
+    # (docs/performance.md, "Page-cache folios").
+    if size >= 2 << 20 and hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            mapped.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:
+            pass
+    return np.frombuffer(mapped, dtype=dtype, count=count)
 
 
 def _format_bytes(n: int) -> str:

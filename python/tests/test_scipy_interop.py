@@ -106,14 +106,15 @@ def test_bands_of_a_transposed_view(built):
 
 
 def _memory_mapped(array) -> bool:
-    """Whether ``array`` is a view of a ``numpy.memmap`` (or an mmap) somewhere down its base chain."""
+    """Whether ``array`` is a view of a ``numpy.memmap`` or an ``mmap`` somewhere down its base chain
+    (through the memoryview ``numpy.frombuffer`` keeps)."""
     import mmap
 
     a = array
     while a is not None:
         if isinstance(a, (np.memmap, mmap.mmap)):
             return True
-        a = getattr(a, "base", None)
+        a = a.obj if isinstance(a, memoryview) else getattr(a, "base", None)
     return False
 
 

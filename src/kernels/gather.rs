@@ -1,7 +1,7 @@
 //! The gather: each outer index's entries reduced into its own output element (CSR times `x`, CSC
 //! transposed times `x`), one disjoint slice of `y` per task.
 
-use super::checked::{walk_checked, Rows};
+use super::checked::{walk_checked, IndexChecks, Rows};
 use super::dense::gather_dense;
 use super::operator::corrupt;
 use super::tasks::{pieces, task_count};
@@ -9,6 +9,8 @@ use crate::element::{Element, StoredIndex};
 use crate::error::Result;
 use crate::segment::MappedSegment;
 use rayon::prelude::*;
+use std::ops::Range;
+use std::sync::atomic::AtomicU64;
 
 /// Gathers one segment into its band of `y`; with `dot_with`, returns the band's `w . y` (summed per
 /// task, in task order), else 0.
@@ -39,10 +41,12 @@ pub(super) fn gather_segment(
         rest = tail;
         at = b;
     }
+    let wide = AtomicU64::new(0);
+    let checks = IndexChecks::new(seg, x.len() / k, &wide);
     let results: Vec<(bool, f64)> = slices
         .into_par_iter()
         .map(|((a, b), out)| {
-            let ok = gather_rows(seg, a, b, Scale { alpha, beta }, x, out, k)
+            let ok = gather_rows(seg, (a, b), Scale { alpha, beta }, x, out, k, checks)
                 && blocks.as_ref().map_or(true, |blocks| gather_dense(blocks, a, b, alpha, x, out, k));
             let partial = match dot_with {
                 Some(w) if ok => out.iter().zip(&w[start + a..start + b]).map(|(u, v)| u * v).sum(),
@@ -53,6 +57,10 @@ pub(super) fn gather_segment(
         .collect();
     if results.iter().any(|&(ok, _)| !ok) {
         return Err(corrupt(seg, "an index lies outside the matrix"));
+    }
+    // The one-column walks checked every index (and measured their spread): later products skip it.
+    if k == 1 {
+        checks.record(seg);
     }
     Ok(results.iter().map(|&(_, p)| p).sum())
 }
@@ -74,28 +82,29 @@ impl Scale {
 }
 
 avx2_dispatch! {
-    /// Gathers band-local rows `a..b` into `out` (`out = alpha * rows + beta * out`); false when an
-    /// index is out of range. In the AVX2 build, chosen at run time, the index checks (an or, an and,
+    /// Gathers the band-local rows `task.0..task.1` into `out` (`out = alpha * rows + beta * out`);
+    /// false when an index is out of range. In the AVX2 build, chosen at run time, the index checks (an or, an and,
     /// a max of unsigned integers) run on 8 lanes instead of 4 and without the SSE2 emulation of
     /// unsigned compares. The arithmetic is the same sequence of separately rounded multiplies and
     /// adds (no FMA), so results are bit for bit those of the portable path.
     fn gather_rows / gather_rows_avx2 => gather_rows_any(
-        seg: &MappedSegment, a: usize, b: usize, scale: Scale, x: &[f64], out: &mut [f64], k: usize
+        seg: &MappedSegment, task: (usize, usize), scale: Scale, x: &[f64], out: &mut [f64], k: usize,
+        checks: IndexChecks
     )
 }
 
 #[inline(always)]
 fn gather_rows_any(
     seg: &MappedSegment,
-    a: usize,
-    b: usize,
+    (a, b): (usize, usize),
     scale: Scale,
     x: &[f64],
     out: &mut [f64],
     k: usize,
+    checks: IndexChecks,
 ) -> bool {
-    let indptr = seg.sparse_indptr();
-    dispatch!(seg, |ix, vals| gather_typed(Rows { indptr, ix, vals, a, b }, scale, x, out, k))
+    let (indptr, verified, wide) = (seg.sparse_indptr(), checks.verified, checks.wide_entries);
+    dispatch!(seg, |ix, vals| gather_typed(Rows { indptr, ix, vals, a, b, verified }, scale, x, out, k, wide))
 }
 
 /// The gather loop. Slices are taken per row so the inner loop runs on zipped iterators (no bounds
@@ -109,26 +118,16 @@ fn gather_typed<I: StoredIndex, V: Element>(
     x: &[f64],
     out: &mut [f64],
     k: usize,
+    wide: &AtomicU64,
 ) -> bool {
     if k == 1 {
-        let (ix, vals) = (rows.ix, rows.vals);
-        walk_checked(
-            rows,
-            x.len(),
-            x.as_ptr(),
-            &mut out[..rows.b - rows.a],
-            #[inline(always)]
-            |o, e| {
-                // SAFETY: every index of the row's entries `e` is below x.len() (the walk's promise).
-                let s = unsafe {
-                    match vals {
-                        Some(v) => row_dot(&ix[e.clone()], &v[e], x),
-                        None => row_sum(&ix[e], x),
-                    }
-                };
-                scale.update(o, s);
-            },
-        )
+        // The plain product (alpha 1, beta 0: what SpMV, PageRank and CG ask for) has a loop of its
+        // own that only stores each row's sum.
+        if scale.alpha == 1.0 && scale.beta == 0.0 {
+            gather_one(rows, x, out, wide, |o, s| *o = s)
+        } else {
+            gather_one(rows, x, out, wide, |o, s| scale.update(o, s))
+        }
     } else {
         // Several columns: a loop whose width is known at compile time keeps its accumulators in
         // registers, so the common widths have their own, and any other width is cut into panels of
@@ -141,6 +140,38 @@ fn gather_typed<I: StoredIndex, V: Element>(
             _ => gather_panels(rows, scale, x, out, k),
         }
     }
+}
+
+/// The one-column gather: each row's dot product with `x`, handed to `store` with the row's output
+/// element.
+#[inline(always)]
+fn gather_one<I: StoredIndex, V: Element>(
+    rows: Rows<'_, I, V>,
+    x: &[f64],
+    out: &mut [f64],
+    wide: &AtomicU64,
+    store: impl Fn(&mut f64, f64),
+) -> bool {
+    let (ix, vals) = (rows.ix, rows.vals);
+    walk_checked(
+        rows,
+        x.len(),
+        x.as_ptr(),
+        &mut out[..rows.b - rows.a],
+        wide,
+        #[inline(always)]
+        |o, e| {
+            // SAFETY: `e` lies within `ix` and the values, and its every index is below x.len() (the
+            // walk's promise).
+            let s = unsafe {
+                match vals {
+                    Some(v) => row_dot(ix, v, e, x),
+                    None => row_sum(ix, e, x),
+                }
+            };
+            store(o, s);
+        },
+    )
 }
 
 /// The gather for `K` columns known at compile time (the common widths of a block of vectors): one
@@ -223,32 +254,57 @@ unsafe fn row_panel<I: StoredIndex, V: Element, const K: usize>(
     K
 }
 
-/// One row's dot product with `x`. Kept small so the compiler holds everything in registers.
+/// One row's dot product with `x` over the entries `e` of `cols` and `vals`. The products are summed
+/// in four partial sums, the entry at position `p` of the row into sum `p % 4`, combined as
+/// `(s0 + s1) + (s2 + s3)`: a single running sum would chain every addition of a long row behind the
+/// previous one (four cycles each), and the core could not overlap the row's reads of `x` with the
+/// next rows'. The order is fixed by the row alone, so results stay independent of the thread count;
+/// they differ from a sequential sum (scipy's) in the last bits, as any two summation orders do.
 ///
 /// # Safety
 ///
-/// Every index in `cols` is below `x.len()`.
+/// `e` lies within `cols` and `vals`, and every index in `cols[e]` is below `x.len()`.
 #[inline(always)]
-unsafe fn row_dot<I: StoredIndex, V: Element>(cols: &[I], vals: &[V], x: &[f64]) -> f64 {
-    let mut s = 0.0;
-    for (&c, &w) in cols.iter().zip(vals) {
-        // SAFETY: the caller guarantees c < x.len().
-        s += w.to_f64() * unsafe { *x.get_unchecked(c.as_usize()) };
-    }
-    s
+unsafe fn row_dot<I: StoredIndex, V: Element>(cols: &[I], vals: &[V], e: Range<usize>, x: &[f64]) -> f64 {
+    // SAFETY: the caller's promise.
+    let term =
+        |j: usize| unsafe { vals.get_unchecked(j).to_f64() * *x.get_unchecked(cols.get_unchecked(j).as_usize()) };
+    sum_by_four(e, term)
 }
 
 /// [`row_dot`] for pattern rows (every value 1).
 ///
 /// # Safety
 ///
-/// Every index in `cols` is below `x.len()`.
+/// `e` lies within `cols`, and every index in `cols[e]` is below `x.len()`.
 #[inline(always)]
-unsafe fn row_sum<I: StoredIndex>(cols: &[I], x: &[f64]) -> f64 {
-    let mut s = 0.0;
-    for &c in cols {
-        // SAFETY: the caller guarantees c < x.len().
-        s += unsafe { *x.get_unchecked(c.as_usize()) };
+unsafe fn row_sum<I: StoredIndex>(cols: &[I], e: Range<usize>, x: &[f64]) -> f64 {
+    // SAFETY: the caller's promise.
+    sum_by_four(e, |j| unsafe { *x.get_unchecked(cols.get_unchecked(j).as_usize()) })
+}
+
+/// `term(j)` summed over `e` in four partial sums (position `p` of the range into sum `p % 4`),
+/// combined as `(s0 + s1) + (s2 + s3)`.
+#[inline(always)]
+fn sum_by_four(e: Range<usize>, term: impl Fn(usize) -> f64) -> f64 {
+    let mut s = [0.0f64; 4];
+    let mut j = e.start;
+    while e.end - j >= 4 {
+        s[0] += term(j);
+        s[1] += term(j + 1);
+        s[2] += term(j + 2);
+        s[3] += term(j + 3);
+        j += 4;
     }
-    s
+    let rest = e.end - j;
+    if rest > 0 {
+        s[0] += term(j);
+    }
+    if rest > 1 {
+        s[1] += term(j + 1);
+    }
+    if rest > 2 {
+        s[2] += term(j + 2);
+    }
+    (s[0] + s[1]) + (s[2] + s[3])
 }

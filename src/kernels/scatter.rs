@@ -2,7 +2,7 @@
 //! (CSC times `x`, CSR transposed times `x`), into one private copy of `y` per task, summed in task
 //! order at the end.
 
-use super::checked::{walk_checked, Rows};
+use super::checked::{walk_checked, IndexChecks, Rows};
 use super::dense::scatter_dense;
 use super::operator::corrupt;
 use super::tasks::{pieces, task_count};
@@ -10,6 +10,7 @@ use crate::element::{Element, StoredIndex};
 use crate::error::Result;
 use crate::segment::MappedSegment;
 use rayon::prelude::*;
+use std::sync::atomic::AtomicU64;
 
 pub(super) fn scatter_segment(
     seg: &MappedSegment,
@@ -28,25 +29,32 @@ pub(super) fn scatter_segment(
         parts.push(super::dense_vector(y_len));
     }
     let start = seg.start() as usize;
+    let wide = AtomicU64::new(0);
+    let checks = IndexChecks::new(seg, y_len / k, &wide);
     let bad = parts
         .par_iter_mut()
         .zip(tasks.par_iter())
         .map(|(part, &(a, b))| {
-            scatter_rows(seg, start, a, b, x, part, k)
+            scatter_rows(seg, start, (a, b), x, part, k, checks)
                 && blocks.as_ref().map_or(true, |blocks| scatter_dense(blocks, start, a, b, x, part, k))
         })
         .any(|ok| !ok);
     if bad {
         return Err(corrupt(seg, "an index lies outside the matrix"));
     }
+    // The one-column walks checked every index: later products skip it.
+    if k == 1 {
+        checks.record(seg);
+    }
     Ok(())
 }
 
 avx2_dispatch! {
-    /// Scatters band-local outer indices `a..b` into `part`; false when an index is out of range. The
+    /// Scatters the band-local outer indices `task.0..task.1` into `part`; false when an index is out of range. The
     /// AVX2 build is chosen at run time, as for the gather's rows.
     fn scatter_rows / scatter_rows_avx2 => scatter_rows_any(
-        seg: &MappedSegment, start: usize, a: usize, b: usize, x: &[f64], part: &mut [f64], k: usize
+        seg: &MappedSegment, start: usize, task: (usize, usize), x: &[f64], part: &mut [f64], k: usize,
+        checks: IndexChecks
     )
 }
 
@@ -54,16 +62,16 @@ avx2_dispatch! {
 fn scatter_rows_any(
     seg: &MappedSegment,
     start: usize,
-    a: usize,
-    b: usize,
+    (a, b): (usize, usize),
     x: &[f64],
     part: &mut [f64],
     k: usize,
+    checks: IndexChecks,
 ) -> bool {
-    let indptr = seg.sparse_indptr();
+    let (indptr, verified, wide) = (seg.sparse_indptr(), checks.verified, checks.wide_entries);
     // The outer indices' values of `x`, `k` each.
     let Some(xs) = x.get((start + a) * k..(start + b) * k) else { return false };
-    dispatch!(seg, |ix, vals| scatter_typed(Rows { indptr, ix, vals, a, b }, xs, part, k))
+    dispatch!(seg, |ix, vals| scatter_typed(Rows { indptr, ix, vals, a, b, verified }, xs, part, k, wide))
 }
 
 /// `y = beta y + alpha * (sum of the parts, in task order)`, clearing the parts as they are read so
@@ -99,7 +107,13 @@ pub(super) fn dot_in_order(y: &[f64], w: &[f64]) -> f64 {
 
 /// The scatter loop: `xs` holds the outer indices' `k` values of `x` each.
 #[inline(always)]
-fn scatter_typed<I: StoredIndex, V: Element>(rows: Rows<'_, I, V>, xs: &[f64], part: &mut [f64], k: usize) -> bool {
+fn scatter_typed<I: StoredIndex, V: Element>(
+    rows: Rows<'_, I, V>,
+    xs: &[f64],
+    part: &mut [f64],
+    k: usize,
+    wide: &AtomicU64,
+) -> bool {
     if k > 1 {
         return scatter_panels(rows, xs, part, k);
     }
@@ -112,6 +126,7 @@ fn scatter_typed<I: StoredIndex, V: Element>(rows: Rows<'_, I, V>, xs: &[f64], p
         part.len(),
         part.as_ptr(),
         xs,
+        wide,
         #[inline(always)]
         |&xv, e| {
             // SAFETY: every index of the entries `e` is below part.len() (the walk's promise).

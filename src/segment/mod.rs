@@ -44,6 +44,11 @@ pub struct MappedSegment {
     merged: OnceLock<Merged>,
     /// Per-row cumulative work (CSR entries plus block positions) of a segment with dense blocks.
     work: OnceLock<Vec<u64>>,
+    /// Set once every inner index of the CSR arrays has been found below the inner dimension (by a
+    /// product's chunked checks, see `kernels`): later products skip the checks. The value says
+    /// whether most entries lie in chunks whose indices spread wide (where the gather prefetches `x`).
+    /// Sound because published files never change while mapped (docs/FORMAT.md).
+    indices_checked: OnceLock<bool>,
     /// Zero-sized "values" of a pattern segment, so sprs structure views can borrow a `&[()]`.
     /// A `Vec<()>` never allocates.
     units: Vec<()>,
@@ -80,6 +85,7 @@ impl MappedSegment {
             dense,
             merged: OnceLock::new(),
             work: OnceLock::new(),
+            indices_checked: OnceLock::new(),
             units,
         })
     }
@@ -107,6 +113,28 @@ impl MappedSegment {
     /// Stored entries in the segment.
     pub fn nnz(&self) -> u64 {
         self.entry.nnz
+    }
+
+    /// The length of the inner dimension (columns for CSR, rows for CSC): every stored inner index
+    /// lies below it.
+    pub fn inner_len(&self) -> u64 {
+        match self.layout {
+            Layout::Csr => self.shape.1,
+            Layout::Csc => self.shape.0,
+        }
+    }
+
+    /// `Some(wide)` once every inner index of the CSR arrays is known to lie below
+    /// [`inner_len`](Self::inner_len) (see [`mark_indices_checked`](Self::mark_indices_checked)).
+    pub(crate) fn indices_checked(&self) -> Option<bool> {
+        self.indices_checked.get().copied()
+    }
+
+    /// Records that every inner index of the CSR arrays was checked below
+    /// [`inner_len`](Self::inner_len), and whether they spread wide. Only a pass that checked every
+    /// one may call it.
+    pub(crate) fn mark_indices_checked(&self, wide: bool) {
+        let _ = self.indices_checked.set(wide);
     }
 
     /// Layout of the matrix the segment belongs to.
