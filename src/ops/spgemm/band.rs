@@ -65,12 +65,17 @@ impl<'a, I: StoredIndex, T: Element> Emit<'a, I, T> {
         Emit { cols, vals, n, drop_zeros }
     }
 
-    /// Appends an entry; a zero is written but not counted when zeros are dropped (no branch).
+    /// Appends an entry; a zero is written but not counted when zeros are dropped. The test is a
+    /// branch taken the same way for the whole product, so that keeping zeros costs no comparison.
     #[inline(always)]
     pub(super) fn emit(&mut self, c: I, v: T) {
         self.cols[self.n] = c;
         self.vals[self.n] = v;
-        self.n += !(self.drop_zeros && v.is_zero()) as usize;
+        if !self.drop_zeros {
+            self.n += 1;
+        } else {
+            self.n += !v.is_zero() as usize;
+        }
     }
 }
 
@@ -122,6 +127,7 @@ impl<I: StoredIndex, T: Element> MemoryOut<I, T> {
     /// Empty arrays for `outer_dim` rows, at most `limit` entries (`budget`: the caller's budget).
     pub(super) fn new(outer_dim: usize, limit: usize, budget: u64) -> Self {
         let mut indptr = Vec::with_capacity(outer_dim + 1);
+        crate::storage::advise_huge_pages(&mut indptr);
         indptr.push(0);
         MemoryOut { indptr, cols: Vec::new(), vals: Vec::new(), limit, budget }
     }
