@@ -12,9 +12,18 @@
 //! a 1G memory cap (`common::capped`) with `--memory 768M`; a sample of rows checked against scipy
 //! (`benches/check_rows.py`); scipy's `A @ A` under the same cap.
 //!
+//! Compute only (`--in-memory`): the library's `spgemm_in_memory` (the product returned as a sprs
+//! matrix, timed in this process on pools of 1 and 2 threads, the result's drop included) against
+//! scipy's `A @ A` (`anchors.py spgemm`, whose timing includes freeing the product) on the 2-D
+//! Laplacian n = 1000, the 3-D Laplacian n = 100 and R-MAT scale 16. Rounds alternate the order
+//! (ours 1 thread, ours 2 threads, scipy; then reversed); each round times `--repeat` products of
+//! each. Per measurement: median, min and max over every run; ratios of medians (scipy's over
+//! ours), and the range of the per-round ratios.
+//!
 //! ```text
 //! cargo bench --bench spgemm                     # everything (builds inputs under target/bench-data/)
 //! cargo bench --bench spgemm -- --no-out-of-core # the in-memory part only
+//! cargo bench --bench spgemm -- --in-memory [--rounds 5] [--repeat 5] [--only lap2d,lap3d,rmat16]
 //! cargo test --bench spgemm                      # smoke: a small Laplacian
 //! ```
 
@@ -115,6 +124,103 @@ fn write_floor(dir: &Path, bytes: u64, repeat: usize) -> Result<(f64, f64), Stri
     Ok((median(written), median(synced)))
 }
 
+/// The value of option `name` (`--name value`), if given.
+fn arg_value(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+/// One in-memory product of `a` by itself on `pool`, in the product's value type; the seconds,
+/// dropping the result included (as scipy's timing frees its product), and the product's nnz.
+fn in_memory_once(pool: &rayon::ThreadPool, a: &sparsedisk::Matrix) -> Result<(f64, u64), String> {
+    use sparsedisk::ops::{spgemm::output_value_type, spgemm_in_memory, Semiring, SpgemmOptions};
+    use sparsedisk::ValueType;
+    let options = SpgemmOptions::default();
+    let t = std::time::Instant::now();
+    let nnz = pool.install(|| -> sparsedisk::Result<usize> {
+        Ok(match output_value_type(a.value_type(), a.value_type(), Semiring::PlusTimes) {
+            ValueType::Int64 => spgemm_in_memory::<i64, u32>(a, a, &options, None)?.0.nnz(),
+            _ => spgemm_in_memory::<f64, u32>(a, a, &options, None)?.0.nnz(),
+        })
+    });
+    let seconds = t.elapsed().as_secs_f64();
+    Ok((seconds, nnz.map_err(|e| e.to_string())? as u64))
+}
+
+/// `--in-memory`: our compute against scipy's, alternating (see the module docs).
+fn in_memory_comparison(args: &[String], data: &Path, full: bool, scipy: bool) -> Result<(), String> {
+    let rounds: usize = arg_value(args, "--rounds").and_then(|v| v.parse().ok()).unwrap_or(if full { 5 } else { 1 });
+    let repeat: usize = arg_value(args, "--repeat").and_then(|v| v.parse().ok()).unwrap_or(if full { 5 } else { 1 });
+    let only = arg_value(args, "--only").unwrap_or_else(|| "lap2d,lap3d,rmat16".into());
+    let mut inputs = Vec::new();
+    for name in only.split(',') {
+        match (name, full) {
+            ("lap2d", true) => inputs.push(("laplace2d n=1000", laplacian(data, "1000")?)),
+            ("lap2d", false) => inputs.push(("laplace2d n=60", laplacian(data, "60")?)),
+            ("lap3d", true) => {
+                inputs.push(("laplace3d n=100", generated(data, "lap3d-100", &["laplace3d", "--n", "100"])?))
+            }
+            ("rmat16", true) if scipy => inputs.push(("rmat scale 16", rmat(data, 16)?)),
+            _ => {}
+        }
+    }
+    let mode = if full { "full" } else { "smoke" };
+    let pools: Vec<rayon::ThreadPool> = [1, 2]
+        .iter()
+        .map(|&n| rayon::ThreadPoolBuilder::new().num_threads(n).build().map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    for (name, (dir, mtx)) in &inputs {
+        let a = sparsedisk::Matrix::open(dir).map_err(|e| e.to_string())?;
+        // Warm-up: maps the matrix and faults its pages in, for ours and for the allocator.
+        let (_, nnz) = in_memory_once(&pools[1], &a)?;
+        let mut times: [Vec<f64>; 3] = Default::default();
+        let mut round_medians: [Vec<f64>; 3] = Default::default();
+        let mut scipy_nnz = serde_json::Value::Null;
+        for round in 0..rounds {
+            let order: [usize; 3] = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+            for which in order {
+                let mut these = Vec::new();
+                if which < 2 {
+                    for _ in 0..repeat {
+                        these.push(in_memory_once(&pools[which], &a)?.0);
+                    }
+                } else if scipy {
+                    let (s, _) = run_json(
+                        Command::new(python())
+                            .arg(anchors())
+                            .arg("spgemm")
+                            .arg(mtx)
+                            .args(["--repeat", &repeat.to_string()]),
+                        "anchors spgemm",
+                    )?;
+                    scipy_nnz = s["nnz_c"].clone();
+                    these.extend(s["all_seconds"].as_array().into_iter().flatten().map(f));
+                }
+                if !these.is_empty() {
+                    round_medians[which].push(spread(&these).0);
+                }
+                times[which].extend(these);
+            }
+        }
+        let stat = |v: &[f64]| {
+            let (m, lo, hi) = spread(v);
+            serde_json::json!({"median": m, "min": lo, "max": hi, "runs": v.len()})
+        };
+        let ratio = |w: usize| spread(&times[2]).0 / spread(&times[w]).0;
+        let round_ratios =
+            |w: usize| -> Vec<f64> { round_medians[2].iter().zip(&round_medians[w]).map(|(s, o)| s / o).collect() };
+        let (r1, r2) = (round_ratios(0), round_ratios(1));
+        result_line!(
+            "{}",
+            serde_json::json!({"bench": "spgemm_in_memory", "mode": mode, "matrix": name, "rounds": rounds, "repeat": repeat,
+                "nnz_c": nnz, "scipy_nnz_c": scipy_nnz,
+                "ours_1_thread": stat(&times[0]), "ours_2_threads": stat(&times[1]), "scipy": stat(&times[2]),
+                "ratio_1_thread": ratio(0), "ratio_2_threads": ratio(1),
+                "round_ratios_1_thread": [spread(&r1).1, spread(&r1).2], "round_ratios_2_threads": [spread(&r2).1, spread(&r2).2]})
+        );
+    }
+    Ok(())
+}
+
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
     let full = args.iter().any(|a| a == "--bench");
@@ -126,6 +232,12 @@ fn run() -> Result<(), String> {
     let scipy = has_scipy();
     if !scipy {
         eprintln!("spgemm bench: python with scipy and fast_matrix_market not found: the anchors are skipped");
+    }
+    // The smoke run (`cargo test`) runs both parts; `--in-memory` alone runs the compute comparison.
+    let only_in_memory = args.iter().any(|a| a == "--in-memory");
+    in_memory_comparison(&args, &data, full, scipy)?;
+    if only_in_memory {
+        return Ok(());
     }
     let mut inputs = vec![("laplace2d", laplacian(&data, if full { "1000" } else { "60" })?)];
     if full && scipy {

@@ -4,15 +4,18 @@
 //! tiny caps on the right operand's block and on the sort chunk so that the out-of-core paths (blocked
 //! products merged from partials, spilled runs) run. Then errors (shape mismatches, corrupt indices:
 //! an `Err`, never a panic, and nothing left behind), the command line, and equality with scipy on
-//! real matrices (`SPARSEDISK_REAL_DATASETS`).
+//! real matrices (`SPARSEDISK_REAL_DATASETS`). The product held in memory (`spgemm_in_memory`) is
+//! checked against the same oracle and, bit for bit on float data, against the product on disk.
 
 mod common;
 
 use common::{entries_of, fails, ok, p, triplets, write, Triplets};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use sparsedisk::ops::{add, convert, spgemm, transpose, Accumulator, AddOptions, OpOptions, Semiring, SpgemmOptions};
-use sparsedisk::{Error, Layout, Matrix, ValueType, WriterOptions};
+use sparsedisk::ops::{
+    add, convert, spgemm, spgemm_in_memory, transpose, Accumulator, AddOptions, OpOptions, Semiring, SpgemmOptions,
+};
+use sparsedisk::{Element, Error, Layout, Matrix, StoredIndex, ValueType, WriterOptions};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -391,5 +394,179 @@ fn real_matrices_equal_scipy() {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+    }
+}
+
+/// The entries of an in-memory product as `(row, col, value)` sorted by `(row, col)`, after checking
+/// its structure the way sprs's checked constructor does (sorted, in-range inner indices).
+fn memory_entries<T: Element, I: StoredIndex>(c: sprs::CsMatI<T, I, usize>) -> Vec<(u64, u64, f64)> {
+    let shape = c.shape();
+    let csr = c.is_csr();
+    let (indptr, indices, data) = c.into_raw_storage();
+    let c = match csr {
+        true => sprs::CsMatI::try_new(shape, indptr, indices, data),
+        false => sprs::CsMatI::try_new_csc(shape, indptr, indices, data),
+    }
+    .map_err(|e| e.3)
+    .expect("a valid sparse matrix");
+    let mut out: Vec<(u64, u64, f64)> =
+        c.iter().map(|(v, (r, col))| (r.index() as u64, col.index() as u64, v.to_f64())).collect();
+    out.sort_by_key(|&(r, c, _)| (r, c));
+    out
+}
+
+/// `A B` in memory with the value type the product has and the index type `wide` picks.
+fn in_memory(a: &Matrix, b: &Matrix, options: &SpgemmOptions, wide: bool) -> sparsedisk::Result<Vec<(u64, u64, f64)>> {
+    let vt = sparsedisk::ops::spgemm::output_value_type(a.value_type(), b.value_type(), options.semiring);
+    Ok(match (vt, wide) {
+        (ValueType::Float64, false) => memory_entries(spgemm_in_memory::<f64, u32>(a, b, options, None)?.0),
+        (ValueType::Float64, true) => memory_entries(spgemm_in_memory::<f64, u64>(a, b, options, None)?.0),
+        (ValueType::Int64, false) => memory_entries(spgemm_in_memory::<i64, u32>(a, b, options, None)?.0),
+        (ValueType::Int64, true) => memory_entries(spgemm_in_memory::<i64, u64>(a, b, options, None)?.0),
+        (_, false) => memory_entries(spgemm_in_memory::<(), u32>(a, b, options, None)?.0),
+        (_, true) => memory_entries(spgemm_in_memory::<(), u64>(a, b, options, None)?.0),
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 200,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    /// The product held in memory equals the oracle and the product on disk: random shapes (empty
+    /// rows and dimensions included), both layouts for each operand (B converted when they differ),
+    /// every value type, many segments, every accumulator and semiring, one or two threads.
+    #[test]
+    fn spgemm_in_memory_equals_the_oracle_and_the_disk(
+        (ta, tb) in operands(),
+        (la, lb) in (layout(), layout()),
+        (ka, kb) in (0u8..4, 0u8..4),
+        seg in prop_oneof![1u64..64, Just(1u64 << 20)],
+        accumulator in prop_oneof![Just(Accumulator::Auto), Just(Accumulator::Sort), Just(Accumulator::Hash), Just(Accumulator::Dense), Just(Accumulator::Window)],
+        semiring in prop_oneof![Just(Semiring::PlusTimes), Just(Semiring::MinPlus), Just(Semiring::Pattern)],
+        drop_zeros in any::<bool>(),
+        threads in 1usize..=2,
+        wide in any::<bool>(),
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = write_kind(&ta, &tmp.path().join("a"), la, ka, seg);
+        let b = write_kind(&tb, &tmp.path().join("b"), lb, kb, seg);
+        let options = SpgemmOptions { op: op_options(seg, Some(3)), semiring, drop_zeros, max_block_bytes: None, accumulator };
+        let got = pool(threads).install(|| in_memory(&a, &b, &options, wide)).unwrap();
+        let mut expected = product_oracle(&ta, ka, &tb, kb, semiring);
+        if drop_zeros {
+            expected.retain(|e| e.2 != 0.0);
+        }
+        prop_assert_eq!(&got, &expected);
+        let (c, _) = pool(threads).install(|| spgemm(&a, &b, tmp.path().join("c"), &options, None)).unwrap();
+        prop_assert_eq!(got, entries_of(&c));
+    }
+}
+
+/// Float data, where the order of the additions shows in the bits: the product in memory equals the
+/// product on disk bit for bit, for every accumulator and thread count, on a 2-D Laplacian with
+/// irrational-looking values (short banded rows) and a random matrix with long rows.
+#[test]
+fn spgemm_in_memory_is_bit_for_bit_the_disk_product() {
+    use sparsedisk::MatrixWriter;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = common::SplitMix(7);
+    let float = |rng: &mut common::SplitMix| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 0.7;
+    let n = 60u64;
+    let options = WriterOptions { segment_bytes: 16 << 10, durable: false, ..WriterOptions::default() };
+    let mut w =
+        MatrixWriter::<f64>::create(tmp.path().join("lap"), (n * n, n * n), Layout::Csr, options.clone()).unwrap();
+    for i in 0..n * n {
+        let cols: Vec<u64> = [i.checked_sub(n), i.checked_sub(1), Some(i), Some(i + 1), Some(i + n)]
+            .into_iter()
+            .flatten()
+            .filter(|&c| c < n * n)
+            .collect();
+        let vals: Vec<f64> = cols.iter().map(|_| float(&mut rng)).collect();
+        w.push_row(&cols, &vals).unwrap();
+    }
+    let lap = w.finish().unwrap();
+    let mut w = MatrixWriter::<f64>::create(tmp.path().join("rand"), (300, 300), Layout::Csr, options).unwrap();
+    for _ in 0..300 {
+        let mut cols: Vec<u64> = (0..rng.below(80)).map(|_| rng.below(300)).collect();
+        cols.sort_unstable();
+        cols.dedup();
+        let vals: Vec<f64> = cols.iter().map(|_| float(&mut rng)).collect();
+        w.push_row(&cols, &vals).unwrap();
+    }
+    let random = w.finish().unwrap();
+    for m in [&lap, &random] {
+        for accumulator in
+            [Accumulator::Auto, Accumulator::Sort, Accumulator::Hash, Accumulator::Dense, Accumulator::Window]
+        {
+            let options = SpgemmOptions { accumulator, ..SpgemmOptions::default() };
+            let out = tmp.path().join("c");
+            let (c, _) = spgemm(m, m, &out, &options, None).unwrap();
+            let disk = c.to_sprs().unwrap();
+            for threads in [1, 2] {
+                let (mem, stats) =
+                    pool(threads).install(|| spgemm_in_memory::<f64, u32>(m, m, &options, None)).unwrap();
+                assert_eq!(stats.nnz, c.nnz());
+                assert_eq!(mem.indptr().raw_storage(), disk.indptr().raw_storage());
+                assert!(mem.indices().iter().zip(disk.indices()).all(|(&x, &y)| x as usize == y));
+                let same = mem.data().iter().zip(disk.data()).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same && mem.nnz() == disk.nnz(), "{accumulator:?} {threads}");
+            }
+            std::fs::remove_dir_all(&out).unwrap();
+        }
+    }
+}
+
+/// Bad inputs are clear errors: shapes that do not chain, a value type that is not the product's,
+/// a budget below the minimum, a product or a right operand larger than the budget allows, a corrupt
+/// operand; and a layout conversion leaves nothing in the temporary directory.
+#[test]
+fn spgemm_in_memory_refuses_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = small(tmp.path(), "a", (2, 3), vec![(0, 0, 1), (1, 2, 2)]);
+    let b = small(tmp.path(), "b", (2, 3), vec![(1, 1, 1)]);
+    let options = SpgemmOptions::default();
+    let e = spgemm_in_memory::<f64, u32>(&a, &b, &options, None).unwrap_err();
+    assert!(e.to_string().contains("A has 3 columns but B has 2 rows"), "{e}");
+    let e = spgemm_in_memory::<i64, u32>(&a, &a.clone(), &options, None).unwrap_err();
+    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+    let a3 = small(tmp.path(), "a3", (3, 3), vec![(0, 0, 1), (1, 2, 2)]);
+    let e = spgemm_in_memory::<i64, u32>(&a3, &a3, &options, None).unwrap_err();
+    assert!(e.to_string().contains("ask for f64"), "{e}");
+    let tiny = SpgemmOptions { op: OpOptions { memory_budget: 1 << 10, ..OpOptions::default() }, ..options.clone() };
+    assert!(matches!(spgemm_in_memory::<f64, u32>(&a3, &a3, &tiny, None), Err(Error::InvalidInput(_))));
+    // A column of ones times a row of ones: 9 M entries (108 MB) from 6,000, beyond what the minimum
+    // budget leaves for the product.
+    let n = 3000u64;
+    let col = small(tmp.path(), "col", (n, 1), (0..n).map(|r| (r, 0, 1)).collect());
+    let row = small(tmp.path(), "row", (1, n), (0..n).map(|c| (0, c, 1)).collect());
+    let min = SpgemmOptions {
+        op: OpOptions { memory_budget: sparsedisk::ops::MIN_OP_MEMORY, ..OpOptions::default() },
+        ..options.clone()
+    };
+    let e = spgemm_in_memory::<f64, u32>(&col, &row, &min, None).map(|r| r.1).unwrap_err();
+    assert!(e.to_string().contains("memory budget"), "{e}");
+    let (c, _) = spgemm_in_memory::<f64, u32>(&col, &row, &options, None).unwrap();
+    assert_eq!(c.nnz(), (n * n) as usize);
+    let blocked = SpgemmOptions { max_block_bytes: Some(64), ..options.clone() };
+    let e = spgemm_in_memory::<f64, u32>(&row, &col, &blocked, None).map(|r| r.1).unwrap_err();
+    assert!(e.to_string().contains("right operand"), "{e}");
+    // B in the other layout: converted in a temporary directory that is removed.
+    let (at, _) = convert(&a3, tmp.path().join("a3c"), Layout::Csc, &OpOptions::default(), None).unwrap();
+    let (c, stats) = spgemm_in_memory::<f64, u32>(&a3, &at, &options, None).unwrap();
+    assert_eq!((c.nnz(), stats.conversions), (1, 1));
+    assert!(std::fs::read_dir(std::env::temp_dir()).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with(&format!("sparsedisk-spgemm-{}-", std::process::id()))));
+    for which in 0..2 {
+        let a = small(tmp.path(), &format!("ca{which}"), (3, 3), vec![(0, 0, 1), (1, 1, 2), (2, 2, 3)]);
+        let b = small(tmp.path(), &format!("cb{which}"), (3, 3), vec![(0, 1, 1), (1, 2, 2), (2, 0, 3)]);
+        corrupt_first_index(if which == 0 { &a } else { &b }, 77);
+        let e = spgemm_in_memory::<f64, u32>(&a, &b, &options, None).unwrap_err();
+        assert!(matches!(e, Error::Corrupt { .. }), "{e}");
     }
 }

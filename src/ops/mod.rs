@@ -1,4 +1,5 @@
-//! Whole-matrix operations that write a new matrix: sparse times sparse ([`spgemm()`]), transposition and
+//! Whole-matrix operations that write a new matrix: sparse times sparse ([`spgemm()`], or held in memory
+//! as a sprs matrix by [`spgemm_in_memory`]), transposition and
 //! layout conversion ([`transpose`], [`convert`]), and the linear combination `alpha A + beta B`
 //! ([`add`]). Every one streams its inputs segment by segment and its output through the
 //! [`MatrixWriter`](crate::MatrixWriter), in memory bounded by [`OpOptions::memory_budget`], so inputs
@@ -32,7 +33,7 @@ pub mod spgemm;
 mod transpose;
 
 pub use add::{add, AddOptions};
-pub use spgemm::{spgemm, Accumulator, Semiring, SpgemmOptions};
+pub use spgemm::{spgemm, spgemm_in_memory, Accumulator, Semiring, SpgemmOptions};
 pub use transpose::{convert, transpose};
 
 pub use crate::budget::MIN_OP_MEMORY;

@@ -3,7 +3,7 @@
 //! touched, over every column or over the narrow window a row spans (with a second bitmap level).
 //! Which one a row uses is [`choose`](super::plan::choose)'s decision.
 
-use super::band::TaskOut;
+use super::band::Emit;
 use super::plan::SMALL_ROW_FLOPS;
 use super::ring::Ring;
 use crate::element::Element;
@@ -60,8 +60,7 @@ fn insertion_sort_by_key<E: Copy, K: Ord>(v: &mut [E], key: impl Fn(&E) -> K) {
 pub(super) fn sort_row<I: StoredIndex, T: Element, R: Ring<T>>(
     sel: &[(&[I], &[T], T)],
     acc: &mut Acc<I, T>,
-    out: &mut TaskOut<I, T>,
-    drop_zeros: bool,
+    out: &mut Emit<'_, I, T>,
 ) {
     let pairs = &mut acc.pairs;
     pairs.clear();
@@ -81,7 +80,7 @@ pub(super) fn sort_row<I: StoredIndex, T: Element, R: Ring<T>>(
             v = R::add(v, pairs[i].1);
             i += 1;
         }
-        out.emit(c, v, drop_zeros);
+        out.emit(c, v);
     }
 }
 
@@ -93,8 +92,7 @@ pub(super) fn window_row<I: StoredIndex, T: Element, R: Ring<T>>(
     first: usize,
     width: usize,
     acc: &mut Acc<I, T>,
-    out: &mut TaskOut<I, T>,
-    drop_zeros: bool,
+    out: &mut Emit<'_, I, T>,
 ) {
     if acc.wbits.len() != WINDOW / 64 {
         acc.wbits = vec![0; WINDOW / 64];
@@ -102,9 +100,9 @@ pub(super) fn window_row<I: StoredIndex, T: Element, R: Ring<T>>(
     }
     // One summary word (in a register) covers the 4096 columns of a 2-D Laplacian's row up to n = 1023.
     if width <= SUMMARY_COLS {
-        summary_row::<I, T, R, 1>(sel, first, &mut acc.wbits, &mut acc.wvals, out, drop_zeros)
+        summary_row::<I, T, R, 1>(sel, first, &mut acc.wbits, &mut acc.wvals, out)
     } else {
-        summary_row::<I, T, R, { WINDOW / SUMMARY_COLS }>(sel, first, &mut acc.wbits, &mut acc.wvals, out, drop_zeros)
+        summary_row::<I, T, R, { WINDOW / SUMMARY_COLS }>(sel, first, &mut acc.wbits, &mut acc.wvals, out)
     }
 }
 
@@ -121,8 +119,7 @@ fn summary_row<I: StoredIndex, T: Element, R: Ring<T>, const S: usize>(
     first: usize,
     bits: &mut [u64],
     dense: &mut [T],
-    out: &mut TaskOut<I, T>,
-    drop_zeros: bool,
+    out: &mut Emit<'_, I, T>,
 ) {
     let bits = &mut bits[..S * 64];
     let dense = &mut dense[..S * SUMMARY_COLS];
@@ -141,7 +138,7 @@ fn summary_row<I: StoredIndex, T: Element, R: Ring<T>, const S: usize>(
         while y != 0 {
             let w = s * 64 + y.trailing_zeros() as usize;
             y &= y - 1;
-            emit_word(&mut bits[w], w, first, dense, start, out, drop_zeros);
+            emit_word(&mut bits[w], w, first, dense, start, out);
         }
     }
 }
@@ -174,13 +171,12 @@ fn emit_word<I: StoredIndex, T: Element>(
     first: usize,
     dense: &mut [T],
     start: T,
-    out: &mut TaskOut<I, T>,
-    drop_zeros: bool,
+    out: &mut Emit<'_, I, T>,
 ) {
     let mut x = std::mem::take(word);
     while x != 0 {
         let j = w * 64 + x.trailing_zeros() as usize;
-        out.emit(I::from_u64((first + j) as u64), std::mem::replace(&mut dense[j], start), drop_zeros);
+        out.emit(I::from_u64((first + j) as u64), std::mem::replace(&mut dense[j], start));
         x &= x - 1;
     }
 }
@@ -190,15 +186,14 @@ pub(super) fn dense_row<I: StoredIndex, T: Element, R: Ring<T>>(
     sel: &[(&[I], &[T], T)],
     ncols: usize,
     acc: &mut Acc<I, T>,
-    out: &mut TaskOut<I, T>,
-    drop_zeros: bool,
+    out: &mut Emit<'_, I, T>,
 ) {
     let words = ncols.div_ceil(64);
     if acc.dbits.len() != words {
         acc.dbits = vec![0; words];
         acc.dense_vals = vec![R::IDENTITY.unwrap_or_default(); words * 64];
     }
-    bitmap_row::<I, T, R>(sel, 0, &mut acc.dbits, &mut acc.dense_vals, out, drop_zeros);
+    bitmap_row::<I, T, R>(sel, 0, &mut acc.dbits, &mut acc.dense_vals, out);
 }
 
 /// Accumulates the row's products in `dense[column - first]`, marking the columns touched in
@@ -214,8 +209,7 @@ fn bitmap_row<I: StoredIndex, T: Element, R: Ring<T>>(
     first: usize,
     bits: &mut [u64],
     dense: &mut [T],
-    out: &mut TaskOut<I, T>,
-    drop_zeros: bool,
+    out: &mut Emit<'_, I, T>,
 ) {
     let start = R::IDENTITY.unwrap_or_default();
     for &(bc, bv, av) in sel {
@@ -224,7 +218,7 @@ fn bitmap_row<I: StoredIndex, T: Element, R: Ring<T>>(
         }
     }
     for (w, word) in bits.iter_mut().enumerate() {
-        emit_word(word, w, first, dense, start, out, drop_zeros);
+        emit_word(word, w, first, dense, start, out);
     }
 }
 
@@ -234,8 +228,7 @@ pub(super) fn hash_row<I: StoredIndex, T: Element, R: Ring<T>>(
     flops: u64,
     ncols: usize,
     acc: &mut Acc<I, T>,
-    out: &mut TaskOut<I, T>,
-    drop_zeros: bool,
+    out: &mut Emit<'_, I, T>,
 ) {
     let size = (2 * flops.min(ncols as u64)).next_power_of_two().max(16) as usize;
     if acc.keys.len() < size {
@@ -272,6 +265,6 @@ pub(super) fn hash_row<I: StoredIndex, T: Element, R: Ring<T>>(
     }
     pairs.sort_unstable_by_key(|e| e.0);
     for &(c, v) in pairs.iter() {
-        out.emit(c, v, drop_zeros);
+        out.emit(c, v);
     }
 }

@@ -1,10 +1,11 @@
 //! Running a product: the driver that loads each block of `B`, streams `A` past it band by band
-//! (tasks of equal flops on the thread pool, the band writer overlapping), and merges the partial
-//! products of a blocked product into `C`; and the row loop of a task, which gathers the rows of
-//! `B` a row of `A` selects and hands them to the accumulator [`choose`] picks.
+//! (tasks of equal flops on the thread pool, the band writer overlapping, or the bands appended to
+//! arrays in memory), and merges the partial products of a blocked product into `C`; and the row
+//! loop of a task, which gathers the rows of `B` a row of `A` selects and hands them to the
+//! accumulator [`choose`] picks.
 
 use super::accum::{dense_row, hash_row, sort_row, window_row, Acc};
-use super::band::{compute_while_writing, write_band, TaskOut};
+use super::band::{compute_while_writing, write_band, Emit, MemoryOut, TaskOut};
 use super::block::{BlockStore, RightBlock};
 use super::plan::{band_end, choose, row_flops, split_by_work, Kind, Plan};
 use super::ring::Ring;
@@ -12,7 +13,7 @@ use super::{Accumulator, SpgemmOptions};
 use crate::element::match_indices;
 use crate::element::Element;
 use crate::element::StoredIndex;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::Layout;
 use crate::matrix::Matrix;
 use crate::ops::merge::merge_into;
@@ -35,6 +36,21 @@ pub(super) struct Job<'a> {
     pub(super) progress: Option<ProgressFn<'a>>,
 }
 
+/// A product's arrays held in memory: row pointers, inner indices, values.
+pub(super) type Computed<I, T> = (Vec<usize>, Vec<I>, Vec<T>);
+
+/// Where a pass's bands go.
+enum Out<'w, I, T: Element> {
+    /// Written by a helper thread while the next band is computed.
+    Writer(&'w mut MatrixWriter<T>),
+    /// Appended to arrays in memory by the pool, after each band.
+    Memory(&'w mut MemoryOut<I, T>),
+}
+
+/// Most flops in one band of a product held in memory: its tasks' buffers (up to 12 bytes a flop)
+/// stay in the caches until they are copied into the product's arrays.
+const MEMORY_BAND_FLOPS: u64 = 256 << 10;
+
 /// What the row kernels share within one pass.
 struct Pass<'b, I, T> {
     block: &'b RightBlock<'b, I, T>,
@@ -53,14 +69,15 @@ impl Job<'_> {
     ) -> Result<Matrix> {
         let (outer_dim, inner_dim) = self.layout.outer_inner(self.shape);
         let k_dim = self.right.layout().outer_inner(self.right.shape()).0;
-        let Plan { avail, blocks, dense_ok, band_flops } =
+        let Plan { avail, blocks, dense_ok, band_flops, .. } =
             Plan::new::<I, T>(self.left, self.right, inner_dim, self.options)?;
         stats.blocks = blocks.len() as u64;
         let total_rows = outer_dim * blocks.len() as u64;
         let done_rows = AtomicU64::new(0);
         let mut pass = |block: &RightBlock<'_, I, T>, writer: &mut MatrixWriter<T>, drop_zeros: bool| -> Result<()> {
             let p = Pass { block, inner_dim, k_dim, dense_ok, drop_zeros, accumulator: self.options.accumulator };
-            stats.flops += self.multiply_pass::<I, T, R>(&p, writer, band_flops, &done_rows, total_rows)?;
+            stats.flops +=
+                self.multiply_pass::<I, T, R>(&p, Out::Writer(writer), band_flops, &done_rows, total_rows, Vec::new())?;
             Ok(())
         };
         let out_writer =
@@ -106,15 +123,79 @@ impl Job<'_> {
         writer.finish()
     }
 
+    /// The product held in memory: the same plan, block of `B` and row kernels as [`run`](Self::run),
+    /// the bands appended to arrays instead of written. `B` must fit in one block; the arrays within
+    /// what the budget leaves (else [`Error::InvalidInput`]).
+    pub(super) fn run_in_memory<I: StoredIndex, T: Element, R: Ring<T>>(
+        &self,
+        stats: &mut OpStats,
+    ) -> Result<Computed<I, T>> {
+        let (outer_dim, inner_dim) = self.layout.outer_inner(self.shape);
+        let k_dim = self.right.layout().outer_inner(self.right.shape()).0;
+        let plan = Plan::new::<I, T>(self.left, self.right, inner_dim, self.options)?;
+        let budget = self.options.op.memory_budget;
+        if plan.blocks.len() > 1 {
+            let need: u64 = plan.blocks.iter().map(|b| b.2).sum();
+            return Err(Error::invalid(format!(
+                "the right operand takes {} in memory, more than its share of the memory budget of {}: \
+                 raise the budget, or write the product to disk (spgemm, which cuts it into blocks)",
+                crate::units::format_bytes(need),
+                crate::units::format_bytes(budget)
+            )));
+        }
+        stats.blocks = 1;
+        let band_flops = plan.band_flops.min(MEMORY_BAND_FLOPS);
+        let entry = (std::mem::size_of::<I>() + std::mem::size_of::<T>()) as u64;
+        // The row pointers, then the entries within what the plan leaves for output.
+        let indptr_bytes = (outer_dim + 1) * 8;
+        let limit = plan.out_budget.saturating_sub(indptr_bytes + 2 * band_flops * entry) / entry.max(1);
+        if indptr_bytes > plan.out_budget {
+            return Err(Error::invalid(format!(
+                "the product's {} row pointers alone exceed what the memory budget of {} leaves for it: \
+                 raise the budget, or write the product to disk (spgemm)",
+                outer_dim,
+                crate::units::format_bytes(budget)
+            )));
+        }
+        let limit = if entry == 0 { usize::MAX } else { usize::try_from(limit).unwrap_or(usize::MAX) };
+        let mut out = MemoryOut::new(outer_dim as usize, limit, budget);
+        let store = BlockStore::<I, T>::load(self.right, 0, k_dim)?;
+        let block = store.view();
+        let p = Pass {
+            block: &block,
+            inner_dim,
+            k_dim,
+            dense_ok: plan.dense_ok,
+            drop_zeros: self.options.drop_zeros,
+            accumulator: self.options.accumulator,
+        };
+        // The flops of every row first: their sum bounds the product's entries, so that its arrays are
+        // allocated once (growing them would copy them into fresh pages, faulted in 4 KiB at a time).
+        let mut flops = Vec::with_capacity(self.left.segments().len());
+        for si in 0..self.left.segments().len() {
+            let seg = self.left.map_segment(si)?;
+            seg.check_row_pointers()?;
+            flops.push(row_flops(&seg, block.rows(), k_dim)?);
+        }
+        out.reserve(flops.iter().flatten().sum::<u64>())?;
+        let done_rows = AtomicU64::new(0);
+        stats.flops +=
+            self.multiply_pass::<I, T, R>(&p, Out::Memory(&mut out), band_flops, &done_rows, outer_dim, flops)?;
+        Ok((out.indptr, out.cols, out.vals))
+    }
+
     /// One sequential pass over the left operand against one block of the right. Returns the flops.
+    /// `flops`: the per-row flops of each segment when already computed (else empty).
     fn multiply_pass<I: StoredIndex, T: Element, R: Ring<T>>(
         &self,
         p: &Pass<'_, I, T>,
-        writer: &mut MatrixWriter<T>,
+        mut out: Out<'_, I, T>,
         band_flops: u64,
         done_rows: &AtomicU64,
         total_rows: u64,
+        flops: Vec<Vec<u64>>,
     ) -> Result<u64> {
+        let mut flops = flops.into_iter();
         let pool: Mutex<Vec<Acc<I, T>>> = Mutex::new(Vec::new());
         let spare: Mutex<Vec<TaskOut<I, T>>> = Mutex::new(Vec::new());
         let mut pending: Option<Vec<TaskOut<I, T>>> = None;
@@ -124,7 +205,10 @@ impl Job<'_> {
             let seg = self.left.map_segment(si)?;
             seg.check_row_pointers()?;
             seg.advise(Advice::Sequential);
-            let row_flops = row_flops(&seg, p.block.rows(), p.k_dim)?;
+            let row_flops = match flops.next() {
+                Some(f) => f,
+                None => row_flops(&seg, p.block.rows(), p.k_dim)?,
+            };
             let rows = row_flops.len();
             let mut r0 = 0;
             while r0 < rows {
@@ -133,16 +217,23 @@ impl Job<'_> {
                 let (r1, f) = band_end(&row_flops, r0, band_flops);
                 flops_total += f;
                 let tasks = split_by_work(&row_flops[r0..r1], 4 * threads, r0);
-                let outs = compute_while_writing(writer, pending.take(), &spare, || {
+                let compute = || {
                     tasks
                         .par_iter()
                         .map(|&(a, b)| run_task::<I, T, R>(&seg, a, b, &row_flops, p, &pool, &spare))
-                        .collect()
-                })?;
+                        .collect::<Vec<_>>()
+                };
+                let outs = match &mut out {
+                    Out::Writer(writer) => compute_while_writing(writer, pending.take(), &spare, compute)?,
+                    Out::Memory(_) => compute(),
+                };
                 if outs.iter().any(|o| o.bad) {
                     return Err(corrupt_index(&seg, "an index lies outside the matrix"));
                 }
-                pending = Some(outs);
+                match &mut out {
+                    Out::Writer(_) => pending = Some(outs),
+                    Out::Memory(m) => m.append(outs, &spare)?,
+                }
                 let done = done_rows.fetch_add((r1 - r0) as u64, Ordering::Relaxed) + (r1 - r0) as u64;
                 if let Some(progress) = self.progress {
                     progress(OpProgress { phase: "multiply", done, total: total_rows });
@@ -150,7 +241,7 @@ impl Job<'_> {
                 r0 = r1;
             }
         }
-        if let Some(band) = pending.take() {
+        if let (Some(band), Out::Writer(writer)) = (pending.take(), &mut out) {
             write_band(writer, band, &spare)?;
         }
         Ok(flops_total)
@@ -177,8 +268,7 @@ fn run_task<I: StoredIndex, T: Element, R: Ring<T>>(
     // Recycled buffers (their pages are already mapped), sized for the worst case: no column repeats.
     let mut out = TaskOut::reuse(spare);
     out.counts.reserve(b - a);
-    out.cols.reserve(work as usize);
-    out.vals.reserve(work as usize);
+    out.room(work as usize);
     let indptr = &seg.indptr()[a..=b];
     let (lo, hi) = (indptr[0] as usize, indptr[b - a] as usize);
     // A's values as `T`, read in place when stored so, else converted once per task (not per entry).
@@ -223,14 +313,14 @@ fn task_rows<K: Copy + Into<u64>, I: StoredIndex, T: Element, R: Ring<T>>(
     let rows = p.block.rows();
     let base = indptr[0];
     let ncols = p.inner_dim as usize;
-    let drop_zeros = p.drop_zeros;
     let mut bad = false;
+    let mut emit = Emit::new(&mut out.cols, &mut out.vals, out.len, p.drop_zeros);
     // The rows of B a row of A selects, with A's value: gathered once, so that the kernels below
     // loop over plain slices.
     let mut sel: Vec<(&[I], &[T], T)> = Vec::new();
     for (r, &flops) in row_flops.iter().enumerate() {
         let (s, e) = ((indptr[r] - base) as usize, (indptr[r + 1] - base) as usize);
-        let before = out.cols.len();
+        let before = emit.n;
         sel.clear();
         // The columns the row's products span: B's rows are sorted (checked at load).
         let (mut first, mut last) = (usize::MAX, 0usize);
@@ -250,13 +340,14 @@ fn task_rows<K: Copy + Into<u64>, I: StoredIndex, T: Element, R: Ring<T>>(
         let width = (last + 1).saturating_sub(first);
         if !sel.is_empty() {
             match choose::<T>(p.accumulator, p.dense_ok, flops, width, ncols) {
-                Kind::Sort => sort_row::<I, T, R>(&sel, acc, out, drop_zeros),
-                Kind::Hash => hash_row::<I, T, R>(&sel, flops, ncols, acc, out, drop_zeros),
-                Kind::Dense => dense_row::<I, T, R>(&sel, ncols, acc, out, drop_zeros),
-                Kind::Window => window_row::<I, T, R>(&sel, first, width, acc, out, drop_zeros),
+                Kind::Sort => sort_row::<I, T, R>(&sel, acc, &mut emit),
+                Kind::Hash => hash_row::<I, T, R>(&sel, flops, ncols, acc, &mut emit),
+                Kind::Dense => dense_row::<I, T, R>(&sel, ncols, acc, &mut emit),
+                Kind::Window => window_row::<I, T, R>(&sel, first, width, acc, &mut emit),
             }
         }
-        out.counts.push((out.cols.len() - before) as u64);
+        out.counts.push((emit.n - before) as u64);
     }
+    out.len = emit.n;
     !bad
 }

@@ -42,6 +42,12 @@
 //! (2 M flops) so that little writing is left once the last is computed. Memory: the block of `B`,
 //! the dense accumulators, two bands of output, and two mapped segments of `A`.
 //!
+//! **In memory.** [`spgemm_in_memory`] returns the product as a sprs matrix instead of writing it:
+//! the same plan, block of `B`, task split and accumulators, each band's rows appended to growing
+//! arrays (copied by the pool's threads, from task buffers still in cache) instead of handed to the
+//! writer. `B` must fit in one block and the product in what the budget leaves, else an error says
+//! so before memory runs out.
+//!
 //! **Files.** `plan` (budget split, blocks of `B`, bands and tasks, the accumulator of a row),
 //! `block` (the B-block store), `accum` (the accumulators), `ring` (semirings and value
 //! arithmetic), `band` (the band writer), `job` (the driver and a task's row loop).
@@ -56,12 +62,13 @@ mod ring;
 pub use ring::Semiring;
 
 use super::{OpOptions, OpStats, ProgressFn, Scratch};
-use crate::element::{result_type, with_index_type};
+use crate::element::{result_type, with_index_type, Element, StoredIndex};
 use crate::error::{Error, Result};
 use crate::format::{IndexType, Layout, ValueType};
 use crate::matrix::Matrix;
 use job::Job;
 use ring::{MinPlus, PlusTimes, Structure};
+use std::any::Any;
 use std::path::Path;
 use std::time::Instant;
 
@@ -139,17 +146,7 @@ pub fn spgemm(
 ) -> Result<(Matrix, OpStats)> {
     let started = Instant::now();
     options.op.check()?;
-    if a.cols() != b.rows() {
-        return Err(Error::invalid(format!(
-            "cannot multiply a {} x {} matrix by a {} x {} matrix: A has {} columns but B has {} rows",
-            a.rows(),
-            a.cols(),
-            b.rows(),
-            b.cols(),
-            a.cols(),
-            b.rows()
-        )));
-    }
+    check_shapes(a, b)?;
     let out = out.as_ref();
     let mut scratch = Scratch::new(out, options.op.writer.overwrite)?;
     let mut stats = OpStats::default();
@@ -176,6 +173,155 @@ pub fn spgemm(
     stats.nnz = m.nnz();
     stats.seconds = started.elapsed().as_secs_f64();
     Ok((m, stats))
+}
+
+/// `C = A B` held in memory, as a sprs matrix in `A`'s layout (CSR or CSC) with column (CSC: row)
+/// indices of type `I` and values of type `T`: the product [`spgemm`] writes, entry for entry and
+/// bit for bit, computed the same way (see the [module docs](self)) without writing it.
+///
+/// `T` must be the product's value type, [`output_value_type`] of the operands' (`f64` when either
+/// holds floats, `i64` for two integer or pattern operands, `()` for [`Semiring::Pattern`]). `I` is
+/// `u32` (scipy's int32 indices, and a third less memory than `u64`) when the output's inner
+/// dimension allows it, else `u64`. Row pointers are `usize`.
+///
+/// Entries are kept wherever some `A[i, k]` and `B[k, j]` are both stored, even when their sum is
+/// zero (the GraphBLAS and sprs convention; scipy's `A @ B` drops computed zeros): set
+/// [`SpgemmOptions::drop_zeros`] to drop them. Every row's columns are sorted.
+///
+/// Memory: [`OpOptions::memory_budget`](super::OpOptions::memory_budget) bounds `B`'s copy (when it
+/// is not read in place), the accumulators and the product's arrays; `B` must fit in its share (two
+/// fifths) and the product in the rest, else the call fails with [`Error::InvalidInput`] (before
+/// the arrays outgrow the budget, not by running out of memory). `A` is streamed from its mapped
+/// segments. When `B`'s layout differs from `A`'s, it is first converted out of core into a
+/// temporary directory under [`std::env::temp_dir`], removed afterwards. The writer options are
+/// not used.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] when `A`'s columns differ from `B`'s rows, `T` is not the product's value
+/// type, `I` cannot hold the output's inner indices, the budget is below
+/// [`MIN_OP_MEMORY`](super::MIN_OP_MEMORY) or the product does not fit in it; [`Error::Corrupt`]
+/// when an input holds an index out of range or an unsorted row; [`Error::Io`].
+///
+/// # Examples
+///
+/// ```
+/// use sparsedisk::{generators::{generate, Generator}, ops::{spgemm_in_memory, SpgemmOptions}, Layout, WriterOptions};
+/// # let tmp = tempfile::tempdir().unwrap();
+/// let a = generate::<f64>(&Generator::Laplace2d { n: 4 }, &tmp.path().join("a"), Layout::Csr, WriterOptions::default())?;
+/// let (c, stats) = spgemm_in_memory::<f64, u32>(&a, &a, &SpgemmOptions::default(), None)?;
+/// assert_eq!(c.shape(), (16, 16));
+/// assert_eq!(c.get(0, 0), Some(&18.0)); // 4 * 4 + (-1) * (-1) * 2
+/// assert_eq!(stats.nnz, c.nnz() as u64);
+/// # Ok::<(), sparsedisk::Error>(())
+/// ```
+pub fn spgemm_in_memory<T: Element, I: StoredIndex>(
+    a: &Matrix,
+    b: &Matrix,
+    options: &SpgemmOptions,
+    progress: Option<ProgressFn<'_>>,
+) -> Result<(sprs::CsMatI<T, I, usize>, OpStats)> {
+    let started = Instant::now();
+    options.op.check()?;
+    check_shapes(a, b)?;
+    let vt = output_value_type(a.value_type(), b.value_type(), options.semiring);
+    if T::VALUE_TYPE != vt {
+        return Err(Error::invalid(format!(
+            "the product of {} by {} in {} has {} values, not {}: ask for {}",
+            a.value_type().name(),
+            b.value_type().name(),
+            options.semiring.name(),
+            vt.name(),
+            T::VALUE_TYPE.name(),
+            match vt {
+                ValueType::Pattern => "()",
+                ValueType::Int64 => "i64",
+                _ => "f64",
+            }
+        )));
+    }
+    let shape = (a.rows(), b.cols());
+    let (outer_dim, inner_dim) = a.layout().outer_inner(shape);
+    let too_big = |what: &str| {
+        Error::invalid(format!("a {} x {} product cannot be held in memory here: {what}", shape.0, shape.1))
+    };
+    if IndexType::for_inner_dim(inner_dim) == IndexType::Uint64 && I::INDEX_TYPE == IndexType::Uint32 {
+        return Err(too_big("its inner indices do not fit u32: ask for u64"));
+    }
+    let rows = usize::try_from(shape.0).map_err(|_| too_big("too many rows for this platform"))?;
+    let cols = usize::try_from(shape.1).map_err(|_| too_big("too many columns for this platform"))?;
+    usize::try_from(outer_dim + 1).map_err(|_| too_big("too many rows for this platform"))?;
+    let mut stats = OpStats::default();
+    // Only used when B must change layout: a scratch directory that is never published, so that
+    // dropping it removes everything made in it.
+    let mut scratch = None;
+    let mut converted = None;
+    let b = if b.layout() == a.layout() {
+        b
+    } else {
+        let dir = std::env::temp_dir().join(format!(
+            "sparsedisk-spgemm-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+        ));
+        let scratch = scratch.insert(Scratch::new(&dir, false)?);
+        in_layout(b, a.layout(), scratch, &options.op, progress, &mut stats, &mut converted)?
+    };
+    let (left, right) = match a.layout() {
+        Layout::Csr => (a, b),
+        Layout::Csc => (b, a),
+    };
+    let job = Job { left, right, shape, layout: a.layout(), options, progress };
+    let (indptr, indices, data) = match (vt, options.semiring) {
+        (ValueType::Pattern, _) => typed(job.run_in_memory::<I, (), Structure>(&mut stats)?)?,
+        (ValueType::Int64, Semiring::MinPlus) => typed(job.run_in_memory::<I, i64, MinPlus>(&mut stats)?)?,
+        (ValueType::Int64, _) => typed(job.run_in_memory::<I, i64, PlusTimes>(&mut stats)?)?,
+        (_, Semiring::MinPlus) => typed(job.run_in_memory::<I, f64, MinPlus>(&mut stats)?)?,
+        (_, _) => typed(job.run_in_memory::<I, f64, PlusTimes>(&mut stats)?)?,
+    };
+    drop(scratch);
+    let storage = match a.layout() {
+        Layout::Csr => sprs::CompressedStorage::CSR,
+        Layout::Csc => sprs::CompressedStorage::CSC,
+    };
+    stats.nnz = indices.len() as u64;
+    // The cheap half of sprs's checks (the rest is O(nnz), and holds by construction).
+    if indptr.len() as u64 != outer_dim + 1 || indptr.last() != Some(&indices.len()) || data.len() != indices.len() {
+        return Err(Error::invalid("internal: the product's arrays do not match its shape"));
+    }
+    // SAFETY: sprs's structure holds: `indptr` has a pointer per outer index and one more (checked
+    // above), from 0 and non-decreasing up to the entries' count (each band appends its rows'
+    // counts); every row's inner indices are strictly increasing and below the inner dimension (the
+    // accumulators emit them in order, from rows of B checked to be sorted and in range when loaded).
+    let c = unsafe { sprs::CsMatI::new_unchecked(storage, (rows, cols), indptr, indices, data) };
+    stats.seconds = started.elapsed().as_secs_f64();
+    Ok((c, stats))
+}
+
+/// The arrays of a product computed in value type `U`, as the caller's `T` (the same type: checked
+/// against the product's value type before computing).
+fn typed<I: StoredIndex, U: 'static, T: 'static>(out: job::Computed<I, U>) -> Result<(Vec<usize>, Vec<I>, Vec<T>)> {
+    let (indptr, indices, vals) = out;
+    let vals = (Box::new(vals) as Box<dyn Any>)
+        .downcast::<Vec<T>>()
+        .map_err(|_| Error::invalid("internal: the product's value type does not match the one asked for"))?;
+    Ok((indptr, indices, *vals))
+}
+
+/// The error for `A B` when `A`'s columns differ from `B`'s rows.
+fn check_shapes(a: &Matrix, b: &Matrix) -> Result<()> {
+    if a.cols() != b.rows() {
+        return Err(Error::invalid(format!(
+            "cannot multiply a {} x {} matrix by a {} x {} matrix: A has {} columns but B has {} rows",
+            a.rows(),
+            a.cols(),
+            b.rows(),
+            b.cols(),
+            a.cols(),
+            b.rows()
+        )));
+    }
+    Ok(())
 }
 
 /// `b` in `layout`: itself when stored so, else converted into `scratch` (out of core, within

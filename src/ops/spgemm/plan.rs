@@ -35,6 +35,8 @@ pub(super) struct Plan {
     pub(super) dense_ok: bool,
     /// Most flops in one band of output rows held in memory.
     pub(super) band_flops: u64,
+    /// Bytes left for the output once the block of `B` and the dense accumulators are counted.
+    pub(super) out_budget: u64,
 }
 
 impl Plan {
@@ -58,7 +60,7 @@ impl Plan {
         // Two bands in flight, each band's vectors up to twice their contents.
         // ... and at most BAND_FLOPS, so that writing one band overlaps computing the next.
         let band_flops = (out_budget / (4 * entry_bytes)).clamp(1 << 16, BAND_FLOPS);
-        Ok(Plan { avail, blocks, dense_ok, band_flops })
+        Ok(Plan { avail, blocks, dense_ok, band_flops, out_budget })
     }
 }
 
