@@ -119,6 +119,7 @@ proptest! {
             drop_zeros: false,
             max_block_bytes: block,
             accumulator,
+            scratch_dir: None,
         };
         let out = tmp.path().join("c");
         let (c, stats) = pool(threads).install(|| spgemm(&a, &b, &out, &options, None)).unwrap();
@@ -453,7 +454,14 @@ proptest! {
         let tmp = tempfile::tempdir().unwrap();
         let a = write_kind(&ta, &tmp.path().join("a"), la, ka, seg);
         let b = write_kind(&tb, &tmp.path().join("b"), lb, kb, seg);
-        let options = SpgemmOptions { op: op_options(seg, Some(3)), semiring, drop_zeros, max_block_bytes: None, accumulator };
+        let options = SpgemmOptions {
+            op: op_options(seg, Some(3)),
+            semiring,
+            drop_zeros,
+            max_block_bytes: None,
+            accumulator,
+            scratch_dir: None,
+        };
         let got = pool(threads).install(|| in_memory(&a, &b, &options, wide)).unwrap();
         let mut expected = product_oracle(&ta, ka, &tb, kb, semiring);
         if drop_zeros {
@@ -553,15 +561,14 @@ fn spgemm_in_memory_refuses_bad_input() {
     let blocked = SpgemmOptions { max_block_bytes: Some(64), ..options.clone() };
     let e = spgemm_in_memory::<f64, u32>(&row, &col, &blocked, None).map(|r| r.1).unwrap_err();
     assert!(e.to_string().contains("right operand"), "{e}");
-    // B in the other layout: converted in a temporary directory that is removed.
+    // B in the other layout: converted in a directory made in the scratch directory, and removed.
     let (at, _) = convert(&a3, tmp.path().join("a3c"), Layout::Csc, &OpOptions::default(), None).unwrap();
-    let (c, stats) = spgemm_in_memory::<f64, u32>(&a3, &at, &options, None).unwrap();
+    let scratch = tmp.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let in_scratch = SpgemmOptions { scratch_dir: Some(scratch.clone()), ..options.clone() };
+    let (c, stats) = spgemm_in_memory::<f64, u32>(&a3, &at, &in_scratch, None).unwrap();
     assert_eq!((c.nnz(), stats.conversions), (1, 1));
-    assert!(std::fs::read_dir(std::env::temp_dir()).unwrap().all(|e| !e
-        .unwrap()
-        .file_name()
-        .to_string_lossy()
-        .starts_with(&format!("sparsedisk-spgemm-{}-", std::process::id()))));
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0, "the conversion's directory is left behind");
     for which in 0..2 {
         let a = small(tmp.path(), &format!("ca{which}"), (3, 3), vec![(0, 0, 1), (1, 1, 2), (2, 2, 3)]);
         let b = small(tmp.path(), &format!("cb{which}"), (3, 3), vec![(0, 1, 1), (1, 2, 2), (2, 0, 3)]);

@@ -104,6 +104,10 @@ pub struct SpgemmOptions {
     pub max_block_bytes: Option<u64>,
     /// Accumulator choice (for tests and measurements; `Auto` is the right choice otherwise).
     pub accumulator: Accumulator,
+    /// The directory in which [`spgemm_in_memory`] converts `B` when its layout differs from `A`'s
+    /// (in a directory of its own made there and removed afterwards). `None`: the system's temporary
+    /// directory ([`std::env::temp_dir`]). [`spgemm`] converts next to its output instead.
+    pub scratch_dir: Option<std::path::PathBuf>,
 }
 
 /// The value type of `A B` in `semiring`: pattern for the structural product, else the
@@ -193,7 +197,7 @@ pub fn spgemm(
 /// fifths) and the product in the rest, else the call fails with [`Error::InvalidInput`] (before
 /// the arrays outgrow the budget, not by running out of memory). `A` is streamed from its mapped
 /// segments. When `B`'s layout differs from `A`'s, it is first converted out of core into a
-/// temporary directory under [`std::env::temp_dir`], removed afterwards. The writer options are
+/// temporary directory under [`SpgemmOptions::scratch_dir`], removed afterwards. The writer options are
 /// not used.
 ///
 /// # Errors
@@ -259,7 +263,8 @@ pub fn spgemm_in_memory<T: Element, I: StoredIndex>(
     let b = if b.layout() == a.layout() {
         b
     } else {
-        let dir = std::env::temp_dir().join(format!(
+        let base = options.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let dir = base.join(format!(
             "sparsedisk-spgemm-{}-{}",
             std::process::id(),
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
