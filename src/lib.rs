@@ -16,6 +16,8 @@
 //! * [`io`]: Matrix Market export.
 //! * [`kernels`]: streaming SpMV, transposed SpMV and SpMM, in core and out of core.
 //! * [`ops`]: SpGEMM, transpose / layout conversion and add, writing new matrices out of core.
+//! * [`reduce`]: one-pass reductions: the `k`-th diagonal, row and column sums, the total (exact
+//!   for integers).
 //! * [`algo`]: PageRank, BFS, connected components and conjugate gradients over matrices on disk.
 //! * [`budget`]: the memory budget's defaults, minimums, available memory and split rules.
 //! * [`interrupt`]: cooperative cancellation (Ctrl-C): long calls stop, clean up and return
@@ -59,6 +61,7 @@ pub mod io;
 pub mod kernels;
 pub mod matrix;
 pub mod ops;
+pub mod reduce;
 pub mod scan;
 pub mod segment;
 pub mod storage;

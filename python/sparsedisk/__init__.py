@@ -6,6 +6,9 @@ A matrix lives on disk as memory-mapped CSR or CSC segments (see the project's `
 ``rmatvec`` / ``matmat`` methods that ``scipy.sparse.linalg.aslinearoperator`` looks for, so scipy's
 iterative solvers (``cg``, ``gmres``, ``eigsh``, ``svds``) run on a matrix that never fits in memory.
 Products run in the Rust engine with the GIL released and return new float64 numpy arrays.
+``A.diagonal(k)``, ``A.sum(axis)`` and ``A.mean(axis)`` are one streaming pass in the engine (int64
+sums exact). A :class:`Matrix` pickles by reference (its path, view and threads): ``pickle.loads``
+reopens the files, so matrices can be sent to other processes on the same file system.
 
 Matrices are made by :func:`builder` (numpy triplet chunks in any order, sorted out of core within a
 memory budget), :func:`import_file` (Matrix Market, edge lists, CSV), :func:`from_scipy`, and the
@@ -21,6 +24,7 @@ Errors are :class:`Error` subclasses that are also the built-in exception a Pyth
 from __future__ import annotations
 
 import mmap
+import operator
 import os
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -168,7 +172,9 @@ class Matrix:
     vectors is held in memory. Attributes follow ``scipy.sparse``: :attr:`shape`, :attr:`ndim`,
     :attr:`dtype`, :attr:`nnz`, :attr:`format`; ``A @ x`` and ``A.dot(x)`` take 1-D or 2-D numpy
     arrays and return float64 numpy arrays (integer and pattern matrices are multiplied in float64).
-    ``x @ A`` is the transposed product. A matrix is read-only; operations write new matrices.
+    ``x @ A`` is the transposed product. :meth:`diagonal`, :meth:`sum` and :meth:`mean` follow
+    scipy. A matrix is read-only; operations write new matrices. It pickles by reference (see
+    :meth:`__reduce__`); ``copy.copy`` and ``copy.deepcopy`` give new handles on the same files.
     """
 
     # numpy hands ``x @ A`` (and other binary operators with an ndarray) to this class.
@@ -178,6 +184,9 @@ class Matrix:
         self._native = native
         self._transposed = transposed
         self._threads = _threads(threads)
+        # What a pickle records: absolute now, while the working directory is (most likely) the one
+        # the matrix was opened from.
+        self._abspath = os.path.abspath(native.path)
 
     # -- what it is -----------------------------------------------------------------------------
 
@@ -276,6 +285,94 @@ class Matrix:
 
     def __len__(self) -> int:
         raise TypeError("sparse matrix length is ambiguous; use .shape or .nnz")
+
+    # -- copies and pickles ---------------------------------------------------------------------
+
+    def __copy__(self) -> "Matrix":
+        """A new handle on the same matrix (same view and threads; the files are shared)."""
+        return Matrix(self._native, transposed=self._transposed, threads=self._threads)
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "Matrix":
+        """As :meth:`__copy__`: a matrix on disk is read-only, so nothing needs copying (use
+        :func:`convert` or :func:`transpose` to write a copy of the files)."""
+        return self.__copy__()
+
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
+        """Pickles the matrix by reference: its absolute path, whether this is a transposed view,
+        the threads setting and a fingerprint of its manifest (no data). Unpickling reopens the
+        path and raises :class:`NotFoundError` when it no longer holds this matrix (removed,
+        moved, or rewritten since)."""
+        return (_unpickle, (self._abspath, self._transposed, self._threads, self._native.fingerprint))
+
+    # -- reductions -----------------------------------------------------------------------------
+
+    def diagonal(self, k: int = 0) -> np.ndarray:
+        """The ``k``-th diagonal, as ``scipy.sparse`` returns it: entries ``A[i, i + k]`` (``k > 0``
+        above the main diagonal, ``k < 0`` below), of length ``min(rows + min(k, 0), cols -
+        max(k, 0))``, empty when ``k`` lies outside the matrix; zeros where nothing is stored. A new
+        numpy array of :attr:`dtype` (float64 ones for a pattern matrix). One streaming pass over
+        the segments in the engine, GIL released."""
+        k = operator.index(k)
+        if self._transposed:
+            k = -k
+        rows, cols = self._native.shape
+        if k <= -rows or k >= cols:
+            return np.zeros(0, dtype=self.dtype)
+        return self._native.diagonal(k)
+
+    def sum(self, axis: Optional[int] = None, dtype: Any = None, out: Optional[np.ndarray] = None) -> Any:
+        """Sum of the entries (``axis=None``: a numpy scalar), of each column (``axis=0`` or ``-2``:
+        an array of ``cols`` values) or of each row (``axis=1`` or ``-1``: ``rows`` values), as
+        ``scipy.sparse`` arrays give it. One streaming pass over the segments in the engine.
+
+        The type: float64 for float matrices (float32 values are summed in float64, where scipy keeps
+        float32), int64 for int64 matrices, computed exactly (an :class:`InvalidInputError` when a
+        sum leaves the int64 range, where numpy would wrap around), and for pattern matrices the
+        number of stored entries, as int64 (as scipy sums a bool matrix). ``dtype`` converts the
+        result; ``out`` receives it (of the result's shape)."""
+        axis = _axis(axis)
+        if axis is None:
+            total = self._native.total()
+            result: Any = np.float64(total) if isinstance(total, float) else np.int64(total)
+        else:
+            stored_axis = 1 - axis if self._transposed else axis
+            result = self._native.line_sums(stored_axis == 1)
+        if dtype is not None:
+            result = np.asarray(result).astype(dtype)[()]
+        if out is not None:
+            if not isinstance(out, np.ndarray) or out.shape != np.shape(result):
+                raise InvalidInputError(f"out must be a numpy array of shape {np.shape(result)}")
+            out[...] = result
+            return out
+        return result
+
+    def mean(self, axis: Optional[int] = None, dtype: Any = None, out: Optional[np.ndarray] = None) -> Any:
+        """The mean over ``axis`` (as :meth:`sum`), counting every position, stored or not, as
+        ``scipy.sparse`` does: float64 (an int64 total is divided exactly; int64 line sums are
+        converted to float64 first). ``nan`` for an empty matrix. ``dtype`` and ``out`` as for
+        :meth:`sum`."""
+        axis = _axis(axis)
+        rows, cols = self.shape
+        count = rows * cols if axis is None else (rows if axis == 0 else cols)
+        total = self.sum(axis)
+        if axis is None:
+            if count == 0:
+                result: Any = np.float64(np.nan)
+            elif isinstance(total, np.integer):
+                result = np.float64(int(total) / count)  # Python's int division rounds once
+            else:
+                result = np.float64(total / count)
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                result = np.asarray(total, dtype=np.float64) / (count if count else np.nan)
+        if dtype is not None:
+            result = np.asarray(result).astype(dtype)[()]
+        if out is not None:
+            if not isinstance(out, np.ndarray) or out.shape != np.shape(result):
+                raise InvalidInputError(f"out must be a numpy array of shape {np.shape(result)}")
+            out[...] = result
+            return out
+        return result
 
     # -- products -------------------------------------------------------------------------------
 
@@ -475,6 +572,33 @@ class Matrix:
                 f"{what} reads a matrix as stored; write the transpose first with sparsedisk.transpose(A, path)"
             )
         return self._native
+
+
+def _axis(axis: Any) -> Optional[int]:
+    """``axis`` as 0, 1 or None (scipy's -2 and -1 are 0 and 1)."""
+    if axis is None:
+        return None
+    try:
+        a = operator.index(axis)
+    except TypeError:
+        raise InvalidInputError(f"axis must be None, 0, 1, -1 or -2, not {axis!r}") from None
+    if not -2 <= a <= 1:
+        raise InvalidInputError(f"axis {a} is out of range for a 2-D matrix (None, 0, 1, -1 or -2)")
+    return a % 2
+
+
+def _unpickle(path: str, transposed: bool, threads: Optional[int], fingerprint: Optional[str]) -> Matrix:
+    """Reopens a pickled :class:`Matrix` (see :meth:`Matrix.__reduce__`)."""
+    try:
+        native = _native.Matrix.open(path)
+    except NotFoundError as e:
+        raise NotFoundError(f"cannot unpickle the sparsedisk matrix at {path!r}: {e}") from e
+    if fingerprint is not None and native.fingerprint != fingerprint:
+        raise NotFoundError(
+            f"cannot unpickle the sparsedisk matrix at {path!r}: the directory now holds another matrix "
+            "(it was rewritten or replaced after the matrix was pickled)"
+        )
+    return Matrix(native, transposed=transposed, threads=threads)
 
 
 def _map(path: str, dtype: np.dtype, count: int) -> np.ndarray:

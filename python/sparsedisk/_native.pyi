@@ -7,7 +7,7 @@ call in a pool of ``n`` threads (built once per ``n``).
 """
 
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -93,6 +93,17 @@ class Matrix:
         """Checks every checksum and every segment's structure: {segments, files, bytes, nnz}."""
     def info(self) -> Dict[str, Any]:
         """The summary ``sparsedisk info --json`` prints."""
+    def diagonal(self, k: int = 0) -> npt.NDArray[Any]:
+        """The k-th diagonal of the stored matrix in the stored dtype (float64 ones for pattern),
+        scipy's length (empty beyond the matrix); one streaming pass, GIL released."""
+    def line_sums(self, rows: bool) -> npt.NDArray[Any]:
+        """Sums of each row (``rows=True``) or column: float64 for float matrices, exact int64 for
+        int64 (InvalidInputError beyond the int64 range) and pattern (counts) matrices."""
+    def total(self) -> Union[float, int]:
+        """Sum of all entries: float for float matrices, exact int for int64 and pattern ones."""
+    @property
+    def fingerprint(self) -> str:
+        """Digest of the manifest's shape, types, generation and file checksums."""
 
 class Builder:
     """Builds a matrix from triplets in any order, sorted out of core within ``memory`` bytes."""

@@ -4,7 +4,8 @@
 //! classes and functions; their signatures are in `python/sparsedisk/_native.pyi`.
 //!
 //! * `errors`: the exception classes and the mapping from the library's errors.
-//! * `matrix`: `Matrix` (open, inspect, segments, products with a cached `Operator`).
+//! * `matrix`: `Matrix` (open, inspect, segments, products with a cached `Operator`, the
+//!   reductions `diagonal`, `line_sums`, `total`, and the `fingerprint` pickles check).
 //! * `build`: `Builder` (triplets), `import_file`, `write_csr`.
 //! * `ops`: `spgemm`, `transpose`, `convert`, `add`.
 //! * `algo`: `pagerank`, `bfs`, `components`, `cg`.

@@ -298,6 +298,62 @@ impl PyMatrix {
         to_dict(py, &info)
     }
 
+    /// The `k`-th diagonal (`k > 0` above the main one) as a new numpy array in the stored dtype
+    /// (float64 ones for a pattern matrix), of scipy's length: empty when `k` lies outside the
+    /// matrix. One pass over the segments with the GIL released (Ctrl-C stops it).
+    #[pyo3(signature = (k = 0))]
+    fn diagonal<'py>(&self, py: Python<'py>, k: i64) -> PyResult<Bound<'py, PyAny>> {
+        let m = &self.matrix;
+        let d = compute_interruptible(py, None, || m.diagonal(k))?;
+        Ok(reduced(py, d))
+    }
+
+    /// The sum of each row (`rows=True`: `rows` values, scipy's axis 1) or of each column, in one
+    /// pass with the GIL released: float64 for float matrices (float32 summed in float64), int64 for
+    /// int64 matrices (exact) and pattern matrices (counts).
+    ///
+    /// Raises InvalidInputError when an int64 sum leaves the int64 range.
+    fn line_sums<'py>(&self, py: Python<'py>, rows: bool) -> PyResult<Bound<'py, PyAny>> {
+        let m = &self.matrix;
+        let lines = if rows { sparsedisk::reduce::Lines::Rows } else { sparsedisk::reduce::Lines::Columns };
+        let d = compute_interruptible(py, None, || m.line_sums(lines))?;
+        Ok(reduced(py, d))
+    }
+
+    /// The sum of all entries, in one pass with the GIL released: a float for float matrices, an
+    /// exact int for int64 matrices, the number of stored entries for pattern matrices.
+    ///
+    /// Raises InvalidInputError when an int64 sum leaves the int64 range.
+    fn total<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let m = &self.matrix;
+        let t = compute_interruptible(py, None, || m.total())?;
+        Ok(match t {
+            sparsedisk::reduce::Total::F64(v) => v.into_pyobject(py)?.into_any(),
+            sparsedisk::reduce::Total::I64(v) => v.into_pyobject(py)?.into_any(),
+        })
+    }
+
+    /// A hex digest of what the manifest records (shape, layout, types, generation and every file's
+    /// checksum): two opens of a path give the same fingerprint only if they hold the same matrix.
+    #[getter]
+    fn fingerprint(&self) -> String {
+        let m = &self.matrix;
+        let mut text = format!(
+            "{} {} {} {} {} {}",
+            m.rows(),
+            m.cols(),
+            m.layout(),
+            m.value_type(),
+            m.index_type(),
+            m.manifest().generation
+        );
+        for file in m.segments().iter().flat_map(|s| s.files()) {
+            text.push(' ');
+            text.push_str(&file.xxh3);
+        }
+        sparsedisk::format::checksum_hex(text.as_bytes())
+    }
+
     fn __repr__(&self) -> String {
         let m = &self.matrix;
         format!(
@@ -354,6 +410,15 @@ fn out_array<'py, D: numpy::ndarray::Dimension>(
     typed.try_readwrite().map_err(|e| {
         invalid(format!("out cannot be written ({e}): it must be {expected} that shares no memory with x"))
     })
+}
+
+/// A reduction's values as a new numpy array of their type.
+fn reduced(py: Python<'_>, r: sparsedisk::reduce::Reduced) -> Bound<'_, PyAny> {
+    match r {
+        sparsedisk::reduce::Reduced::F64(v) => v.into_pyarray(py).into_any(),
+        sparsedisk::reduce::Reduced::F32(v) => v.into_pyarray(py).into_any(),
+        sparsedisk::reduce::Reduced::I64(v) => v.into_pyarray(py).into_any(),
+    }
 }
 
 enum Data {
