@@ -828,12 +828,42 @@ def from_scipy(m: Any, path: PathLike, *, layout: Optional[str] = None, overwrit
 # -- whole-matrix operations ------------------------------------------------------------------------
 
 
-def spgemm(a: Matrix, b: Matrix, path: PathLike, *, semiring: str = "plus-times", memory: Size = None,
-           threads: Optional[int] = None, drop_zeros: bool = False, overwrite: bool = False) -> Matrix:
-    """``C = A B`` written to ``path`` out of core. Structural entries are kept (GraphBLAS's
-    convention): scipy's ``A @ B`` drops the zeros it computes, this does not unless
-    ``drop_zeros``. ``semiring``: ``"plus-times"``, ``"min-plus"`` or ``"pattern"``. The value type
-    is int64 when both hold integers (int64 or pattern), else float64."""
+def spgemm(a: Matrix, b: Matrix, path: Optional[PathLike] = None, *, semiring: str = "plus-times",
+           memory: Size = None, threads: Optional[int] = None, drop_zeros: bool = False,
+           overwrite: bool = False) -> Any:
+    """``C = A B``: written to ``path`` out of core and returned opened (a :class:`Matrix`), or,
+    without ``path``, computed in memory and returned as a ``scipy.sparse.csr_array`` (``csc_array``
+    when ``A`` is stored CSC), int32 indices when they fit; the same computation, nothing written.
+    ``memory`` bounds the in-memory product too (with ``B`` and the accumulators): a product that does
+    not fit raises :class:`InvalidInputError` naming the sizes, before memory runs out.
+
+    Structural entries are kept (GraphBLAS's convention): scipy's ``A @ B`` drops the zeros it
+    computes, this does not unless ``drop_zeros``. ``semiring``: ``"plus-times"``, ``"min-plus"`` or
+    ``"pattern"`` (a pattern product: every value 1.0 in memory). The value type is int64 when both
+    hold integers (int64 or pattern), else float64."""
+    if path is None:
+        if overwrite:
+            raise InvalidInputError("overwrite applies to a product written to a path; none was given")
+        import scipy.sparse as sp
+
+        stored_a, stored_b = a._stored("spgemm"), b._stored("spgemm")
+        indptr, indices, data = _native.spgemm_in_memory(stored_a, stored_b, semiring=semiring,
+                                                         memory=_memory(memory), threads=_threads(threads),
+                                                         drop_zeros=drop_zeros)
+        nnz = len(indices)
+        # Zero-copy signed views; scipy keeps indices and pointers in one dtype, so the pointers (one
+        # per row) become int32 with 32-bit indices when the count allows, rather than the indices
+        # (one per entry) int64.
+        indptr = indptr.view(np.int64)
+        if indices.dtype == np.uint32 and nnz < 2**31:
+            indices, indptr = indices.view(np.int32), indptr.astype(np.int32)
+        else:
+            indices = indices.astype(np.int64) if indices.dtype == np.uint32 else indices.view(np.int64)
+        if data is None:
+            data = np.ones(nnz, dtype=np.float64)
+        shape = (stored_a.shape[0], stored_b.shape[1])
+        csr = stored_a.layout == "csr"
+        return (sp.csr_array if csr else sp.csc_array)((data, indices, indptr), shape=shape, copy=False)
     m, _ = _native.spgemm(a._stored("spgemm"), b._stored("spgemm"), _path(path), semiring=semiring,
                           memory=_memory(memory), threads=_threads(threads), drop_zeros=drop_zeros,
                           overwrite=overwrite)

@@ -188,6 +188,18 @@ def spgemm(
 ) -> Tuple[Matrix, Dict[str, Any]]:
     """``A @ B`` written to ``path``; semiring "plus-times", "min-plus" or "pattern"."""
 
+def spgemm_in_memory(
+    a: Matrix,
+    b: Matrix,
+    *,
+    semiring: str = "plus-times",
+    memory: Optional[int] = None,
+    threads: Optional[int] = None,
+    drop_zeros: bool = False,
+) -> Tuple[npt.NDArray[np.uint64], npt.NDArray[np.unsignedinteger[Any]], Optional[npt.NDArray[Any]]]:
+    """``A @ B`` in memory: row pointers, inner indices (uint32 below 2**31, else uint64) and values
+    (float64 or int64; None for a pattern product), in A's layout."""
+
 def transpose(
     a: Matrix,
     path: str | os.PathLike[str],

@@ -7,7 +7,7 @@
 //! * `matrix`: `Matrix` (open, inspect, segments, products with a cached `Operator`, the
 //!   reductions `diagonal`, `line_sums`, `total`, and the `fingerprint` pickles check).
 //! * `build`: `Builder` (triplets), `import_file`, `write_csr`.
-//! * `ops`: `spgemm`, `transpose`, `convert`, `add`.
+//! * `ops`: `spgemm` (to a path, or `spgemm_in_memory`), `transpose`, `convert`, `add`.
 //! * `algo`: `pagerank`, `bfs`, `components`, `cg`.
 //! * `arrays`: numpy arguments: checks, conversions, and the messages that say what was expected.
 //!
@@ -160,6 +160,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build::import_file, m)?)?;
     m.add_function(wrap_pyfunction!(build::write_csr, m)?)?;
     m.add_function(wrap_pyfunction!(ops::spgemm, m)?)?;
+    m.add_function(wrap_pyfunction!(ops::spgemm_in_memory, m)?)?;
     m.add_function(wrap_pyfunction!(ops::transpose, m)?)?;
     m.add_function(wrap_pyfunction!(ops::convert, m)?)?;
     m.add_function(wrap_pyfunction!(ops::add, m)?)?;

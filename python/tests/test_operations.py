@@ -71,6 +71,59 @@ def test_spgemm_against_scipy(tmp_path, kind, layouts):
     c.verify()
 
 
+@pytest.mark.parametrize("kind", ["float64", "int64", "pattern", "float32"])
+@pytest.mark.parametrize("layouts", [("csr", "csr"), ("csc", "csc"), ("csr", "csc")])
+@pytest.mark.parametrize("semiring", ["plus-times", "pattern"])
+def test_spgemm_in_memory_is_the_written_product(tmp_path, kind, layouts, semiring):
+    """Without a path the product comes back as a scipy array in A's layout: entry for entry the
+    product written to disk (structural zeros included), with int32 indices, against scipy's
+    product for the values."""
+    rng = np.random.default_rng(23)
+    am = _matrix(rng, (45, 33), 0.1, kind)
+    bm = _matrix(rng, (33, 28), 0.12, kind)
+    a = sparsedisk.from_scipy(am.asformat(layouts[0]), tmp_path / "a")
+    b = sparsedisk.from_scipy(bm.asformat(layouts[1]), tmp_path / "b")
+    mem = sparsedisk.spgemm(a, b, threads=2, semiring=semiring)
+    disk = sparsedisk.spgemm(a, b, tmp_path / "c", semiring=semiring).to_scipy()
+    assert isinstance(mem, sp.csr_array if layouts[0] == "csr" else sp.csc_array)
+    assert mem.shape == (45, 28)
+    assert mem.indices.dtype == np.int32 and mem.indptr.dtype == np.int32
+    assert mem.has_sorted_indices
+    expected_dtype = np.int64 if kind in ("int64", "pattern") and semiring == "plus-times" else np.float64
+    assert mem.dtype == expected_dtype
+    assert_same_sparse(mem, disk, what="in memory against written", exact=True)
+    assert mem.nnz == disk.nnz
+    structure = _structure(_structure(am) @ _structure(bm))
+    assert_same_sparse(_structure(mem), structure, what="structure", exact=True)
+    if semiring == "plus-times":
+        expected = (am.astype(np.float64) @ bm.astype(np.float64)).toarray()
+        np.testing.assert_allclose(mem.toarray(), expected, rtol=1e-6 if kind == "float32" else 1e-12, atol=1e-12)
+    # drop_zeros: what scipy's A @ B stores.
+    dropped = sparsedisk.spgemm(a, b, drop_zeros=True)
+    assert not np.any(dropped.data == 0)
+
+
+def test_spgemm_in_memory_errors(tmp_path):
+    rng = np.random.default_rng(24)
+    a = sparsedisk.from_scipy(_matrix(rng, (30, 20), 0.2, "float64"), tmp_path / "a")
+    with pytest.raises(sparsedisk.InvalidInputError, match="A has 20 columns but B has 30 rows"):
+        sparsedisk.spgemm(a, a)
+    with pytest.raises(sparsedisk.InvalidInputError):
+        sparsedisk.spgemm(a.T, a)  # views are refused, as for the written product
+    b = sparsedisk.from_scipy(sp.csr_array(np.ones((20, 5))), tmp_path / "b")
+    with pytest.raises(sparsedisk.InvalidInputError, match="overwrite"):
+        sparsedisk.spgemm(a, b, overwrite=True)
+    # A column of ones times a row of ones: 9 M entries (108 MB) from 6,000, beyond what a budget at
+    # the minimum (64 MiB) leaves for the product.
+    n = 3000
+    col = sparsedisk.from_scipy(sp.csr_array(np.ones((n, 1))), tmp_path / "col")
+    row = sparsedisk.from_scipy(sp.csr_array(np.ones((1, n))), tmp_path / "row")
+    with pytest.raises(sparsedisk.InvalidInputError, match="memory budget"):
+        sparsedisk.spgemm(col, row, memory="64M")
+    full = sparsedisk.spgemm(col, row)
+    assert full.nnz == n * n and float(full.sum()) == n * n
+
+
 def test_spgemm_semirings(tmp_path):
     rng = np.random.default_rng(22)
     am = _matrix(rng, (20, 15), 0.2, "float64")
