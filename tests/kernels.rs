@@ -237,3 +237,42 @@ fn wide_random_rows_take_the_prefetching_gather() {
         assert!(err.to_string().contains("outside the matrix"), "k = {k}: {err}");
     }
 }
+
+#[test]
+fn plain_products_skip_empty_rows_exactly() {
+    // Most rows empty, as in a power-law graph: from the second plain product (alpha 1, beta 0) over
+    // a resident segment on, the gather visits only the rows with entries and zeroes the others.
+    // Many small tasks, so that a task's rows start and end between listed rows; `y` starts as NaN,
+    // which an empty row's output must not keep.
+    sparsedisk::kernels::set_min_task_entries(1);
+    let tmp = tempfile::tempdir().unwrap();
+    let (rows, cols) = (5_000u64, 3_000u64);
+    let mut rng = common::SplitMix(12);
+    // One value per position (the writer takes each entry once), about 2 rows in 5 empty.
+    let by_position: std::collections::BTreeMap<(u64, u64), i64> = (0..20_000)
+        .map(|_| {
+            let r = rng.below(rows);
+            ((if r % 5 < 3 { r - r % 5 } else { r }, rng.below(cols)), rng.below(9) as i64 - 4)
+        })
+        .collect();
+    let entries: Vec<(u64, u64, i64)> = by_position.into_iter().map(|((r, c), v)| (r, c, v)).collect();
+    let t = Triplets { shape: (rows, cols), entries };
+    let x: Vec<f64> = (0..cols).map(|i| (i % 7) as f64 - 3.0).collect();
+    for layout in [Layout::Csr, Layout::Csc] {
+        let dir = tmp.path().join(format!("{layout:?}"));
+        let m = write::<f64>(&t, &dir, layout, 32 << 10, true).unwrap();
+        let expect = oracle(&t, false, false, 1.0, &x, 0.0, &vec![0.0; rows as usize], 1);
+        for threads in [1, 2] {
+            let op = Operator::new(&m, u64::MAX).unwrap();
+            for _ in 0..3 {
+                let mut y = vec![f64::NAN; rows as usize];
+                pool(threads).install(|| op.spmv(1.0, &x, 0.0, &mut y)).unwrap();
+                assert_eq!(y, expect, "{layout:?}, {threads} threads");
+            }
+            // Other coefficients take the walk over every row.
+            let mut y = vec![1.0; rows as usize];
+            pool(threads).install(|| op.spmv(2.0, &x, -1.0, &mut y)).unwrap();
+            assert_eq!(y, oracle(&t, false, false, 2.0, &x, -1.0, &vec![1.0; rows as usize], 1));
+        }
+    }
+}

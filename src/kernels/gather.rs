@@ -104,7 +104,56 @@ fn gather_rows_any(
     checks: IndexChecks,
 ) -> bool {
     let (indptr, verified, wide) = (seg.sparse_indptr(), checks.verified, checks.wide_entries);
+    // Verified segments with many empty rows: the plain one-column product visits only the others.
+    if k == 1 && verified.is_some() && scale.alpha == 1.0 && scale.beta == 0.0 {
+        if let Some(nonempty) = seg.nonempty_rows() {
+            return dispatch!(seg, |ix, vals| gather_nonempty(
+                Rows { indptr, ix, vals, a, b, verified },
+                nonempty,
+                x,
+                out
+            ));
+        }
+    }
     dispatch!(seg, |ix, vals| gather_typed(Rows { indptr, ix, vals, a, b, verified }, scale, x, out, k, wide))
+}
+
+/// The plain product (`out = rows x`) of a verified segment, visiting only the rows listed in
+/// `nonempty` (band-local, increasing): the others' outputs are zeroed first. False when the row
+/// pointers are inconsistent with the entries.
+#[inline(always)]
+fn gather_nonempty<I: StoredIndex, V: Element>(
+    rows: Rows<'_, I, V>,
+    nonempty: &[u32],
+    x: &[f64],
+    out: &mut [f64],
+) -> bool {
+    let Rows { indptr, ix, vals, a, b, .. } = rows;
+    let end_entry = indptr[b] as usize;
+    if end_entry > ix.len() || vals.is_some_and(|v| v.len() < end_entry) {
+        return false;
+    }
+    let out = &mut out[..b - a];
+    out.fill(0.0);
+    let first = nonempty.partition_point(|&r| (r as usize) < a);
+    let last = nonempty.partition_point(|&r| (r as usize) < b);
+    for &r in &nonempty[first..last] {
+        let r = r as usize;
+        let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
+        if lo > hi || hi > end_entry {
+            return false;
+        }
+        // SAFETY: lo..hi lies within `ix` and the values (checked just above), and every index of a
+        // verified segment is below x.len() (`Rows::verified`; the caller only comes here then).
+        let s = unsafe {
+            match vals {
+                Some(v) => row_dot(ix, v, lo..hi, x),
+                None => row_sum(ix, lo..hi, x),
+            }
+        };
+        out[r - a] = s;
+    }
+    true
 }
 
 /// The gather loop. Slices are taken per row so the inner loop runs on zipped iterators (no bounds

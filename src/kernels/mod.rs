@@ -44,7 +44,9 @@
 //! **Row sums.** A gather sums each row's products in four partial sums (the row's entries in turn),
 //! combined pairwise: a single running sum chains every addition of a long row behind the previous
 //! one. The order depends only on the row, so results do not depend on the thread count; they differ
-//! from a sequential sum's (scipy's) in the last bits, as any two orders of summation do.
+//! from a sequential sum's (scipy's) in the last bits, as any two orders of summation do. Plain
+//! products (`alpha` 1, `beta` 0) over a checked segment of which many rows are empty (a graph's)
+//! visit only the rows with entries, from a list the segment keeps.
 //!
 //! **Where things are.** `operator` owns the public API and the product driver; `stream` the
 //! read-ahead stream; `tasks` the split of a segment into tasks; `gather`, `scatter` and `dense`

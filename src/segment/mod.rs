@@ -49,6 +49,9 @@ pub struct MappedSegment {
     /// whether most entries lie in chunks whose indices spread wide (where the gather prefetches `x`).
     /// Sound because published files never change while mapped (docs/FORMAT.md).
     indices_checked: OnceLock<bool>,
+    /// The band-local rows that hold entries, when a fair share of the band's rows are empty (see
+    /// [`nonempty_rows`](Self::nonempty_rows)); built on first use.
+    nonempty_rows: OnceLock<Option<Vec<u32>>>,
     /// Zero-sized "values" of a pattern segment, so sprs structure views can borrow a `&[()]`.
     /// A `Vec<()>` never allocates.
     units: Vec<()>,
@@ -86,6 +89,7 @@ impl MappedSegment {
             merged: OnceLock::new(),
             work: OnceLock::new(),
             indices_checked: OnceLock::new(),
+            nonempty_rows: OnceLock::new(),
             units,
         })
     }
@@ -135,6 +139,24 @@ impl MappedSegment {
     /// one may call it.
     pub(crate) fn mark_indices_checked(&self, wide: bool) {
         let _ = self.indices_checked.set(wide);
+    }
+
+    /// The band-local outer indices whose rows (columns for CSC) hold entries in the CSR arrays, in
+    /// order, when at least an eighth of the band's are empty (a power-law graph's); `None` otherwise
+    /// or for bands of 2^32 rows or more. Built by one pass over the row pointers on first use and
+    /// kept: products skip the empty rows, whose random interleaving with the others costs a
+    /// mispredicted branch each (docs/performance.md, "SpMV in memory, issue #18").
+    pub(crate) fn nonempty_rows(&self) -> Option<&[u32]> {
+        self.nonempty_rows
+            .get_or_init(|| {
+                let indptr = self.sparse_indptr();
+                let band = indptr.len().checked_sub(1)?;
+                u32::try_from(band).ok()?;
+                let rows: Vec<u32> =
+                    indptr.windows(2).enumerate().filter(|(_, w)| w[1] > w[0]).map(|(r, _)| r as u32).collect();
+                (band - rows.len() >= band / 8 && band > 0).then_some(rows)
+            })
+            .as_deref()
     }
 
     /// Layout of the matrix the segment belongs to.
