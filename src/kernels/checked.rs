@@ -40,6 +40,14 @@ impl<'a, I: StoredIndex, V> Rows<'a, I, V> {
         (&self.ix[e.clone()], self.vals.map(|v| &v[e]))
     }
 
+    /// The end of the task's entries, `indptr[b]`, when `ix` and the values hold that many; `None`
+    /// for a corrupt segment. Every row read below that end lies within both arrays.
+    #[inline(always)]
+    pub(super) fn entries_end(&self) -> Option<usize> {
+        let end = self.indptr[self.b] as usize;
+        (end <= self.ix.len() && self.vals.map_or(true, |v| v.len() >= end)).then_some(end)
+    }
+
     /// The rows walked with their indices checked against `bound` (see [`CheckedRows`]).
     #[inline(always)]
     pub(super) fn checked(&self, bound: usize) -> CheckedRows<'a, I> {
@@ -82,12 +90,9 @@ pub(super) fn walk_checked<I: StoredIndex, V, T>(
     wide_entries: &AtomicU64,
     mut row: impl FnMut(T, Range<usize>),
 ) -> bool {
-    let Rows { indptr, ix, vals, a, b, verified } = rows;
+    let Some(end_entry) = rows.entries_end() else { return false };
+    let Rows { indptr, ix, a, b, verified, .. } = rows;
     let pointers = &indptr[a..=b];
-    let end_entry = pointers[pointers.len() - 1] as usize;
-    if end_entry > ix.len() || vals.is_some_and(|v| v.len() < end_entry) {
-        return false;
-    }
     let mut lo = pointers[0] as usize;
     // The end of the entries checked so far (all of them when verified).
     let mut checked = if verified.is_some() { end_entry } else { lo };

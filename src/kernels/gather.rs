@@ -128,11 +128,8 @@ fn gather_nonempty<I: StoredIndex, V: Element>(
     x: &[f64],
     out: &mut [f64],
 ) -> bool {
+    let Some(end_entry) = rows.entries_end() else { return false };
     let Rows { indptr, ix, vals, a, b, .. } = rows;
-    let end_entry = indptr[b] as usize;
-    if end_entry > ix.len() || vals.is_some_and(|v| v.len() < end_entry) {
-        return false;
-    }
     let out = &mut out[..b - a];
     out.fill(0.0);
     let first = nonempty.partition_point(|&r| (r as usize) < a);
@@ -145,13 +142,7 @@ fn gather_nonempty<I: StoredIndex, V: Element>(
         }
         // SAFETY: lo..hi lies within `ix` and the values (checked just above), and every index of a
         // verified segment is below x.len() (`Rows::verified`; the caller only comes here then).
-        let s = unsafe {
-            match vals {
-                Some(v) => row_dot(ix, v, lo..hi, x),
-                None => row_sum(ix, lo..hi, x),
-            }
-        };
-        out[r - a] = s;
+        out[r - a] = unsafe { row_product(ix, vals, lo..hi, x) };
     }
     true
 }
@@ -212,13 +203,7 @@ fn gather_one<I: StoredIndex, V: Element>(
         |o, e| {
             // SAFETY: `e` lies within `ix` and the values, and its every index is below x.len() (the
             // walk's promise).
-            let s = unsafe {
-                match vals {
-                    Some(v) => row_dot(ix, v, e, x),
-                    None => row_sum(ix, e, x),
-                }
-            };
-            store(o, s);
+            store(o, unsafe { row_product(ix, vals, e, x) });
         },
     )
 }
@@ -301,6 +286,22 @@ unsafe fn row_panel<I: StoredIndex, V: Element, const K: usize>(
         scale.update(y, s);
     }
     K
+}
+
+/// One row's product with `x`: [`row_dot`], or [`row_sum`] for pattern rows (`vals` is `None`).
+///
+/// # Safety
+///
+/// As [`row_dot`].
+#[inline(always)]
+unsafe fn row_product<I: StoredIndex, V: Element>(cols: &[I], vals: Option<&[V]>, e: Range<usize>, x: &[f64]) -> f64 {
+    // SAFETY: the caller's promise.
+    unsafe {
+        match vals {
+            Some(v) => row_dot(cols, v, e, x),
+            None => row_sum(cols, e, x),
+        }
+    }
 }
 
 /// One row's dot product with `x` over the entries `e` of `cols` and `vals`. The products are summed
