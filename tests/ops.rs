@@ -92,6 +92,20 @@ fn layout() -> impl Strategy<Value = Layout> {
     prop_oneof![Just(Layout::Csr), Just(Layout::Csc)]
 }
 
+fn accumulator() -> impl Strategy<Value = Accumulator> {
+    prop_oneof![
+        Just(Accumulator::Auto),
+        Just(Accumulator::Sort),
+        Just(Accumulator::Hash),
+        Just(Accumulator::Dense),
+        Just(Accumulator::Window)
+    ]
+}
+
+fn semiring() -> impl Strategy<Value = Semiring> {
+    prop_oneof![Just(Semiring::PlusTimes), Just(Semiring::MinPlus), Just(Semiring::Pattern)]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 200,
@@ -106,8 +120,8 @@ proptest! {
         (ka, kb) in (0u8..4, 0u8..4),
         seg in prop_oneof![1u64..64, Just(1u64 << 20)],
         block in prop_oneof![Just(None), (1u64..200).prop_map(Some)],
-        accumulator in prop_oneof![Just(Accumulator::Auto), Just(Accumulator::Sort), Just(Accumulator::Hash), Just(Accumulator::Dense), Just(Accumulator::Window)],
-        semiring in prop_oneof![Just(Semiring::PlusTimes), Just(Semiring::MinPlus), Just(Semiring::Pattern)],
+        accumulator in accumulator(),
+        semiring in semiring(),
         threads in 1usize..=2,
     ) {
         let tmp = tempfile::tempdir().unwrap();
@@ -445,8 +459,8 @@ proptest! {
         (la, lb) in (layout(), layout()),
         (ka, kb) in (0u8..4, 0u8..4),
         seg in prop_oneof![1u64..64, Just(1u64 << 20)],
-        accumulator in prop_oneof![Just(Accumulator::Auto), Just(Accumulator::Sort), Just(Accumulator::Hash), Just(Accumulator::Dense), Just(Accumulator::Window)],
-        semiring in prop_oneof![Just(Semiring::PlusTimes), Just(Semiring::MinPlus), Just(Semiring::Pattern)],
+        accumulator in accumulator(),
+        semiring in semiring(),
         drop_zeros in any::<bool>(),
         threads in 1usize..=2,
         wide in any::<bool>(),

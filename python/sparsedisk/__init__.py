@@ -337,14 +337,7 @@ class Matrix:
         else:
             stored_axis = 1 - axis if self._transposed else axis
             result = self._native.line_sums(stored_axis == 1)
-        if dtype is not None:
-            result = np.asarray(result).astype(dtype)[()]
-        if out is not None:
-            if not isinstance(out, np.ndarray) or out.shape != np.shape(result):
-                raise InvalidInputError(f"out must be a numpy array of shape {np.shape(result)}")
-            out[...] = result
-            return out
-        return result
+        return _deliver(result, dtype, out)
 
     def mean(self, axis: Optional[int] = None, dtype: Any = None, out: Optional[np.ndarray] = None) -> Any:
         """The mean over ``axis`` (as :meth:`sum`), counting every position, stored or not, as
@@ -365,14 +358,7 @@ class Matrix:
         else:
             with np.errstate(invalid="ignore", divide="ignore"):
                 result = np.asarray(total, dtype=np.float64) / (count if count else np.nan)
-        if dtype is not None:
-            result = np.asarray(result).astype(dtype)[()]
-        if out is not None:
-            if not isinstance(out, np.ndarray) or out.shape != np.shape(result):
-                raise InvalidInputError(f"out must be a numpy array of shape {np.shape(result)}")
-            out[...] = result
-            return out
-        return result
+        return _deliver(result, dtype, out)
 
     # -- products -------------------------------------------------------------------------------
 
@@ -599,6 +585,19 @@ def _unpickle(path: str, transposed: bool, threads: Optional[int], fingerprint: 
             "(it was rewritten or replaced after the matrix was pickled)"
         )
     return Matrix(native, transposed=transposed, threads=threads)
+
+
+def _deliver(result: Any, dtype: Any, out: Optional[np.ndarray]) -> Any:
+    """A reduction's ``result`` converted to ``dtype`` (when given) and written into ``out`` (when
+    given, of the result's shape), as numpy's reductions take them."""
+    if dtype is not None:
+        result = np.asarray(result).astype(dtype)[()]
+    if out is not None:
+        if not isinstance(out, np.ndarray) or out.shape != np.shape(result):
+            raise InvalidInputError(f"out must be a numpy array of shape {np.shape(result)}")
+        out[...] = result
+        return out
+    return result
 
 
 def _map(path: str, dtype: np.dtype, count: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import os
 import pathlib
 import subprocess
 import zlib
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pytest
@@ -247,6 +247,20 @@ class CaseStore:
 
         segments = len(json.loads((out / "manifest.json").read_text())["segments"])
         return Built(out, oracle, case, segments)
+
+
+def standard_cases(shapes, kinds=("float64", "float32", "int64", "pattern"), layouts=("csr", "csc")) -> List[Case]:
+    """The suites' matrices: every shape of ``shapes`` at density 0.2, then the same many-segment
+    (a 1 KiB payload bound cuts ~900 entries into a dozen segments or more) and dense-block (64 x 64
+    blocks stored dense next to sparse entries) matrices, each in every kind and layout."""
+    cases = [Case(shape, kind, layout, density=0.2) for shape in shapes for kind in kinds for layout in layouts]
+    cases += [Case((150, 120), kind, layout, density=0.05, segment_size="1K") for kind in kinds for layout in layouts]
+    cases += [
+        Case((200, 170), kind, layout, density=0.02, segment_size="16K", dense_block=True)
+        for kind in kinds
+        for layout in layouts
+    ]
+    return cases
 
 
 @pytest.fixture(scope="session")

@@ -11,22 +11,14 @@ import numpy as np
 import pytest
 
 import sparsedisk
-from conftest import EXACT_KINDS, Case, assert_product, operand
+from conftest import EXACT_KINDS, Case, assert_product, operand, standard_cases
 
 KINDS = ("float64", "float32", "int64", "pattern")
 LAYOUTS = ("csr", "csc")
 SHAPES = ((0, 5), (5, 0), (0, 0), (1, 1), (1, 9), (8, 1), (37, 23), (64, 80))
 KS = (1, 2, 3, 8, 17)
 
-CASES = [Case(shape, kind, layout, density=0.2) for shape in SHAPES for kind in KINDS for layout in LAYOUTS]
-# Many segments: a 1 KiB payload bound cuts ~900 entries into a dozen segments or more.
-CASES += [Case((150, 120), kind, layout, density=0.05, segment_size="1K") for kind in KINDS for layout in LAYOUTS]
-# Segments with dense 64 x 64 blocks (stored dense by the writer) next to sparse entries.
-CASES += [
-    Case((200, 170), kind, layout, density=0.02, segment_size="16K", dense_block=True)
-    for kind in KINDS
-    for layout in LAYOUTS
-]
+CASES = standard_cases(SHAPES)
 
 
 @pytest.fixture(params=CASES, ids=[c.id for c in CASES])

@@ -18,20 +18,11 @@ import pytest
 import scipy.sparse as sp
 
 import sparsedisk
-from conftest import Case
+from conftest import Case, standard_cases
 
-KINDS = ("float64", "float32", "int64", "pattern")
-LAYOUTS = ("csr", "csc")
 SHAPES = ((0, 5), (5, 0), (1, 1), (1, 9), (8, 1), (37, 23), (23, 37))
 
-CASES = [Case(shape, kind, layout, density=0.2) for shape in SHAPES for kind in KINDS for layout in LAYOUTS]
-# Many segments (a 1 KiB payload bound) and segments with dense 64 x 64 blocks.
-CASES += [Case((150, 120), kind, layout, density=0.05, segment_size="1K") for kind in KINDS for layout in LAYOUTS]
-CASES += [
-    Case((200, 170), kind, layout, density=0.02, segment_size="16K", dense_block=True)
-    for kind in KINDS
-    for layout in LAYOUTS
-]
+CASES = standard_cases(SHAPES)
 
 
 @pytest.fixture(params=CASES, ids=[c.id for c in CASES])
