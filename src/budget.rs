@@ -17,9 +17,8 @@
 //! ([`Operator::default_resident_bytes`](crate::kernels::Operator::default_resident_bytes)).
 //!
 //! **Splits.** The builder keeps [`BUILDER_RESERVE`] for merge and writer buffers and sorts in the
-//! rest (`builder_chunk_bytes`); its merge reads runs through half the budget
-//! (`merge_buffers`). An import gives its parser [`parser_reserve`] and the builder the rest,
-//! at least half ([`plan_parsing`]).
+//! rest (`builder_chunk_bytes`); its merge sorts windows of the runs of a chunk's size. An import
+//! gives its parser [`parser_reserve`] and the builder the rest, at least half ([`plan_parsing`]).
 
 use crate::error::{Error, Result};
 use crate::units::format_bytes;
@@ -109,16 +108,6 @@ pub(crate) fn check_minimum(budget: u64, minimum: u64, what: &str) -> Result<()>
 /// Bytes a builder with `budget` may fill with its sort chunk: the budget less [`BUILDER_RESERVE`].
 pub(crate) fn builder_chunk_bytes(budget: u64) -> usize {
     budget.saturating_sub(BUILDER_RESERVE) as usize
-}
-
-/// How a builder's merge with `budget` reads its runs: how many at once (at most `max_fan_in`, so
-/// that open files stay few) and each one's read buffer, within half the budget in buffers of at
-/// least 256 KiB (at most 8 MiB each).
-pub(crate) fn merge_buffers(budget: u64, max_fan_in: usize) -> (usize, usize) {
-    let half = (budget / 2) as usize;
-    let fan_in = (half / (256 << 10)).clamp(2, max_fan_in);
-    let buffer = (half / fan_in).clamp(64 << 10, 8 << 20);
-    (fan_in, buffer)
 }
 
 /// Bytes of text blocks one parse thread holds in flight, in blocks of text: one queued in the

@@ -40,7 +40,7 @@ use std::io::Write;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-mod chunk;
+pub(crate) mod chunk;
 mod dense;
 
 pub use crate::directory::check_output_dir;
@@ -156,6 +156,8 @@ pub struct MatrixWriter<V: Element> {
     cur_outer: u64,
     /// Last inner index pushed into `cur_outer`.
     cur_last_inner: Option<u64>,
+    /// The current outer index has had parts appended by `extend_row_encoded`.
+    row_in_parts: bool,
     total_nnz: u64,
     scratch: Vec<u8>,
     published: bool,
@@ -209,6 +211,7 @@ impl<V: Element> MatrixWriter<V> {
             open: None,
             cur_outer: 0,
             cur_last_inner: None,
+            row_in_parts: false,
             total_nnz: 0,
             scratch: Vec::new(),
             published: false,
@@ -304,19 +307,40 @@ impl<V: Element> MatrixWriter<V> {
     /// sorted, unique and in range by construction; only the sizes are checked here, so a producer bug
     /// shows up in `verify`, never as memory unsafety.
     pub(crate) fn push_row_encoded(&mut self, count: u64, index_bytes: &[u8], value_bytes: &[u8]) -> Result<()> {
+        self.append_encoded(count, index_bytes, value_bytes, "push_row_encoded")?;
+        self.row_in_parts = false;
+        self.close_outer()
+    }
+
+    /// Appends encoded entries to the current outer index without completing it, as
+    /// [`push_row_encoded`](Self::push_row_encoded) does for the last part: for a producer that
+    /// delivers a row longer than its buffers in parts (the builder's merge, whose windows may end
+    /// inside a row).
+    pub(crate) fn extend_row_encoded(&mut self, count: u64, index_bytes: &[u8], value_bytes: &[u8]) -> Result<()> {
+        self.append_encoded(count, index_bytes, value_bytes, "extend_row_encoded")?;
+        self.row_in_parts = true;
+        Ok(())
+    }
+
+    fn append_encoded(&mut self, count: u64, index_bytes: &[u8], value_bytes: &[u8], what: &str) -> Result<()> {
         if self.cur_last_inner.is_some() || self.cur_outer >= self.outer_dim {
-            return Err(Error::invalid("push_row_encoded out of order"));
+            return Err(Error::invalid(format!("{what} out of order")));
         }
         if index_bytes.len() as u64 != count * self.index_type.bytes()
             || value_bytes.len() as u64 != count * V::VALUE_TYPE.bytes()
         {
-            return Err(Error::invalid("push_row_encoded: array sizes do not match the count"));
+            return Err(Error::invalid(format!("{what}: array sizes do not match the count")));
         }
         if count > 0 {
             self.ensure_segment()?;
             let seg = self.open.as_mut().expect("ensure_segment opened a segment");
             if let Some(scan) = seg.scan.as_mut() {
-                scan.row_bytes(self.index_type, index_bytes);
+                if self.row_in_parts {
+                    // A continued row: its runs may go on from the previous part, however short this one.
+                    scan.part_bytes(self.index_type, index_bytes);
+                } else {
+                    scan.row_bytes(self.index_type, index_bytes);
+                }
             }
             seg.indices.write(index_bytes)?;
             if let Some(vw) = seg.values.as_mut() {
@@ -325,7 +349,7 @@ impl<V: Element> MatrixWriter<V> {
             seg.nnz += count;
             self.total_nnz += count;
         }
-        self.close_outer()
+        Ok(())
     }
 
     /// Appends one entry. Entries must come in increasing `(outer, inner)` order without duplicates;
@@ -477,6 +501,7 @@ impl<V: Element> MatrixWriter<V> {
         }
         self.cur_outer += 1;
         self.cur_last_inner = None;
+        self.row_in_parts = false;
         if segment_full(seg, self.options.segment_bytes, seg.payload()) {
             self.close_segment()?;
         }

@@ -36,13 +36,15 @@ pub(crate) use sort::Block;
 
 pub use crate::budget::{default_memory_budget, MIN_MEMORY_BUDGET};
 
-use crate::budget::{builder_chunk_bytes, check_minimum, merge_buffers};
+use crate::budget::{builder_chunk_bytes, check_minimum};
 use crate::directory::{check_output_dir, StagingArea};
 use crate::element::{Element, Triplet};
 use crate::error::{Error, Result};
 use crate::format::Layout;
 use crate::matrix::Matrix;
+use crate::writer::chunk::ChunkIo;
 use crate::writer::{check_pointer_space, MatrixWriter, WriterOptions};
+use sort::Encoding;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -228,7 +230,9 @@ pub struct TripletBuilder<V: Element> {
     /// Most bytes one chunk holds (stored entries, charged with their share of the sort's scratch).
     chunk_bytes: usize,
     /// Sorted runs waiting to be merged, in input order.
-    runs: Vec<PathBuf>,
+    runs: Vec<run::Run>,
+    /// The I/O thread writing runs (started at the first spill).
+    run_io: Option<ChunkIo>,
     /// Runs spilled from chunks (a cascade merge later replaces groups of them).
     runs_spilled: usize,
     spilled_bytes: u64,
@@ -248,9 +252,6 @@ pub struct TripletBuilder<V: Element> {
 const fn charge(stored: usize) -> usize {
     stored + 16
 }
-
-/// Most runs one merge reads at once.
-const MAX_FAN_IN: usize = 64;
 
 impl<V: Element> TripletBuilder<V> {
     /// Prepares a build into `dir`. Fails at once (before any input is read) when `dir` holds a matrix
@@ -287,6 +288,7 @@ impl<V: Element> TripletBuilder<V> {
             capacity,
             chunk_bytes,
             runs: Vec::new(),
+            run_io: None,
             runs_spilled: 0,
             spilled_bytes: 0,
             triplets: 0,
@@ -436,17 +438,25 @@ impl<V: Element> TripletBuilder<V> {
         self.report(BuildPhase::Sort, 0);
         let staging = self.staging.dir()?;
         let path = staging.join(format!("run-{:06}", self.runs_spilled));
-        let mut writer = run::RunWriter::create(&path)?;
+        // Narrow records unless an index seen so far needs 64 bits.
+        let (max_outer, max_inner) = match self.options.layout {
+            Layout::Csr => (self.max_row, self.max_col),
+            Layout::Csc => (self.max_col, self.max_row),
+        };
+        let wide = max_outer.unwrap_or(0) > u32::MAX as u64 || max_inner.unwrap_or(0) > u32::MAX as u64;
+        let every = self.fence_interval();
+        let io = self.run_io.get_or_insert_with(|| ChunkIo::new(false));
+        let mut writer = run::RunWriter::create::<V>(io, &path, wide, every)?;
         let t = Instant::now();
         let mut combined = 0;
         // Zeros are dropped only after combining across runs: a zero here may meet a later entry.
         let combine = self.combine(false);
-        sort::sort_chunk(&mut self.chunk, combine, None, &mut |bucket| {
+        sort::sort_chunk(&mut self.chunk, combine, Encoding::Run { wide, outer_offset: 0 }, &mut |bucket| {
             combined += bucket.combined;
-            bucket.entries().try_for_each(|e| writer.push(e))
+            writer.push(bucket)
         })?;
         self.combined += combined;
-        self.spilled_bytes += writer.entries * run::record_bytes::<V>() as u64;
+        self.spilled_bytes += writer.bytes();
         self.runs.push(writer.finish()?);
         self.runs_spilled += 1;
         // Sorting and writing the run are interleaved; attribute the time to both phases' sum.
@@ -455,41 +465,68 @@ impl<V: Element> TripletBuilder<V> {
         Ok(())
     }
 
-    /// How many runs one merge reads at once, and each one's read buffer: at most [`MAX_FAN_IN`]
-    /// (open files stay few) and no more than half the budget ([`merge_buffers`]).
-    fn merge_shape(&self) -> (usize, usize) {
-        merge_buffers(self.options.memory_budget, MAX_FAN_IN)
+    /// Entries one merge window holds: a chunk's worth (fewer when runs hold wide entries, which
+    /// take more memory decoded).
+    fn window_capacity(&self) -> usize {
+        let wide = self.runs.iter().any(|r| r.wide());
+        let entry = if wide { std::mem::size_of::<Entry<V>>() } else { std::mem::size_of::<sort::Packed<V>>() };
+        (self.chunk_bytes / charge(entry)).min(self.capacity).max(1)
     }
 
-    /// Merges consecutive groups of `fan_in` runs into single runs until at most `fan_in` remain
-    /// (a cascade merge), so the final merge opens few files and memory stays within the budget
-    /// whatever the number of runs. Groups are consecutive in input order and ties resolve to the
-    /// older run, so duplicates are still combined in input order.
-    fn reduce_runs(&mut self, fan_in: usize, buffer: usize) -> Result<()> {
+    /// Records between a run's fences (see `run`).
+    fn fence_interval(&self) -> u64 {
+        run::fence_interval(self.chunk_capacity())
+    }
+
+    /// Waits until every run written so far can be read back.
+    fn runs_on_disk(&mut self) -> Result<()> {
+        match self.run_io.take() {
+            Some(io) => io.finish(),
+            None => Ok(()),
+        }
+    }
+
+    /// Merges consecutive groups of runs into single runs until one merge can read them all (a
+    /// cascade, for inputs many times the budget): see [`run::max_fan_in`]. Groups are consecutive in
+    /// input order, so duplicates are still combined in input order.
+    fn reduce_runs(&mut self) -> Result<()> {
+        let capacity = self.window_capacity();
+        let fan_in = run::max_fan_in(capacity, self.fence_interval());
         let mut pass = 0;
         while self.runs.len() > fan_in {
             pass += 1;
+            self.runs_on_disk()?;
             let staging = self.staging.dir()?;
             let old = std::mem::take(&mut self.runs);
-            for (g, group) in old.chunks(fan_in).enumerate() {
+            let mut old = old.into_iter().peekable();
+            let mut g = 0;
+            while old.peek().is_some() {
+                let group: Vec<run::Run> = old.by_ref().take(fan_in).collect();
                 if group.len() == 1 {
-                    self.runs.push(group[0].clone());
+                    self.runs.extend(group);
                     continue;
                 }
+                let wide = group.iter().any(|r| r.wide());
                 let path = staging.join(format!("merge-{pass}-{g:06}"));
-                let mut writer = run::RunWriter::create(&path)?;
-                let mut combiner = Combiner::new(self.combine(false));
-                let mut put = |e: Entry<V>| writer.push(e);
-                run::merge(group, buffer, &mut |e| combiner.push(e, &mut put))?;
-                combiner.flush(&mut put)?;
-                self.combined += combiner.combined;
+                g += 1;
+                let every = self.fence_interval();
+                let io = self.run_io.get_or_insert_with(|| ChunkIo::new(false));
+                let mut writer = run::RunWriter::create::<V>(io, &path, wide, every)?;
+                let mut combined = 0;
+                let combine = self.combine(false);
+                let encode = |offset| Encoding::Run { wide, outer_offset: offset };
+                run::merge::<V>(&group, capacity, self.options.layout, combine, &encode, &mut |_, bucket| {
+                    combined += bucket.combined;
+                    writer.push(bucket)
+                })?;
+                self.combined += combined;
                 self.runs.push(writer.finish()?);
-                for done in group {
-                    let _ = fs::remove_file(done);
+                for done in &group {
+                    let _ = fs::remove_file(&done.path);
                 }
             }
         }
-        Ok(())
+        self.runs_on_disk()
     }
 
     /// Sorts what remains, merges it with the spilled runs into the matrix, and publishes it.
@@ -520,7 +557,7 @@ impl<V: Element> TripletBuilder<V> {
             self.report(BuildPhase::Write, 0);
             let combine = self.combine(self.options.drop_zeros);
             let (index_width, value_width) = (writer.index_type().bytes() as usize, V::BYTES);
-            sort::sort_chunk(&mut self.chunk, combine, Some(writer.index_type()), &mut |bucket| {
+            sort::sort_chunk(&mut self.chunk, combine, Encoding::Writer(writer.index_type()), &mut |bucket| {
                 combined += bucket.combined;
                 zeros_dropped += bucket.zeros_dropped;
                 let (mut ki, mut kv) = (0, 0);
@@ -540,28 +577,44 @@ impl<V: Element> TripletBuilder<V> {
             self.sort_seconds += t.elapsed().as_secs_f64();
         } else {
             self.report(BuildPhase::Merge, 0);
-            // The chunk's memory is not needed any more: give it back before the merge buffers.
+            // The chunk's memory is not needed any more: give it back before the merge reads windows.
             self.chunk = sort::Chunk::new(self.chunk.bucketer());
-            let (fan_in, buffer) = self.merge_shape();
-            self.reduce_runs(fan_in, buffer)?;
-            let runs = self.runs.clone();
+            self.reduce_runs()?;
+            let capacity = self.window_capacity();
             let mut progress = self.progress.take();
             let (triplets, nruns) = (self.triplets, self.runs_spilled);
-            let mut combiner = Combiner::new(self.combine(self.options.drop_zeros));
+            let combine = self.combine(self.options.drop_zeros);
+            let index_type = writer.index_type();
+            let (index_width, value_width) = (index_type.bytes() as usize, V::BYTES);
             let mut written = 0u64;
-            let mut put = |e: Entry<V>| {
-                written += 1;
-                if written % (1 << 22) == 0 {
+            let mut reported = 0u64;
+            let encode = |_| Encoding::Writer(index_type);
+            run::merge::<V>(&self.runs, capacity, self.options.layout, combine, &encode, &mut |window, bucket| {
+                combined += bucket.combined;
+                zeros_dropped += bucket.zeros_dropped;
+                let (mut ki, mut kv) = (0, 0);
+                for (&outer, &count) in bucket.outers.iter().zip(&bucket.counts) {
+                    let outer = outer + window.outer_offset;
+                    writer.advance_to(outer)?;
+                    let (ni, nv) = (count * index_width, count * value_width);
+                    let (indices, values) = (&bucket.index_bytes[ki..ki + ni], &bucket.value_bytes[kv..kv + nv]);
+                    if window.split == Some(outer) {
+                        writer.extend_row_encoded(count as u64, indices, values)?;
+                    } else {
+                        writer.push_row_encoded(count as u64, indices, values)?;
+                    }
+                    ki += ni;
+                    kv += nv;
+                    written += count as u64;
+                }
+                if written - reported >= 1 << 22 {
+                    reported = written;
                     if let Some(f) = progress.as_mut() {
                         f(&BuildProgress { phase: BuildPhase::Merge, triplets, runs: nruns, written });
                     }
                 }
-                writer.push_entry(e.outer, e.inner, e.value)
-            };
-            run::merge(&runs, buffer, &mut |e| combiner.push(e, &mut put))?;
-            combiner.flush(&mut put)?;
-            combined += combiner.combined;
-            zeros_dropped += combiner.zeros_dropped;
+                Ok(())
+            })?;
             self.progress = progress;
             self.sort_seconds += t.elapsed().as_secs_f64();
         }
@@ -614,49 +667,5 @@ impl Combine {
                 )));
             }
         })
-    }
-}
-
-/// Combines equal neighbours of a sorted entry stream (the merge of runs) by a [`Combine`].
-struct Combiner<V> {
-    combine: Combine,
-    pending: Option<Entry<V>>,
-    combined: u64,
-    zeros_dropped: u64,
-}
-
-impl<V: Element> Combiner<V> {
-    fn new(combine: Combine) -> Self {
-        Combiner { combine, pending: None, combined: 0, zeros_dropped: 0 }
-    }
-
-    #[inline]
-    fn push(&mut self, e: Entry<V>, out: &mut dyn FnMut(Entry<V>) -> Result<()>) -> Result<()> {
-        match &mut self.pending {
-            Some(p) if p.outer == e.outer && p.inner == e.inner => {
-                self.combined += 1;
-                p.value = self.combine.apply(p.value, e.value, e.outer, e.inner)?;
-                Ok(())
-            }
-            _ => match self.pending.replace(e) {
-                Some(p) => self.emit(p, out),
-                None => Ok(()),
-            },
-        }
-    }
-
-    fn emit(&mut self, e: Entry<V>, out: &mut dyn FnMut(Entry<V>) -> Result<()>) -> Result<()> {
-        if self.combine.drop_zeros && e.value.is_zero() {
-            self.zeros_dropped += 1;
-            return Ok(());
-        }
-        out(e)
-    }
-
-    fn flush(&mut self, out: &mut dyn FnMut(Entry<V>) -> Result<()>) -> Result<()> {
-        match self.pending.take() {
-            Some(p) => self.emit(p, out),
-            None => Ok(()),
-        }
     }
 }

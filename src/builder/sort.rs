@@ -50,13 +50,27 @@ const BUCKET_ENTRIES: usize = 1 << 13;
 /// `push_triplets` (a parser's blocks are as large as its text blocks make them).
 const PUSH_BLOCK: usize = 1 << 16;
 
+/// How a sort hands its sorted buckets on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// As entries: [`SortedBucket::inners`] and [`SortedBucket::values`] (the sort's own tests).
+    #[cfg(test)]
+    Entries,
+    /// As the writer stores them: inner indices of this type and values, little-endian, in
+    /// [`SortedBucket::index_bytes`] and [`SortedBucket::value_bytes`].
+    Writer(IndexType),
+    /// As the records of a sorted run (see `run`), in [`SortedBucket::index_bytes`]: outer index plus
+    /// `outer_offset`, inner index (both 8 bytes when `wide`, else 4) and value.
+    Run { wide: bool, outer_offset: u64 },
+}
+
 /// An entry stored in 16 bytes (`f64`) instead of 24: both indices fit 32 bits, which is almost every
 /// matrix (the outer index is the bucket's, and the row or column count is below 2^32).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Packed<V> {
-    outer: u32,
-    inner: u32,
-    value: V,
+    pub(crate) outer: u32,
+    pub(crate) inner: u32,
+    pub(crate) value: V,
 }
 
 /// A block's entries: packed when every index fits 32 bits, else full width.
@@ -148,6 +162,27 @@ impl<V: Element> Block<V> {
         (self.max_row, self.max_col)
     }
 
+    /// A block of entries already sorted by outer index (a piece of a sorted run), bucketed as
+    /// `bucketer` buckets: only the bucket offsets are computed, nothing moves.
+    pub(crate) fn from_sorted_packed(entries: Vec<Packed<V>>, bucketer: &Bucketer) -> Block<V> {
+        let outers = entries.iter().map(|e| e.outer as u64);
+        let (offsets, shift) = bucketer.sorted_offsets(outers, entries.len());
+        let max_outer = entries.last().map_or(0, |e| e.outer as u64);
+        let max_inner = entries.iter().map(|e| e.inner as u64).max().unwrap_or(0);
+        let (max_row, max_col) = bucketer.layout.row_col(max_outer, max_inner);
+        Block { store: Store::Packed(entries), offsets, shift, max_row, max_col }
+    }
+
+    /// As [`from_sorted_packed`](Self::from_sorted_packed), for entries with wide indices.
+    pub(crate) fn from_sorted_wide(entries: Vec<Entry<V>>, bucketer: &Bucketer) -> Block<V> {
+        let outers = entries.iter().map(|e| e.outer);
+        let (offsets, shift) = bucketer.sorted_offsets(outers, entries.len());
+        let max_outer = entries.last().map_or(0, |e| e.outer);
+        let max_inner = entries.iter().map(|e| e.inner).max().unwrap_or(0);
+        let (max_row, max_col) = bucketer.layout.row_col(max_outer, max_inner);
+        Block { store: Store::Wide(entries), offsets, shift, max_row, max_col }
+    }
+
     /// The entries of this block's buckets `from..to`.
     fn slice(&self, from: usize, to: usize) -> Slice<'_, V> {
         let nb = self.offsets.len() - 1;
@@ -184,6 +219,25 @@ impl Bucketer {
             _ => 0,
         };
         Bucketer { nbuckets, min_shift, layout, shape }
+    }
+
+    /// The bucket offsets and shift of `len` entries whose outer indices, `outers`, are sorted.
+    fn sorted_offsets(&self, outers: impl Iterator<Item = u64> + Clone, len: usize) -> (Vec<u32>, u32) {
+        let max_outer = outers.clone().last().unwrap_or(0);
+        let nb = self.nbuckets;
+        let mut shift = self.min_shift;
+        while (max_outer >> shift) as usize >= nb {
+            shift += 1;
+        }
+        let mut offsets = vec![0u32; nb + 1];
+        for o in outers {
+            offsets[(o >> shift) as usize + 1] += 1;
+        }
+        for j in 0..nb {
+            offsets[j + 1] += offsets[j];
+        }
+        debug_assert_eq!(offsets[nb] as usize, len);
+        (offsets, shift)
     }
 
     /// Checks `triplets` against the shape and buckets them into a [`Block`] (in layout order: outer is
@@ -412,6 +466,7 @@ impl<V: Element> SortedBucket<V> {
     }
 
     /// Iterates the entries in order.
+    #[cfg(test)]
     pub(crate) fn entries(&self) -> impl Iterator<Item = Entry<V>> + '_ {
         let mut k = 0;
         self.outers.iter().zip(&self.counts).flat_map(move |(&outer, &count)| {
@@ -431,7 +486,7 @@ impl<V: Element> SortedBucket<V> {
 pub(crate) fn sort_chunk<V: Element>(
     chunk: &mut Chunk<V>,
     combine: Combine,
-    encode: Option<IndexType>,
+    encode: Encoding,
     emit: &mut (dyn FnMut(&SortedBucket<V>) -> Result<()> + Send),
 ) -> Result<()> {
     chunk.seal();
@@ -452,7 +507,7 @@ struct Scratch<V> {
 fn sort_buckets<V: Element>(
     chunk: &Chunk<V>,
     combine: Combine,
-    encode: Option<IndexType>,
+    encode: Encoding,
     emit: &mut (dyn FnMut(&SortedBucket<V>) -> Result<()> + Send),
 ) -> Result<()> {
     let nbuckets = chunk.bucketer.nbuckets;
@@ -515,7 +570,7 @@ fn sort_bucket<V: Element>(
     shift: u32,
     scratch: &mut Scratch<V>,
     combine: Combine,
-    encode: Option<IndexType>,
+    encode: Encoding,
     out: &mut SortedBucket<V>,
 ) -> Result<()> {
     let slices = chunk.bucket_slices(b, shift);
@@ -646,35 +701,52 @@ fn insertion_sort_by_inner<V: Copy>(row: &mut [Entry<V>]) {
     }
 }
 
-/// Combines equal neighbours of a sorted run of entries into `out`, encoded for the writer when
-/// `encode` says (combining and encoding fused in one pass).
+/// Combines equal neighbours of a sorted run of entries into `out`, encoded as `encode` says
+/// (combining and encoding fused in one pass).
 fn combine_sorted<V: Element>(
     sorted: &[Entry<V>],
     combine: Combine,
-    encode: Option<IndexType>,
+    encode: Encoding,
     out: &mut SortedBucket<V>,
 ) -> Result<()> {
     match encode {
-        None => combine_into(sorted, combine, out, |out, e, v| {
+        #[cfg(test)]
+        Encoding::Entries => combine_into(sorted, combine, out, |out, e, v| {
             out.inners.push(e.inner);
             out.values.push(v);
         })?,
-        Some(IndexType::Uint32) => {
+        Encoding::Writer(IndexType::Uint32) => {
             out.index_bytes.reserve(sorted.len() * 4);
             combine_into(sorted, combine, out, |out, e, v| {
                 out.index_bytes.extend_from_slice(&(e.inner as u32).to_le_bytes());
                 out.values.push(v);
             })?
         }
-        Some(IndexType::Uint64) => {
+        Encoding::Writer(IndexType::Uint64) => {
             out.index_bytes.reserve(sorted.len() * 8);
             combine_into(sorted, combine, out, |out, e, v| {
                 out.index_bytes.extend_from_slice(&e.inner.to_le_bytes());
                 out.values.push(v);
             })?
         }
+        Encoding::Run { wide: false, outer_offset } => {
+            out.index_bytes.reserve(sorted.len() * (8 + V::BYTES));
+            combine_into(sorted, combine, out, |out, e, v| {
+                out.index_bytes.extend_from_slice(&((e.outer + outer_offset) as u32).to_le_bytes());
+                out.index_bytes.extend_from_slice(&(e.inner as u32).to_le_bytes());
+                V::extend_le_bytes(std::slice::from_ref(&v), &mut out.index_bytes);
+            })?
+        }
+        Encoding::Run { wide: true, outer_offset } => {
+            out.index_bytes.reserve(sorted.len() * (16 + V::BYTES));
+            combine_into(sorted, combine, out, |out, e, v| {
+                out.index_bytes.extend_from_slice(&(e.outer + outer_offset).to_le_bytes());
+                out.index_bytes.extend_from_slice(&e.inner.to_le_bytes());
+                V::extend_le_bytes(std::slice::from_ref(&v), &mut out.index_bytes);
+            })?
+        }
     }
-    if encode.is_some() {
+    if let Encoding::Writer(_) = encode {
         V::extend_le_bytes(&out.values, &mut out.value_bytes);
         out.values.clear();
     }
@@ -745,7 +817,7 @@ mod tests {
             }
             assert_eq!(chunk.len(), entries.len());
             let mut got = Vec::new();
-            sort_chunk(&mut chunk, combine, None, &mut |b| {
+            sort_chunk(&mut chunk, combine, Encoding::Entries, &mut |b| {
                 got.extend(b.entries());
                 Ok(())
             })

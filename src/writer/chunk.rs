@@ -253,7 +253,7 @@ impl Drop for ChunkIo {
 
 /// Sets (`on`) or clears `O_DIRECT` on `file`. `Ok(false)` when the filesystem refuses direct I/O
 /// (`EINVAL`) or the platform has none.
-fn set_direct(file: &File, on: bool) -> io::Result<bool> {
+pub(crate) fn set_direct(file: &File, on: bool) -> io::Result<bool> {
     #[cfg(target_os = "linux")]
     {
         use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
@@ -272,7 +272,7 @@ fn set_direct(file: &File, on: bool) -> io::Result<bool> {
     }
 }
 
-fn is_einval(e: &io::Error) -> bool {
+pub(crate) fn is_einval(e: &io::Error) -> bool {
     e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
 }
 

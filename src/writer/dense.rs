@@ -182,6 +182,17 @@ impl DenseScan {
         }
     }
 
+    /// Part of a row's entries, continuing the runs of the parts before it.
+    pub(super) fn part_bytes(&mut self, index_type: IndexType, bytes: &[u8]) {
+        match index_type {
+            IndexType::Uint32 => self.row_iter(
+                bytes.chunks_exact(4).map(|c| u64::from(u32::from_le_bytes(c.try_into().expect("chunks of 4 bytes")))),
+            ),
+            IndexType::Uint64 => self
+                .row_iter(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("chunks of 8 bytes")))),
+        }
+    }
+
     /// A whole row's entries.
     pub(super) fn row(&mut self, indices: &[u64]) {
         if (indices.len() as u64) < self.long_run {
