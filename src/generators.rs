@@ -388,25 +388,39 @@ pub fn generate_random<V: Element>(
     let blocks = total.div_ceil(RANDOM_BLOCK);
     // The generated blocks waiting for the builder come out of the budget too: four per thread (enough
     // to keep every thread busy), but no more than an eighth of the budget, nor what would leave the
-    // builder less than its minimum (at the minimum budget, one block goes beyond it).
-    let block_bytes = RANDOM_BLOCK * std::mem::size_of::<Triplet<f64>>() as u64;
+    // builder less than its minimum (at the minimum budget, one block goes beyond it). A block is
+    // held twice: as generated and bucketed for the builder.
+    let entry_bytes = std::mem::size_of::<Triplet<V>>() + std::mem::size_of::<Triplet<f64>>();
+    let block_bytes = RANDOM_BLOCK * entry_bytes as u64;
     let room = (options.memory_budget / 8).min(options.memory_budget.saturating_sub(crate::budget::MIN_MEMORY_BUDGET));
     let batch = (4 * rayon::current_num_threads() as u64).min(room / block_bytes).max(1);
     if options.memory_budget >= crate::budget::MIN_MEMORY_BUDGET {
         options.memory_budget = (options.memory_budget - batch * block_bytes).max(crate::budget::MIN_MEMORY_BUDGET);
     }
     let mut builder = TripletBuilder::<V>::new(dir, options)?;
-    let mut buffers: Vec<Vec<Triplet<f64>>> = Vec::new();
+    let bucketer = builder.bucketer();
     let mut start = 0;
     while start < blocks {
         crate::interrupt::check()?;
         let end = (start + batch).min(blocks);
-        buffers.resize_with((end - start) as usize, Vec::new);
-        buffers.par_iter_mut().enumerate().for_each(|(i, buf)| matrix.block(start + i as u64, buf));
-        for buf in &buffers {
-            for t in buf {
-                builder.push(t.row, t.col, V::from_f64(t.value))?;
-            }
+        // Generated and bucketed in parallel: the builder's own thread only moves blocks into its
+        // chunk (and sorts a full chunk, in parallel too).
+        let ready: Vec<Result<(Vec<Triplet<V>>, crate::builder::Block<V>)>> = (start..end)
+            .into_par_iter()
+            .map(|b| {
+                let mut generated = Vec::with_capacity(RANDOM_BLOCK as usize);
+                matrix.block(b, &mut generated);
+                let triplets: Vec<Triplet<V>> = generated
+                    .into_iter()
+                    .map(|t| Triplet { row: t.row, col: t.col, value: V::from_f64(t.value) })
+                    .collect();
+                let block = bucketer.bucket(&triplets)?;
+                Ok((triplets, block))
+            })
+            .collect();
+        for r in ready {
+            let (triplets, block) = r?;
+            builder.push_block(&triplets, block)?;
         }
         start = end;
         progress((end * RANDOM_BLOCK).min(total));

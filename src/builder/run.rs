@@ -286,6 +286,8 @@ pub(crate) fn merge<V: Element>(
     candidates.sort_unstable();
     let wide = runs.iter().any(|r| r.wide);
     let mut reader = Reader::open::<V>(runs)?;
+    // One chunk for every window, so that its entry buffers are reused.
+    let mut chunk = Chunk::<V>::recycling(Bucketer::new(1, layout, None));
     // Per run: fences passed (their keys are below the next boundary considered), and the first
     // record not yet merged.
     let mut passed = vec![0u64; runs.len()];
@@ -363,7 +365,7 @@ pub(crate) fn merge<V: Element>(
             let packed = !wide && outer_dim <= 1 << 32;
             let shape = layout.row_col(outer_dim, 1);
             let bucketer = Bucketer::new(entries as usize, layout, Some(shape));
-            let mut chunk = Chunk::<V>::new(bucketer);
+            chunk.set_bucketer(bucketer);
             for r in 0..runs.len() {
                 let (record, run_wide) = (reader.files[r].record, reader.files[r].wide);
                 let per_piece = (PIECE_BYTES / record) as u64;
@@ -371,7 +373,16 @@ pub(crate) fn merge<V: Element>(
                 while at < end[r] {
                     let n = per_piece.min(end[r] - at);
                     let bytes = reader.records(r, at, n)?;
-                    chunk.push_block(decode::<V>(bytes, run_wide, packed, offset, &bucketer));
+                    let block = if packed {
+                        let mut entries = chunk.packed_buffer();
+                        decode_packed(bytes, run_wide, offset, &mut entries);
+                        Block::from_sorted_packed(entries, &bucketer)
+                    } else {
+                        let mut entries = chunk.wide_buffer();
+                        decode_wide(bytes, run_wide, offset, &mut entries);
+                        Block::from_sorted_wide(entries, &bucketer)
+                    };
+                    chunk.push_block(block);
                     at += n;
                 }
             }
@@ -387,33 +398,25 @@ pub(crate) fn merge<V: Element>(
     Ok(())
 }
 
-/// Decodes sorted records into a block bucketed by `bucketer`, outer indices made relative to
-/// `offset`; `packed` when the window's relative outer indices and inner indices fit 32 bits.
-fn decode<V: Element>(bytes: &[u8], wide: bool, packed: bool, offset: u64, bucketer: &Bucketer) -> Block<V> {
+/// Decodes sorted records into `out`, outer indices made relative to `offset` (the window's relative
+/// outer indices and every inner index fit 32 bits).
+fn decode_packed<V: Element>(bytes: &[u8], wide: bool, offset: u64, out: &mut Vec<Packed<V>>) {
     let record = record_bytes::<V>(wide);
     let value_at = if wide { 16 } else { 8 };
-    let records = bytes.chunks_exact(record);
-    if packed {
-        let entries: Vec<Packed<V>> = records
-            .map(|rec| {
-                let (outer, inner) = key_of(rec, wide);
-                Packed {
-                    outer: (outer - offset) as u32,
-                    inner: inner as u32,
-                    value: V::from_le_slice(&rec[value_at..]),
-                }
-            })
-            .collect();
-        Block::from_sorted_packed(entries, bucketer)
-    } else {
-        let entries: Vec<Entry<V>> = records
-            .map(|rec| {
-                let (outer, inner) = key_of(rec, wide);
-                Entry { outer: outer - offset, inner, value: V::from_le_slice(&rec[value_at..]) }
-            })
-            .collect();
-        Block::from_sorted_wide(entries, bucketer)
-    }
+    out.extend(bytes.chunks_exact(record).map(|rec| {
+        let (outer, inner) = key_of(rec, wide);
+        Packed { outer: (outer - offset) as u32, inner: inner as u32, value: V::from_le_slice(&rec[value_at..]) }
+    }));
+}
+
+/// As [`decode_packed`], into full-width entries.
+fn decode_wide<V: Element>(bytes: &[u8], wide: bool, offset: u64, out: &mut Vec<Entry<V>>) {
+    let record = record_bytes::<V>(wide);
+    let value_at = if wide { 16 } else { 8 };
+    out.extend(bytes.chunks_exact(record).map(|rec| {
+        let (outer, inner) = key_of(rec, wide);
+        Entry { outer: outer - offset, inner, value: V::from_le_slice(&rec[value_at..]) }
+    }));
 }
 
 /// Whether `key` lies above a window's lower bound (`None`: no bound yet).

@@ -337,12 +337,56 @@ pub(crate) struct Chunk<V> {
     pending: Vec<Triplet<V>>,
     len: usize,
     bytes: usize,
+    /// Entry buffers of sorted blocks, kept for reuse when [`recycling`](Chunk::recycling): fresh
+    /// memory costs more to fault in than the copy into it (a builder's merge decodes every entry).
+    spare: Vec<Store<V>>,
+    recycle: bool,
 }
 
 impl<V: Element> Chunk<V> {
     /// An empty chunk bucketing by `bucketer`.
     pub(crate) fn new(bucketer: Bucketer) -> Chunk<V> {
-        Chunk { bucketer, blocks: Vec::new(), pending: Vec::new(), len: 0, bytes: 0 }
+        Chunk { bucketer, blocks: Vec::new(), pending: Vec::new(), len: 0, bytes: 0, spare: Vec::new(), recycle: false }
+    }
+
+    /// An empty chunk that keeps its blocks' entry buffers when emptied, for
+    /// [`packed_buffer`](Self::packed_buffer) and [`wide_buffer`](Self::wide_buffer).
+    pub(crate) fn recycling(bucketer: Bucketer) -> Chunk<V> {
+        Chunk { recycle: true, ..Chunk::new(bucketer) }
+    }
+
+    /// Buckets the next blocks by `bucketer` (the chunk must be empty).
+    pub(crate) fn set_bucketer(&mut self, bucketer: Bucketer) {
+        debug_assert_eq!(self.len, 0);
+        self.bucketer = bucketer;
+    }
+
+    /// An empty buffer for a block of packed entries: a recycled one if any.
+    pub(crate) fn packed_buffer(&mut self) -> Vec<Packed<V>> {
+        match self.spare.iter().position(|s| matches!(s, Store::Packed(_))) {
+            Some(k) => match self.spare.swap_remove(k) {
+                Store::Packed(mut v) => {
+                    v.clear();
+                    v
+                }
+                Store::Wide(_) => unreachable!("position found a packed store"),
+            },
+            None => Vec::new(),
+        }
+    }
+
+    /// An empty buffer for a block of wide entries: a recycled one if any.
+    pub(crate) fn wide_buffer(&mut self) -> Vec<Entry<V>> {
+        match self.spare.iter().position(|s| matches!(s, Store::Wide(_))) {
+            Some(k) => match self.spare.swap_remove(k) {
+                Store::Wide(mut v) => {
+                    v.clear();
+                    v
+                }
+                Store::Packed(_) => unreachable!("position found a wide store"),
+            },
+            None => Vec::new(),
+        }
     }
 
     /// Entries held.
@@ -393,6 +437,9 @@ impl<V: Element> Chunk<V> {
 
     /// Empties the chunk.
     fn clear(&mut self) {
+        if self.recycle {
+            self.spare.extend(self.blocks.drain(..).map(|b| b.store));
+        }
         self.blocks.clear();
         self.pending.clear();
         self.len = 0;

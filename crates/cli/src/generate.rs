@@ -4,7 +4,7 @@ use crate::args::{parse_size_arg, LayoutArg, ValueTypeArg};
 use crate::output::{emit, emit_json, progress_bar};
 use clap::{Args, Subcommand};
 use indicatif::ProgressBar;
-use sparsedisk::builder::{default_memory_budget, BuildOptions};
+use sparsedisk::builder::{default_memory_budget, BuildOptions, BuildStats};
 use sparsedisk::generators::{generate_random, generate_with_progress, Generator, RandomMatrix};
 use sparsedisk::units::{format_bytes, peak_rss_bytes};
 use sparsedisk::{Layout, Matrix, Result, WriterOptions};
@@ -147,7 +147,7 @@ pub struct OutputArgs {
 
 pub fn run(args: GenerateArgs, quiet: bool) -> Result<()> {
     let start = Instant::now();
-    let (m, out, bar) = match args.kind {
+    let (m, out, bar, build) = match args.kind {
         Kind::Rmat { scale, edge_factor, random: r, out } => {
             random(RandomMatrix::Rmat { scale, edge_factor, seed: r.seed }, r.memory, out, quiet)?
         }
@@ -167,7 +167,7 @@ pub fn run(args: GenerateArgs, quiet: bool) -> Result<()> {
     };
     bar.finish_and_clear();
     let dir = &out.output;
-    report(&m, &out, dir, start)
+    report(&m, &out, dir, start, build.as_ref())
 }
 
 fn writer_options(out: &OutputArgs) -> WriterOptions {
@@ -179,7 +179,11 @@ fn writer_options(out: &OutputArgs) -> WriterOptions {
     }
 }
 
-fn formula(generator: Generator, out: OutputArgs, quiet: bool) -> Result<(Matrix, OutputArgs, ProgressBar)> {
+/// What a generator made: the matrix, its options, its progress bar, and the out-of-core sort's
+/// statistics (random matrices only).
+type Generated = (Matrix, OutputArgs, ProgressBar, Option<BuildStats>);
+
+fn formula(generator: Generator, out: OutputArgs, quiet: bool) -> Result<Generated> {
     let layout: Layout = out.layout.into();
     let options = writer_options(&out);
     let (outer, _) = layout.outer_inner(generator.shape()?);
@@ -193,7 +197,7 @@ fn formula(generator: Generator, out: OutputArgs, quiet: bool) -> Result<(Matrix
         ValueTypeArg::I64 => generate_with_progress::<i64>(&generator, dir, layout, options, &mut progress)?,
         ValueTypeArg::Pattern => generate_with_progress::<()>(&generator, dir, layout, options, &mut progress)?,
     };
-    Ok((m, out, bar))
+    Ok((m, out, bar, None))
 }
 
 fn random(
@@ -201,7 +205,7 @@ fn random(
     memory: Option<u64>,
     out: OutputArgs,
     quiet: bool,
-) -> Result<(Matrix, OutputArgs, ProgressBar)> {
+) -> Result<Generated> {
     let options = BuildOptions {
         memory_budget: memory.unwrap_or_else(default_memory_budget),
         layout: out.layout.into(),
@@ -235,14 +239,27 @@ fn random(
             stats.write_seconds
         );
     }
-    Ok((m, out, bar))
+    Ok((m, out, bar, Some(stats)))
 }
 
-fn report(m: &Matrix, out: &OutputArgs, dir: &std::path::Path, start: Instant) -> Result<()> {
+fn report(m: &Matrix, out: &OutputArgs, dir: &std::path::Path, start: Instant, build: Option<&BuildStats>) -> Result<()> {
     let seconds = start.elapsed().as_secs_f64();
     let info = m.info();
     if out.json {
+        // The out-of-core sort's phases, as import --json reports them.
+        let build = build.map(|b| {
+            serde_json::json!({
+                "triplets": b.triplets,
+                "runs": b.runs,
+                "spilled_bytes": b.spilled_bytes,
+                "duplicates_combined": b.duplicates_combined,
+                "spill_seconds": b.spill_seconds,
+                "sort_write_seconds": b.sort_seconds,
+                "publish_seconds": b.write_seconds,
+            })
+        });
         return emit_json(&serde_json::json!({
+            "build": build,
             "output": dir.display().to_string(),
             "rows": info.rows,
             "cols": info.cols,
