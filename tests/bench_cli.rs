@@ -193,3 +193,187 @@ fn without_python_and_with_a_user_matrix() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).starts_with("sparsedisk: error:"));
 }
+
+/// The scale suite's plan at full size, without running it: the steps the issue asks for, the disk
+/// space it needs, and a refusal (exit 1, before anything is written) when the disk lacks it.
+#[test]
+fn scale_suite_plans_its_disk_space_and_refuses_without_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("report");
+    let dry = |free: &str| {
+        Command::new(common::bin())
+            .args(["bench", "--suite", "scale", "--dry-run", "--assume-free", free, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let plan = dry("1T");
+    assert!(plan.status.success(), "{}", String::from_utf8_lossy(&plan.stderr));
+    let text = String::from_utf8_lossy(&plan.stdout);
+    for step in [
+        "generate rmat-26",
+        "spmv rmat-26 x5",
+        "spmv --transpose rmat-26 x5",
+        "pagerank rmat-26 (tol 1e-8)",
+        "bfs rmat-26",
+        "components rmat-26",
+        "transpose rmat-26",
+        "convert rmat-26 --layout csc",
+        "generate lap3d-524",
+        "cg lap3d-524, 100 iterations",
+        "export rmat-25-ef18",
+        "import rmat-25-ef18.mtx",
+        "fast_matrix_market",
+        "crash safety",
+        "peak:",
+        "4.00 GiB memory cap",
+    ] {
+        assert!(text.contains(step), "the plan lacks {step:?}:\n{text}");
+    }
+    // Transposing R-MAT 26 holds it, its sorted runs and the output: the peak, under 60 GB.
+    let peak = text.lines().find(|l| l.starts_with("peak:")).unwrap();
+    assert!(peak.contains("(transpose rmat-26)"), "{peak}");
+    let refused = dry("10G");
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("needs about") && err.contains("10.00 GiB is free"), "{err}");
+    assert!(!out.join("data").exists(), "a refused run wrote data");
+    // The other suites have no plan to print.
+    let other = Command::new(common::bin()).args(["bench", "--dry-run", "--out"]).arg(&out).output().unwrap();
+    assert_eq!(other.status.code(), Some(1));
+}
+
+/// The scale suite end to end at its tiny size (seconds): every step is recorded with its wall time,
+/// device counters (or why there are none), cap outcome (or why it was not applied) and per-pass
+/// figures; the crash-safety checks pass; the report, its tables and the README fragment exist; the
+/// data is removed. Timings are not asserted.
+#[test]
+fn scale_suite_tiny_runs_every_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, data) = (tmp.path().join("report"), tmp.path().join("data"));
+    let run = Command::new(common::bin())
+        .args(["bench", "--suite", "scale", "--scale-size", "tiny", "--quiet", "--out"])
+        .arg(&out)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let recs = records(&out);
+    assert!(recs.iter().all(|r| r["suite"] == "scale"));
+    let of = |kernel: &str| recs.iter().filter(|r| r["kernel"] == kernel).collect::<Vec<_>>();
+    for tool in ["disk-read", "disk-write"] {
+        let limit = of("limit").into_iter().find(|r| r["tool"] == tool).unwrap_or_else(|| panic!("no {tool}"));
+        assert!(limit["figures"]["gb_per_s"].as_f64().unwrap() > 0.0, "{limit}");
+    }
+    let counts = [
+        ("generate", 3),
+        ("verify", 2),
+        ("spmv", 2),
+        ("spmv_transpose", 2),
+        ("pagerank", 1),
+        ("bfs", 1),
+        ("components", 1),
+        ("cg", 1),
+        ("transpose", 1),
+        ("convert", 1),
+        ("export", 1),
+    ];
+    for (kernel, n) in counts {
+        let found = of(kernel);
+        assert_eq!(found.len(), n, "{kernel}: {found:?}");
+        for r in found {
+            assert!(r["note"].is_null(), "{r}");
+        }
+    }
+    for r in recs.iter().filter(|r| r["kernel"] != "limit" && r["note"].is_null()) {
+        let p = &r["params"];
+        assert!(p["wall_seconds"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["matrix"]["nnz"].as_u64().unwrap() > 0, "{r}");
+        // The cap: applied with a peak, or not applied with the reason; never silent.
+        let cap = &r["cap"];
+        if cap["applied"] == true {
+            assert!(cap["peak_bytes"].as_u64().is_some() && cap["requested_bytes"] == 256u64 << 20, "{r}");
+        } else {
+            assert!(cap["reason"].as_str().unwrap().starts_with("cap: not applied"), "{r}");
+        }
+        // Device counters, or why there are none.
+        if p["device"].is_null() {
+            assert!(!p["device_note"].as_str().unwrap().is_empty(), "{r}");
+        } else {
+            assert!(p["device"]["read_bytes"].is_u64() && p["device"]["written_bytes"].is_u64(), "{r}");
+        }
+    }
+    // Streaming steps carry per-pass figures against the disk's read bandwidth.
+    for kernel in ["verify", "spmv", "spmv_transpose", "pagerank", "components", "cg"] {
+        for r in of(kernel) {
+            let passes = r["params"]["passes"].as_array().unwrap();
+            assert!(!passes.is_empty(), "{r}");
+            for p in passes {
+                assert!(
+                    p["seconds"].as_f64().unwrap() > 0.0 && p["fraction_of_disk_read"].as_f64().unwrap() > 0.0,
+                    "{r}"
+                );
+            }
+        }
+    }
+    let spmv = &of("spmv")[0]["params"]["passes"];
+    assert_eq!((spmv[0]["label"].as_str(), spmv[0]["count"].as_u64()), (Some("cold"), Some(1)));
+    assert_eq!((spmv[1]["label"].as_str(), spmv[1]["count"].as_u64()), (Some("steady"), Some(2)));
+    assert_eq!(of("cg")[0]["params"]["iterations"], 100);
+    assert!(of("pagerank")[0]["params"]["iterations"].as_u64().unwrap() > 0);
+    assert!(of("bfs")[0]["params"]["depth"].as_u64().unwrap() > 0);
+    // The R-MAT builds and the imports report their phases; the import gives back the exported text.
+    let graph = of("generate").into_iter().find(|r| r["matrix"]["name"] == "rmat-12").unwrap();
+    assert!(graph["params"]["phases"].as_array().unwrap().len() >= 3, "{graph}");
+    let imports = of("import");
+    let whole = imports.iter().find(|r| r["matrix"]["name"] == "rmat-11-imported").unwrap();
+    let text = of("generate").into_iter().find(|r| r["matrix"]["name"] == "rmat-11").unwrap();
+    assert!(whole["note"].is_null(), "{whole}");
+    assert_eq!(whole["matrix"]["nnz"], text["matrix"]["nnz"]);
+    assert!(whole["params"]["text_mb_per_s"].as_f64().unwrap() > 0.0);
+    let slice: Vec<&&Value> = imports.iter().filter(|r| r["params"]["matrix_name"] == "rmat-11-slice").collect();
+    assert_eq!(slice.len(), 2, "sparsedisk and fast_matrix_market on the slice: {slice:?}");
+    let fmm = slice.iter().find(|r| r["tool"] == "fast_matrix_market").unwrap();
+    if std::env::var("SPARSEDISK_REQUIRE_PYTHON").is_ok_and(|v| v == "1") {
+        assert!(fmm["note"].is_null(), "{fmm}");
+    }
+    if fmm["note"].is_null() {
+        assert!(fmm["params"]["text_mb_per_s"].as_f64().unwrap() > 0.0, "{fmm}");
+    } else {
+        assert!(fmm["note"].as_str().unwrap().starts_with("skipped"), "{fmm}");
+    }
+    // Crash safety: several kills (one into a new directory), then a final import; all pass.
+    let crashes = of("crash");
+    assert!(crashes.len() >= 5, "{crashes:?}");
+    for r in &crashes {
+        assert_eq!(r["params"]["pass"], true, "{r}");
+        assert!(r["note"].is_null(), "{r}");
+    }
+    assert!(crashes.iter().any(|r| r["params"]["new_directory"] == true));
+    assert_eq!(crashes.last().unwrap()["params"]["final"], true);
+    // The report and the README fragment.
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for heading in ["## Physical limits", "## At scale", "## Crash safety", "| step | matrix | time | per pass |"] {
+        assert!(md.contains(heading), "report.md lacks {heading:?}:\n{md}");
+    }
+    assert!(md.contains("| verify rmat-12 |") && md.contains("| cg lap3d-25, 100 iterations |"), "{md}");
+    let fragment = std::fs::read_to_string(out.join("scale-fragment.md")).unwrap();
+    assert!(fragment.contains("| step | matrix |") && fragment.contains("Crash safety: "), "{fragment}");
+    assert!(!data.join("sparsedisk-bench-scale").exists(), "the suite left its data behind");
+    // The views regenerate from results.jsonl alone, and the fragment goes into a README.
+    std::fs::remove_file(out.join("report.md")).unwrap();
+    let readme = tmp.path().join("README.md");
+    std::fs::write(&readme, "# T\n<!-- bench-scale:begin -->\nold\n<!-- bench-scale:end -->\n").unwrap();
+    let again = Command::new(common::bin())
+        .args(["bench", "--report-only", "--out"])
+        .arg(&out)
+        .arg("--readme")
+        .arg(&readme)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("## At scale"));
+    let spliced = std::fs::read_to_string(&readme).unwrap();
+    assert!(!spliced.contains("\nold\n") && spliced.contains(fragment.trim_end()), "{spliced}");
+}

@@ -35,8 +35,14 @@ pub struct MemoryCap {
 pub struct CapOutcome {
     /// Peak usage of the cgroup (page cache included), if the kernel tells.
     pub peak_bytes: Option<u64>,
-    /// Times the cgroup hit its limit, if the kernel tells.
+    /// Times the cgroup hit its limit, if the kernel tells (v1 `memory.failcnt`, v2 `max` in
+    /// `memory.events`). Some kernels leave v1's `failcnt` at 0 even when the cgroup reclaims at its
+    /// limit (6.18 does: a 200 MB write under a 64 MiB cap, and a 100 MB allocation the OOM killer
+    /// ended, both left it at 0), so a peak at the limit says more there.
     pub limit_hits: Option<u64>,
+    /// Processes of the cgroup the OOM killer ended (v1 `oom_kill` in `memory.oom_control`, v2 in
+    /// `memory.events`), if the kernel tells.
+    pub oom_kills: Option<u64>,
 }
 
 /// Distinguishes the cgroups one process creates.
@@ -95,15 +101,30 @@ impl MemoryCap {
     /// Peak usage and limit hits so far (read after the process exits).
     pub fn outcome(&self) -> CapOutcome {
         let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).ok();
+        // A `KEY VALUE` line of a flat-keyed file such as memory.events.
+        let field = |f: &str, key: &str| {
+            read(f).and_then(|s| {
+                s.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(' ').and_then(|v| v.trim().parse().ok()))
+            })
+        };
         match self.version {
             Version::V1 => CapOutcome {
                 peak_bytes: read("memory.max_usage_in_bytes").and_then(|s| s.trim().parse().ok()),
-                limit_hits: read("memory.failcnt").and_then(|s| s.trim().parse().ok()),
+                // With swap accounting the memory+swap counter can hit the (equal) limit first.
+                limit_hits: match (read("memory.failcnt"), read("memory.memsw.failcnt")) {
+                    (Some(m), sw) => m
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                        .map(|m| m + sw.and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0)),
+                    (None, _) => None,
+                },
+                oom_kills: field("memory.oom_control", "oom_kill"),
             },
             Version::V2 => CapOutcome {
                 peak_bytes: read("memory.peak").and_then(|s| s.trim().parse().ok()),
-                limit_hits: read("memory.events")
-                    .and_then(|s| s.lines().find_map(|l| l.strip_prefix("max ").and_then(|v| v.trim().parse().ok()))),
+                limit_hits: field("memory.events", "max"),
+                oom_kills: field("memory.events", "oom_kill"),
             },
         }
     }
@@ -136,6 +157,13 @@ mod tests {
                 let name = cap.dir().file_name().unwrap().to_str().unwrap().to_string();
                 assert!(String::from_utf8_lossy(&out.stdout).contains(&name));
                 assert!(cap.outcome().peak_bytes.is_some());
+                // The kernel kills a child that outgrows its cap, and says so (where it counts).
+                let small = MemoryCap::create(32 << 20).unwrap();
+                let out = small.command("dd", ["if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"]).output().unwrap();
+                assert!(!out.status.success());
+                if let Some(kills) = small.outcome().oom_kills {
+                    assert!(kills >= 1, "{:?}", small.outcome());
+                }
                 let dir = cap.dir().to_path_buf();
                 drop(cap);
                 assert!(!dir.exists());

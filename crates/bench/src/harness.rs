@@ -10,6 +10,7 @@
 
 use crate::python::{run_json, run_json_within, samples, write_raw_csr, Python};
 use crate::report::{markdown, plots, read_jsonl, tables, write_jsonl};
+use crate::scale::ScaleSize;
 use crate::ui::{emit, parse_size_arg, plan_bar};
 use crate::{
     disk_read_bandwidth, figures, memory_read_bandwidth, time_runs, CapRecord, LimitRecord, Machine, MatrixDesc,
@@ -39,6 +40,10 @@ pub enum Suite {
     /// About 12 minutes on 2 cores: up to 65 M nonzeros in core, 0.6-1.3 GB matrices under 512M and 1G
     /// caps.
     Full,
+    /// Half an hour or more and 53 GB of disk (see --dry-run): sparsedisk at the sizes it is for,
+    /// every step a child process under a 4 GiB cap from a cold cache: R-MAT 26, a 10^9-nonzero 3-D
+    /// Laplacian, a 20 GB Matrix Market import beside fast_matrix_market, kills of an import.
+    Scale,
     /// Seconds: tiny matrices, for tests.
     #[value(hide = true)]
     Smoke,
@@ -49,6 +54,7 @@ impl Suite {
         match self {
             Suite::Quick => "quick",
             Suite::Full => "full",
+            Suite::Scale => "scale",
             Suite::Smoke => "smoke",
         }
     }
@@ -64,20 +70,23 @@ pub struct BenchArgs {
     /// (imported first, which is measured too). Repeatable.
     #[arg(long, value_name = "DIR|FILE")]
     pub matrix: Vec<PathBuf>,
-    /// Memory caps for the out-of-core runs (default: quick 128M,256M; full 512M,1G).
+    /// Memory caps for the out-of-core runs (default: quick 128M,256M; full 512M,1G; scale: one cap,
+    /// 4G).
     #[arg(long, value_name = "SIZE,...", value_delimiter = ',', value_parser = parse_size_arg)]
     pub memory_caps: Vec<u64>,
-    /// The report directory: results.jsonl, report.md, readme-fragment.md, *.svg.
+    /// The report directory: results.jsonl, report.md, readme-fragment.md, *.svg (the scale suite:
+    /// scale-fragment.md, no plots).
     #[arg(long, value_name = "DIR", default_value = "bench-report")]
     pub out: PathBuf,
     /// Where inputs are generated (default: OUT/data, removed at the end unless --keep-data). Its disk
     /// is the one whose bandwidth is measured.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Keep the generated inputs (a later run with the same --data reuses them).
+    /// Keep the generated inputs (a later run with the same --data reuses them; the scale suite keeps
+    /// what its last steps leave: the text, its slice and the imported matrix).
     #[arg(long)]
     pub keep_data: bool,
-    /// Runs per measurement (default: smoke 2, quick 3, full 5).
+    /// Runs per measurement (default: smoke 2, quick 3, full 5; scale: products per SpMV run, 5).
     #[arg(long, value_name = "N")]
     pub repeat: Option<usize>,
     /// Skip the Python baselines.
@@ -87,24 +96,35 @@ pub struct BenchArgs {
     #[arg(long)]
     pub report_only: bool,
     /// Also put readme-fragment.md into FILE between the lines `<!-- bench:begin -->` and
-    /// `<!-- bench:end -->` (the project's generated tables are in docs/performance.md).
+    /// `<!-- bench:end -->` (the project's generated tables are in docs/performance.md); for the scale
+    /// suite, scale-fragment.md between `<!-- bench-scale:begin -->` and `<!-- bench-scale:end -->`.
     #[arg(long, value_name = "FILE")]
     pub readme: Option<PathBuf>,
+    /// Sizes of the scale suite: full (the default), small (a few minutes), tiny (seconds, for tests).
+    #[arg(long, value_enum, default_value_t = ScaleSize::Full, hide = true)]
+    pub scale_size: ScaleSize,
+    /// Print the scale suite's plan and the disk space it needs at its peak, check that space, and run
+    /// nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Take SIZE as the data disk's free space instead of asking statvfs (tests of the space check).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, hide = true)]
+    pub assume_free: Option<u64>,
 }
 
-/// Replaces the text between the `<!-- bench:begin -->` and `<!-- bench:end -->` lines of `file`
+/// Replaces the text between the `<!-- MARKER:begin -->` and `<!-- MARKER:end -->` lines of `file`
 /// with `fragment`.
-fn splice_readme(file: &Path, fragment: &str) -> Result<()> {
-    let (begin, end) = ("<!-- bench:begin -->\n", "<!-- bench:end -->");
+fn splice_readme(file: &Path, fragment: &str, marker: &str) -> Result<()> {
+    let (begin, end) = (format!("<!-- {marker}:begin -->\n"), format!("<!-- {marker}:end -->"));
     let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, "reading", e))?;
-    let (Some(a), Some(b)) = (text.find(begin), text.find(end)) else {
+    let (Some(a), Some(b)) = (text.find(&begin), text.find(&end)) else {
         return Err(Error::invalid(format!(
-            "{} has no `<!-- bench:begin -->` / `<!-- bench:end -->` lines to put the tables between",
+            "{} has no `<!-- {marker}:begin -->` / `<!-- {marker}:end -->` lines to put the tables between",
             file.display()
         )));
     };
     if b < a {
-        return Err(Error::invalid(format!("{}: `bench:end` comes before `bench:begin`", file.display())));
+        return Err(Error::invalid(format!("{}: `{marker}:end` comes before `{marker}:begin`", file.display())));
     }
     let spliced = format!("{}{begin}\n{}\n{}", &text[..a], fragment.trim_end(), &text[b..]);
     std::fs::write(file, spliced).map_err(|e| Error::io(file, "writing", e))
@@ -211,6 +231,8 @@ fn suite(s: Suite) -> (Vec<Input>, Vec<u64>) {
             ],
             vec![128 << 20, 256 << 20],
         ),
+        // The scale suite has its own plan (crate::scale).
+        Suite::Scale => (vec![], vec![]),
         Suite::Full => (
             vec![
                 formula("lap2d-1000", lap2(1000), &[Import, Spmv, Spmm, Spgemm, Cg], 1e-2),
@@ -799,7 +821,7 @@ fn cold_runs(ctx: &mut Ctx, ready: &Ready, cap: u64, child: Child<'_>) -> Result
         Suite::Full => 3,
         _ => 2,
     };
-    let (mut cold, mut steady, mut peaks, mut hits) = (vec![], vec![], vec![], vec![]);
+    let (mut cold, mut steady, mut peaks, mut hits, mut ooms) = (vec![], vec![], vec![], vec![], vec![]);
     let mut cap_reason = None;
     for _ in 0..rounds {
         evict_page_cache(evict)?;
@@ -822,6 +844,7 @@ fn cold_runs(ctx: &mut Ctx, ready: &Ready, cap: u64, child: Child<'_>) -> Result
             let o = c.outcome();
             peaks.extend(o.peak_bytes);
             hits.extend(o.limit_hits);
+            ooms.extend(o.oom_kills);
         }
         let v = match result {
             Ok(v) => v,
@@ -842,6 +865,7 @@ fn cold_runs(ctx: &mut Ctx, ready: &Ready, cap: u64, child: Child<'_>) -> Result
         reason: cap_reason.map(|r| format!("cap: not applied, {r}")),
         peak_bytes: peaks.iter().copied().max(),
         limit_hits: hits.iter().copied().max(),
+        oom_kills: ooms.iter().copied().max(),
     };
     let params = serde_json::json!({
         "threads": if tool == "sparsedisk" { ctx.threads } else { 1 },
@@ -928,10 +952,48 @@ fn write_report(out: &Path, records: &[Record], command: &str, wall: f64, readme
     rewrite_views(out, records, command, wall, readme)
 }
 
-/// Writes report.md, readme-fragment.md (and splices it into `readme`) and the plots.
+/// Ends a run: the report (as [`write_report`]) and `run.json` (its command and wall time, which
+/// `--report-only` keeps).
+pub(crate) fn finish_run(
+    out: &Path,
+    records: &[Record],
+    command: &str,
+    started: Instant,
+    readme: Option<&Path>,
+) -> Result<()> {
+    let wall = started.elapsed().as_secs_f64();
+    write_report(out, records, command, wall, readme)?;
+    let run = serde_json::json!({"command": command, "wall_seconds": wall});
+    let run_file = out.join("run.json");
+    std::fs::write(&run_file, run.to_string()).map_err(|e| Error::io(&run_file, "writing", e))
+}
+
+/// This binary's versions, with Python's when the baselines can run.
+pub(crate) fn versions_with(python: &std::result::Result<Python, String>) -> Versions {
+    let mut versions = Versions::detect();
+    if let Ok(p) = python {
+        versions.python = Some(p.python.clone());
+        versions.numpy = Some(p.numpy.clone());
+        versions.scipy = Some(p.scipy.clone());
+        versions.fast_matrix_market = p.fast_matrix_market.clone();
+    }
+    versions
+}
+
+/// Writes report.md, readme-fragment.md (and splices it into `readme`) and the plots; for the scale
+/// suite, report.md and scale-fragment.md (spliced into `readme`), and no plots.
 fn rewrite_views(out: &Path, records: &[Record], command: &str, wall: f64, readme: Option<&Path>) -> Result<()> {
     let md = markdown(records, command, wall);
     std::fs::write(out.join("report.md"), md).map_err(|e| Error::io(out, "writing report.md", e))?;
+    if records.iter().any(|r| r.suite == Suite::Scale.name()) {
+        let fragment = crate::scale::fragment(records, command, wall);
+        let file = out.join("scale-fragment.md");
+        std::fs::write(&file, &fragment).map_err(|e| Error::io(&file, "writing", e))?;
+        return match readme {
+            Some(readme) => splice_readme(readme, &fragment, "bench-scale"),
+            None => Ok(()),
+        };
+    }
     let machine = records.first().map(|r| r.machine.summary()).unwrap_or_default();
     let fragment = format!(
         "Generated by `{command}` ({} measurements, {:.0} s) on {machine}.\n\n{}",
@@ -941,7 +1003,7 @@ fn rewrite_views(out: &Path, records: &[Record], command: &str, wall: f64, readm
     );
     std::fs::write(out.join("readme-fragment.md"), &fragment).map_err(|e| Error::io(out, "writing", e))?;
     if let Some(file) = readme {
-        splice_readme(file, &fragment)?;
+        splice_readme(file, &fragment, "bench")?;
     }
     plots(records, out)
 }
@@ -964,6 +1026,12 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
         let (cmd, wall) = read_run_header(&args.out).unwrap_or((command, 0.0));
         return rewrite_views(&args.out, &records, &cmd, wall, args.readme.as_deref());
     }
+    if args.suite == Suite::Scale {
+        return crate::scale::run(&args, quiet, &command, started);
+    }
+    if args.dry_run {
+        return Err(Error::invalid("--dry-run prints the plan of --suite scale; the other suites take minutes"));
+    }
     let data = args.data.clone().unwrap_or_else(|| args.out.join("data"));
     std::fs::create_dir_all(&data).map_err(|e| Error::io(&data, "creating the data directory", e))?;
     let (mut inputs, default_caps) = suite(args.suite);
@@ -985,16 +1053,9 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
     }
     let threads = rayon::current_num_threads();
     let python = if args.no_python { Err("--no-python was given".to_string()) } else { Python::detect(&data) };
-    let mut versions = Versions::detect();
-    if let Ok(p) = &python {
-        versions.python = Some(p.python.clone());
-        versions.numpy = Some(p.numpy.clone());
-        versions.scipy = Some(p.scipy.clone());
-        versions.fast_matrix_market = p.fast_matrix_market.clone();
-    } else if let Err(why) = &python {
-        if !quiet {
-            eprintln!("bench: the Python baselines are skipped: {why}");
-        }
+    let versions = versions_with(&python);
+    if let (Err(why), false) = (&python, quiet) {
+        eprintln!("bench: the Python baselines are skipped: {why}");
     }
     let exe = std::env::current_exe().map_err(|e| Error::io("<current exe>", "finding this program", e))?;
     let mut ctx = Ctx {
@@ -1002,7 +1063,7 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
         repeat: args.repeat.unwrap_or(match args.suite {
             Suite::Smoke => 2,
             Suite::Quick => 3,
-            Suite::Full => 5,
+            Suite::Full | Suite::Scale => 5,
         }),
         threads,
         machine: Machine::describe(&data),
@@ -1031,7 +1092,7 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
     let (mem_bytes, disk_bytes) = match args.suite {
         Suite::Smoke => (16 << 20, 16 << 20),
         Suite::Quick => (512 << 20, 1 << 30),
-        Suite::Full => (1 << 30, 2 << 30),
+        Suite::Full | Suite::Scale => (1 << 30, 2 << 30),
     };
     let mut ready: BTreeMap<usize, Ready> = BTreeMap::new();
     for step in plan {
@@ -1092,11 +1153,8 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
     }
     bar.finish_and_clear();
     ratios(&mut ctx.records);
+    finish_run(&args.out, &ctx.records, &command, started, args.readme.as_deref())?;
     let wall = started.elapsed().as_secs_f64();
-    write_report(&args.out, &ctx.records, &command, wall, args.readme.as_deref())?;
-    let run = serde_json::json!({"command": command, "wall_seconds": wall});
-    let run_file = args.out.join("run.json");
-    std::fs::write(&run_file, run.to_string()).map_err(|e| Error::io(&run_file, "writing", e))?;
     if args.data.is_none() && !args.keep_data {
         let _ = std::fs::remove_dir_all(&data);
     }

@@ -1,6 +1,6 @@
 //! The benchmark harness: `sparsedisk bench` ([`harness`]) and the building blocks it shares with the
 //! library's `benches/` programs: spreads of repeated runs, the machine's description, its physical
-//! limits (memory and disk read bandwidth), memory caps (cgroups), the Python baselines, and the
+//! limits (memory and disk bandwidth), memory caps (cgroups), the Python baselines, and the
 //! report (JSON lines, Markdown, SVG plots). A client of the `sparsedisk` library like the command
 //! line; the library itself knows nothing of benchmarks.
 //!
@@ -11,9 +11,9 @@
 //! | field | meaning |
 //! |---|---|
 //! | `schema` | `1` |
-//! | `suite` | `quick`, `full`, `smoke` |
-//! | `kernel` | `import`, `spmv`, `spmm`, `spgemm`, `pagerank`, `cg`, or `limit` (a physical limit) |
-//! | `tool` | `sparsedisk`, `sprs`, `scipy`, `numpy.memmap+scipy`, `fast_matrix_market`, `memory-read`, `disk-read` |
+//! | `suite` | `quick`, `full`, `scale`, `smoke` |
+//! | `kernel` | `import`, `spmv`, `spmm`, `spgemm`, `pagerank`, `cg`, or `limit` (a physical limit); the scale suite adds `generate`, `verify`, `spmv_transpose`, `bfs`, `components`, `transpose`, `convert`, `export`, `crash` |
+//! | `tool` | `sparsedisk`, `sprs`, `scipy`, `numpy.memmap+scipy`, `fast_matrix_market`, `memory-read`, `disk-read`, `disk-write` |
 //! | `regime` | `in_core_warm` (files in the page cache) or `out_of_core_cold` (cache dropped first) |
 //! | `matrix` | name, kind, rows, cols, nnz, bytes on disk (`null` for limits) |
 //! | `params` | threads, repeat, k, tolerance, iterations, ... |
@@ -24,6 +24,14 @@
 //! | `ratios` | baseline median time over ours, per baseline (above 1: sparsedisk is faster) |
 //! | `machine`, `versions` | [`Machine`], [`Versions`] |
 //! | `note` | why a measurement is missing or qualified, if it is |
+//!
+//! A scale-suite record ([`scale`]) is one step, one child process: its `samples` hold the child's
+//! wall time, `figures.bytes_moved` the data disk's bytes read and written during it, and its
+//! `params` the rest: `step` (the plan's label), `wall_seconds`, `device` (`name`, `read_bytes`,
+//! `written_bytes`; `null` with `device_note` saying why), `passes` (per-pass figures: `label`,
+//! `count`, `seconds`, `bytes` of matrix, `fraction_of_disk_read`), `phases` of builds, `of_disk_read`,
+//! `of_disk_write`, `output` (the child's `--json`), and per step what it found (iterations,
+//! components, the crash-safety check's `pass` and `state`, ...).
 
 pub mod cgroup;
 pub mod harness;
@@ -31,11 +39,12 @@ pub mod limits;
 pub mod machine;
 pub mod python;
 pub mod report;
+pub mod scale;
 pub mod ui;
 
 pub use cgroup::{CapOutcome, MemoryCap};
 pub use harness::{run, BenchArgs};
-pub use limits::{disk_read_bandwidth, memory_read_bandwidth};
+pub use limits::{disk_read_bandwidth, disk_write_bandwidth, memory_read_bandwidth};
 pub use machine::{Machine, Versions};
 
 use serde::{Deserialize, Serialize};
@@ -141,8 +150,13 @@ pub struct CapRecord {
     pub reason: Option<String>,
     /// Peak memory of the cgroup (anonymous memory and page cache), when applied.
     pub peak_bytes: Option<u64>,
-    /// Times the cgroup hit its limit (reclaim was forced), when applied.
+    /// Times the cgroup hit its limit (reclaim was forced), when applied and the kernel counts them
+    /// (see [`CapOutcome::limit_hits`]).
     pub limit_hits: Option<u64>,
+    /// Processes of the cgroup the OOM killer ended, when applied and the kernel tells (absent in
+    /// records written before it was recorded).
+    #[serde(default)]
+    pub oom_kills: Option<u64>,
 }
 
 /// The physical limit a figure is compared with.

@@ -4,7 +4,9 @@
 //!   what a product over a matrix in the page cache does at best);
 //! * **cold sequential disk read bandwidth**: a file written to the data directory, synced, dropped
 //!   from the page cache (`posix_fadvise(DONTNEED)`, as [`evict_page_cache`] does), then read front to
-//!   back in large reads: what a product over a matrix that is not in memory does at best.
+//!   back in large reads: what a product over a matrix that is not in memory does at best;
+//! * **sequential disk write bandwidth**: a file written front to back in large writes and synced
+//!   (`fsync`, inside the timing): what a build that writes its output durably does at best.
 
 use super::{time_runs, Spread};
 use rayon::prelude::*;
@@ -58,6 +60,35 @@ pub fn memory_read_bandwidth(bytes: usize, threads: usize, repeat: usize) -> Res
     Ok((Spread::of(&seconds), (words * 8) as u64))
 }
 
+/// A block of pseudo-random bytes to write: not zeros, which a filesystem could store sparsely and
+/// "read" or "write" without the disk.
+fn probe_block() -> Vec<u8> {
+    let mut block = vec![0u8; READ_CHUNK];
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for b in block.chunks_exact_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        b.copy_from_slice(&x.to_le_bytes());
+    }
+    block
+}
+
+/// Writes `bytes` bytes of `block` (repeated, each copy slightly changed) to a new file at `path` and
+/// syncs it; returns the bytes written.
+fn write_probe(path: &Path, block: &mut [u8], bytes: u64) -> Result<u64> {
+    let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, "creating the disk probe", e))?;
+    let mut written = 0u64;
+    while written < bytes {
+        let n = (bytes - written).min(block.len() as u64) as usize;
+        block[0] = block[0].wrapping_add(1);
+        f.write_all(&block[..n]).map_err(|e| Error::io(path, "writing the disk probe", e))?;
+        written += n as u64;
+    }
+    f.sync_all().map_err(|e| Error::io(path, "syncing the disk probe", e))?;
+    Ok(written)
+}
+
 /// Writes a `bytes`-byte probe file in `dir` (removed afterwards), then `repeat` times drops it from
 /// the page cache and reads it sequentially; returns the seconds of each read and the bytes read.
 ///
@@ -67,25 +98,8 @@ pub fn memory_read_bandwidth(bytes: usize, threads: usize, repeat: usize) -> Res
 pub fn disk_read_bandwidth(dir: &Path, bytes: u64, repeat: usize) -> Result<(Spread, u64)> {
     let path = dir.join(".sparsedisk-bench-disk-probe");
     let result = (|| {
-        let mut f = std::fs::File::create(&path).map_err(|e| Error::io(&path, "creating the disk probe", e))?;
-        // Not zeros: a filesystem could store those sparsely and "read" them without the disk.
-        let mut block = vec![0u8; READ_CHUNK];
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        for b in block.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            b.copy_from_slice(&x.to_le_bytes());
-        }
-        let mut written = 0u64;
-        while written < bytes {
-            let n = (bytes - written).min(READ_CHUNK as u64) as usize;
-            block[0] = block[0].wrapping_add(1);
-            f.write_all(&block[..n]).map_err(|e| Error::io(&path, "writing the disk probe", e))?;
-            written += n as u64;
-        }
-        f.sync_all().map_err(|e| Error::io(&path, "syncing the disk probe", e))?;
-        drop(f);
+        let mut block = probe_block();
+        write_probe(&path, &mut block, bytes)?;
         let (seconds, read) = time_runs(
             repeat,
             || evict_page_cache(&path),
@@ -108,6 +122,34 @@ pub fn disk_read_bandwidth(dir: &Path, bytes: u64, repeat: usize) -> Result<(Spr
     result
 }
 
+/// `repeat` times writes a new `bytes`-byte probe file in `dir` in 8 MiB writes and syncs it (the
+/// `fsync` is timed: without it the figure would be the page cache's); the previous probe is removed
+/// (untimed) before each write and the last one at the end. Returns the seconds of each write and
+/// the bytes written.
+///
+/// Buffered writes plus `fsync` rather than `O_DIRECT`: it is how sparsedisk's writers write, so the
+/// figure is the ceiling they are held to.
+///
+/// # Errors
+///
+/// [`Error::Io`] when the file cannot be written, synced or removed.
+pub fn disk_write_bandwidth(dir: &Path, bytes: u64, repeat: usize) -> Result<(Spread, u64)> {
+    let path = dir.join(".sparsedisk-bench-disk-write-probe");
+    let mut block = probe_block();
+    let result = time_runs(
+        repeat,
+        || {
+            // Each write starts with no dirty pages and no old file to overwrite in place.
+            let _ = std::fs::remove_file(&path);
+            Ok(())
+        },
+        || write_probe(&path, &mut block, bytes),
+    );
+    let _ = std::fs::remove_file(&path);
+    let (seconds, written) = result?;
+    Ok((Spread::of(&seconds), written))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +164,9 @@ mod tests {
         assert_eq!(bytes, 3 << 20);
         assert!(s.median > 0.0);
         assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "probe file left behind");
+        let (s, bytes) = disk_write_bandwidth(dir.path(), 9 << 20, 2).unwrap();
+        assert_eq!(bytes, 9 << 20);
+        assert!(s.median > 0.0 && s.samples.len() == 2);
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "write probe left behind");
     }
 }

@@ -48,7 +48,7 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Record>> {
 }
 
 /// Seconds with three significant digits and a unit.
-fn secs(s: f64) -> String {
+pub(crate) fn secs(s: f64) -> String {
     if !s.is_finite() {
         "-".into()
     } else if s >= 1.0 {
@@ -66,7 +66,8 @@ fn spread_text(s: &Spread, ops: f64) -> String {
     format!("{} ({} – {})", secs(s.median / ops), secs(s.min / ops), secs(s.max / ops))
 }
 
-fn num(x: f64, digits: usize) -> String {
+/// `x` with `digits` decimals, `-` when it is not finite.
+pub(crate) fn num(x: f64, digits: usize) -> String {
     if x.is_finite() {
         format!("{x:.digits$}")
     } else {
@@ -82,8 +83,8 @@ fn ratio_text(r: &Record, baseline: &str) -> String {
     r.ratios.get(baseline).map_or("-".into(), |x| format!("{x:.2}x"))
 }
 
-/// The tables (limits, in core, out of core, notes) as Markdown, headings at `level` (`"##"`).
-pub fn tables(records: &[Record], level: &str) -> String {
+/// The physical limits' table, heading at `level` (`"##"`).
+pub fn limits_table(records: &[Record], level: &str) -> String {
     let mut md = String::new();
     let limits: Vec<&Record> = records.iter().filter(|r| r.kernel == "limit").collect();
     let _ = writeln!(md, "{level} Physical limits (measured in the same run)\n");
@@ -104,6 +105,12 @@ pub fn tables(records: &[Record], level: &str) -> String {
             num(rate.max, 2)
         );
     }
+    md
+}
+
+/// The tables (limits, in core, out of core, notes) as Markdown, headings at `level` (`"##"`).
+pub fn tables(records: &[Record], level: &str) -> String {
+    let mut md = limits_table(records, level);
     let in_core: Vec<&Record> =
         records.iter().filter(|r| r.kernel != "limit" && r.regime == "in_core_warm" && r.note.is_none()).collect();
     let _ = writeln!(md, "\n{level} In core (files in the page cache)\n");
@@ -210,7 +217,7 @@ pub fn tables(records: &[Record], level: &str) -> String {
 }
 
 /// The whole `report.md`: a header (suite, command, machine, versions, wall time), the tables and the
-/// plots.
+/// plots (the scale suite: its own tables, no plots).
 pub fn markdown(records: &[Record], command: &str, wall_seconds: f64) -> String {
     let mut md = String::from("# sparsedisk benchmark report\n\n");
     if let Some(r) = records.first() {
@@ -233,6 +240,10 @@ pub fn markdown(records: &[Record], command: &str, wall_seconds: f64) -> String 
                 _ => "not run (see the notes)".into(),
             }
         );
+    }
+    if records.iter().any(|r| r.suite == "scale") {
+        md.push_str(&crate::scale::tables(records, "##"));
+        return md;
     }
     md.push_str(&tables(records, "##"));
     let _ = writeln!(md, "\n## Plots\n");
