@@ -312,6 +312,12 @@ impl<V: Element> MatrixWriter<V> {
         self.close_outer()
     }
 
+    /// Whether the current outer index has parts appended by
+    /// [`extend_row_encoded`](Self::extend_row_encoded) (its next part must come row by row).
+    pub(crate) fn row_in_parts(&self) -> bool {
+        self.row_in_parts
+    }
+
     /// Appends encoded entries to the current outer index without completing it, as
     /// [`push_row_encoded`](Self::push_row_encoded) does for the last part: for a producer that
     /// delivers a row longer than its buffers in parts (the builder's merge, whose windows may end

@@ -589,23 +589,54 @@ impl<V: Element> TripletBuilder<V> {
             let mut written = 0u64;
             let mut reported = 0u64;
             let encode = |_| Encoding::Writer(index_type);
+            // Row counts of a bucket's consecutive outer indices (empty ones included), for the
+            // writer's batched rows.
+            let mut counts: Vec<u64> = Vec::new();
             run::merge::<V>(&self.runs, capacity, self.options.layout, combine, &encode, &mut |window, bucket| {
                 combined += bucket.combined;
                 zeros_dropped += bucket.zeros_dropped;
-                let (mut ki, mut kv) = (0, 0);
-                for (&outer, &count) in bucket.outers.iter().zip(&bucket.counts) {
-                    let outer = outer + window.outer_offset;
-                    writer.advance_to(outer)?;
-                    let (ni, nv) = (count * index_width, count * value_width);
-                    let (indices, values) = (&bucket.index_bytes[ki..ki + ni], &bucket.value_bytes[kv..kv + nv]);
-                    if window.split == Some(outer) {
-                        writer.extend_row_encoded(count as u64, indices, values)?;
-                    } else {
-                        writer.push_row_encoded(count as u64, indices, values)?;
+                let off = window.outer_offset;
+                let rows = bucket.outers.len();
+                let (mut k, mut ki, mut kv) = (0, 0, 0);
+                while k < rows {
+                    let outer = bucket.outers[k] + off;
+                    // Row by row: a row delivered in parts, or a bucket of a few rows spread over
+                    // a wide range (whose counts, empty rows included, would outgrow the entries).
+                    let spread = bucket.outers[rows - 1] - bucket.outers[k] > 4 * (rows - k) as u64 + 1024;
+                    if window.split == Some(outer) || writer.row_in_parts() || spread {
+                        let count = bucket.counts[k];
+                        let (ni, nv) = (count * index_width, count * value_width);
+                        let (indices, values) = (&bucket.index_bytes[ki..ki + ni], &bucket.value_bytes[kv..kv + nv]);
+                        writer.advance_to(outer)?;
+                        if window.split == Some(outer) {
+                            writer.extend_row_encoded(count as u64, indices, values)?;
+                        } else {
+                            writer.push_row_encoded(count as u64, indices, values)?;
+                        }
+                        (k, ki, kv) = (k + 1, ki + ni, kv + nv);
+                        written += count as u64;
+                        continue;
                     }
-                    ki += ni;
-                    kv += nv;
-                    written += count as u64;
+                    // The rest of the bucket, but for a split row (always the window's last).
+                    let split_last = window.split.is_some_and(|s| bucket.outers[rows - 1] + off == s);
+                    let end = if split_last { rows - 1 } else { rows };
+                    let last = bucket.outers[end - 1] + off;
+                    counts.clear();
+                    counts.resize((last - outer + 1) as usize, 0);
+                    let mut entries = 0;
+                    for j in k..end {
+                        counts[(bucket.outers[j] + off - outer) as usize] = bucket.counts[j] as u64;
+                        entries += bucket.counts[j];
+                    }
+                    let (ni, nv) = (entries * index_width, entries * value_width);
+                    writer.advance_to(outer)?;
+                    writer.push_rows_encoded(
+                        &counts,
+                        &bucket.index_bytes[ki..ki + ni],
+                        &bucket.value_bytes[kv..kv + nv],
+                    )?;
+                    (k, ki, kv) = (end, ki + ni, kv + nv);
+                    written += entries as u64;
                 }
                 if written - reported >= 1 << 22 {
                     reported = written;
