@@ -397,6 +397,9 @@ impl RandomMatrix {
     }
 }
 
+/// A generated block of triplets and its bucketed copy for the builder.
+type Bucketed<V> = (Vec<Triplet<V>>, crate::builder::Block<V>);
+
 /// Generates `matrix` into `dir` through the triplet builder (generation runs in parallel blocks;
 /// the blocks waiting for the builder and the builder's out-of-core sort share
 /// `options.memory_budget`, whatever the thread count). `progress` gets the triplets generated.
@@ -433,7 +436,7 @@ pub fn generate_random<V: Element>(
         let end = (start + batch).min(blocks);
         // Generated and bucketed in parallel: the builder's own thread only moves blocks into its
         // chunk (and sorts a full chunk, in parallel too).
-        let ready: Vec<Result<(Vec<Triplet<V>>, crate::builder::Block<V>)>> = (start..end)
+        let ready: Vec<Result<Bucketed<V>>> = (start..end)
             .into_par_iter()
             .map(|b| {
                 let mut generated = Vec::with_capacity(RANDOM_BLOCK as usize);
