@@ -324,3 +324,32 @@ fn indices_beyond_32_bits_spill_and_merge() {
         .collect();
     spilled_equals_in_memory(&triplets, None, 1500);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Input sorted by row (as exported files are), with duplicates, zeros and an unsorted tail: the
+    /// merge concatenates runs that follow each other and sorts where they overlap; either way the
+    /// oracle's matrix.
+    #[test]
+    fn presorted_input_equals_the_oracle(
+        raw in prop::collection::vec((0u64..40, 0u64..40, -2i64..=2), 0..400),
+        tail in prop::collection::vec((0u64..40, 0u64..40, -2i64..=2), 0..20),
+        chunk in 1usize..60,
+        drop_zeros in any::<bool>(),
+        layout in prop_oneof![Just(Layout::Csr), Just(Layout::Csc)],
+    ) {
+        let mut triplets = raw;
+        triplets.sort_by_key(|&(r, c, _)| match layout { Layout::Csr => (r, c), Layout::Csc => (c, r) });
+        triplets.extend(tail);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("m");
+        let mut b = TripletBuilder::<f64>::new(&dir, options(layout, Duplicates::Sum, drop_zeros, chunk, Some((40, 40)))).unwrap();
+        for &(r, c, v) in &triplets {
+            b.push(r, c, v as f64).unwrap();
+        }
+        let (m, _) = b.finish().unwrap();
+        m.verify().unwrap();
+        prop_assert_eq!(entries_of(&m), expected(&triplets, Duplicates::Sum, drop_zeros).unwrap());
+    }
+}

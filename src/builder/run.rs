@@ -29,7 +29,7 @@ use super::sort::{self, Block, Bucketer, Chunk, Encoding, Packed, SortedBucket};
 use super::{Combine, Entry};
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::format::Layout;
+use crate::format::{IndexType, Layout};
 use crate::writer::chunk::{is_einval, set_direct, ChunkFile, ChunkIo};
 use memmap2::MmapMut;
 use std::fs::File;
@@ -360,7 +360,15 @@ pub(crate) fn merge<V: Element>(
         };
         let entries: u64 = (0..runs.len()).map(|r| end[r] - start[r]).sum();
         let split = upper.filter(|k| k.1 > 0).map(|k| k.0);
-        if entries > 0 {
+        let parts: Vec<usize> = (0..runs.len()).filter(|&r| end[r] > start[r]).collect();
+        let window = Window { outer_offset: offset, split };
+        if parts.len() == 1 || (parts.len() > 1 && disjoint(&mut reader, &parts, &start, &end)?) {
+            // Already in order (one run, or runs that follow each other: presorted input): no sort.
+            let drop_zeros = combine.drop_zeros;
+            concatenate(&mut reader, &parts, &start, &end, offset, encode(offset), drop_zeros, &mut |b| {
+                emit(window, b)
+            })?;
+        } else if entries > 0 {
             let outer_dim = last_outer - offset + 1;
             let packed = !wide && outer_dim <= 1 << 32;
             let shape = layout.row_col(outer_dim, 1);
@@ -386,7 +394,6 @@ pub(crate) fn merge<V: Element>(
                     at += n;
                 }
             }
-            let window = Window { outer_offset: offset, split };
             sort::sort_chunk(&mut chunk, combine, encode(offset), &mut |bucket| emit(window, bucket))?;
         }
         start = end;
@@ -394,6 +401,96 @@ pub(crate) fn merge<V: Element>(
         if upper.is_none() {
             break;
         }
+    }
+    Ok(())
+}
+
+/// Whether the window's records of runs `parts` (in run order) follow each other: each run's last
+/// key below the next one's first.
+fn disjoint(reader: &mut Reader, parts: &[usize], start: &[u64], end: &[u64]) -> Result<bool> {
+    for pair in parts.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if reader.key_at(a, end[a] - 1)? >= reader.key_at(b, start[b])? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Entries per bucket handed on by [`concatenate`] (at the first row boundary past it).
+const CONCAT_BUCKET: usize = 1 << 18;
+
+/// Hands on the window's records of runs `parts`, which are in order already, as sorted buckets
+/// encoded by `encode` (outer indices relative to `offset`), dropping zeros if asked: the merge of
+/// presorted input without a sort. A bucket ends at a row boundary only.
+#[allow(clippy::too_many_arguments)]
+fn concatenate<V: Element>(
+    reader: &mut Reader,
+    parts: &[usize],
+    start: &[u64],
+    end: &[u64],
+    offset: u64,
+    encode: Encoding,
+    drop_zeros: bool,
+    emit: &mut dyn FnMut(&SortedBucket<V>) -> Result<()>,
+) -> Result<()> {
+    let mut bucket = SortedBucket::<V>::empty();
+    let mut held = 0usize;
+    for &r in parts {
+        let (record, wide) = (reader.files[r].record, reader.files[r].wide);
+        let value_at = if wide { 16 } else { 8 };
+        let per_piece = (PIECE_BYTES / record) as u64;
+        let mut at = start[r];
+        while at < end[r] {
+            crate::interrupt::check()?;
+            let n = per_piece.min(end[r] - at);
+            for rec in reader.records(r, at, n)?.chunks_exact(record) {
+                let (outer, inner) = key_of(rec, wide);
+                let value = V::from_le_slice(&rec[value_at..]);
+                if drop_zeros && value.is_zero() {
+                    bucket.zeros_dropped += 1;
+                    continue;
+                }
+                let relative = outer - offset;
+                if bucket.outers.last() != Some(&relative) {
+                    if held >= CONCAT_BUCKET {
+                        emit(&bucket)?;
+                        bucket.clear();
+                        held = 0;
+                    }
+                    bucket.outers.push(relative);
+                    bucket.counts.push(0);
+                }
+                *bucket.counts.last_mut().expect("a row was just opened") += 1;
+                held += 1;
+                match encode {
+                    Encoding::Writer(IndexType::Uint32) => {
+                        bucket.index_bytes.extend_from_slice(&(inner as u32).to_le_bytes())
+                    }
+                    Encoding::Writer(IndexType::Uint64) => bucket.index_bytes.extend_from_slice(&inner.to_le_bytes()),
+                    Encoding::Run { wide: false, outer_offset } => {
+                        bucket.index_bytes.extend_from_slice(&((relative + outer_offset) as u32).to_le_bytes());
+                        bucket.index_bytes.extend_from_slice(&(inner as u32).to_le_bytes());
+                    }
+                    Encoding::Run { wide: true, outer_offset } => {
+                        bucket.index_bytes.extend_from_slice(&(relative + outer_offset).to_le_bytes());
+                        bucket.index_bytes.extend_from_slice(&inner.to_le_bytes());
+                    }
+                    #[cfg(test)]
+                    Encoding::Entries => bucket.inners.push(inner),
+                }
+                match encode {
+                    Encoding::Writer(_) => bucket.value_bytes.extend_from_slice(&rec[value_at..value_at + V::BYTES]),
+                    Encoding::Run { .. } => bucket.index_bytes.extend_from_slice(&rec[value_at..value_at + V::BYTES]),
+                    #[cfg(test)]
+                    Encoding::Entries => bucket.values.push(value),
+                }
+            }
+            at += n;
+        }
+    }
+    if !bucket.outers.is_empty() || bucket.zeros_dropped > 0 {
+        emit(&bucket)?;
     }
     Ok(())
 }

@@ -488,7 +488,7 @@ pub(crate) struct SortedBucket<V> {
 }
 
 impl<V: Element> SortedBucket<V> {
-    fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         SortedBucket {
             outers: Vec::new(),
             counts: Vec::new(),
@@ -501,7 +501,7 @@ impl<V: Element> SortedBucket<V> {
         }
     }
 
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.outers.clear();
         self.counts.clear();
         self.inners.clear();
