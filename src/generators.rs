@@ -5,7 +5,8 @@
 //! Laplacians are the same matrices as `../shared/tools/anchors/anchors.py gen lap2d|lap3d` builds with
 //! scipy (Kronecker sums of the 1-D second difference), so results can be compared entry for entry
 //! (scipy's `kron` keeps some explicit zeros for grids of 5 or fewer points per side; sparsedisk stores
-//! none).
+//! none). The 27-point Laplacian ([`Generator::Laplace3d27`]) has no scipy counterpart there; the
+//! tests check it against a brute-force loop over each grid point's 3 x 3 x 3 box.
 
 use crate::builder::{BuildOptions, BuildStats, TripletBuilder};
 use crate::element::{Element, Triplet};
@@ -26,6 +27,17 @@ pub enum Generator {
     },
     /// The 7-point Laplacian on an `n x n x n` grid: `n^3` rows, 6 on the diagonal, -1 per neighbour.
     Laplace3d {
+        /// Grid points per side.
+        n: u64,
+    },
+    /// The 27-point Laplacian on an `n x n x n` grid (the 3 x 3 x 3 stencil of trilinear Q1 finite
+    /// elements, up to scaling): `n^3` rows, 26 on the diagonal, -1 for each of the up to 26 grid
+    /// points in the 3 x 3 x 3 box around a point (row `(k*n + j)*n + i` is grid point `(i, j, k)`).
+    /// `(3n - 2)^3` nonzeros: about 27 per row, so it reaches a given nonzero count with a quarter
+    /// of the rows of [`Laplace3d`](Self::Laplace3d). Symmetric, with zero row sums in the interior
+    /// and positive ones on the boundary: irreducibly diagonally dominant with a positive diagonal,
+    /// hence positive definite.
+    Laplace3d27 {
         /// Grid points per side.
         n: u64,
     },
@@ -71,7 +83,9 @@ impl Generator {
         let overflow = || Error::invalid(format!("{self:?} is too large: its order exceeds 2^63 - 1"));
         let order = match *self {
             Generator::Laplace2d { n } => n.checked_mul(n).ok_or_else(overflow)?,
-            Generator::Laplace3d { n } => n.checked_mul(n).and_then(|x| x.checked_mul(n)).ok_or_else(overflow)?,
+            Generator::Laplace3d { n } | Generator::Laplace3d27 { n } => {
+                n.checked_mul(n).and_then(|x| x.checked_mul(n)).ok_or_else(overflow)?
+            }
             Generator::Banded { n, .. } | Generator::BlockDiag { n, .. } | Generator::Arrow { n, .. } => n,
         };
         if order > i64::MAX as u64 {
@@ -91,6 +105,11 @@ impl Generator {
             // Each of the d directions has n - 1 neighbour pairs per line, each giving 2 entries.
             Generator::Laplace2d { n } if n > 0 => order + 2 * 2 * (n - 1) * n,
             Generator::Laplace3d { n } if n > 0 => order + 3 * 2 * (n - 1) * n * n,
+            // Along each axis a point has itself and up to 2 neighbours: n + 2 (n - 1) pairs per
+            // axis, and the box is their product.
+            Generator::Laplace3d27 { n } if n > 0 => (3 * n - 2)
+                .checked_pow(3)
+                .ok_or_else(|| Error::invalid(format!("{self:?} is too large: its nonzeros exceed 2^64 - 1")))?,
             Generator::Banded { n, lower, upper } if n > 0 => {
                 let (l, u) = (lower.min(n - 1), upper.min(n - 1));
                 n * (l + u + 1) - l * (l + 1) / 2 - u * (u + 1) / 2
@@ -121,6 +140,7 @@ impl Generator {
             // Symmetric: a column is the row of the same index.
             Generator::Laplace2d { n } => laplacian_row(n, 2, outer, put),
             Generator::Laplace3d { n } => laplacian_row(n, 3, outer, put),
+            Generator::Laplace3d27 { n } => box27_row(n, outer, put),
             Generator::Banded { n, lower, upper } => {
                 // Row i holds columns i - lower ..= i + upper; column j holds rows j - upper ..= j + lower.
                 let (before, after) = match layout {
@@ -184,6 +204,22 @@ fn laplacian_row(n: u64, dims: u32, r: u64, mut put: impl FnMut(u64, f64)) {
         let stride = n.pow(axis);
         if (r / stride) % n + 1 < n {
             put(r + stride, -1.0);
+        }
+    }
+}
+
+/// Row `r` of the 27-point Laplacian on an `n^3` grid (symmetric, so also its column): `-1` for each
+/// grid point of the 3 x 3 x 3 box around point `r` other than itself, `26` on the diagonal, in
+/// increasing column order (the box's planes, then its lines, then its points, all ascending).
+fn box27_row(n: u64, r: u64, mut put: impl FnMut(u64, f64)) {
+    let (i, j, k) = (r % n, (r / n) % n, r / n / n);
+    let (i0, i1) = (i.saturating_sub(1), (i + 1).min(n - 1));
+    for kk in k.saturating_sub(1)..=(k + 1).min(n - 1) {
+        for jj in j.saturating_sub(1)..=(j + 1).min(n - 1) {
+            let line = (kk * n + jj) * n;
+            for c in line + i0..=line + i1 {
+                put(c, if c == r { 26.0 } else { -1.0 });
+            }
         }
     }
 }

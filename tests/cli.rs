@@ -84,6 +84,19 @@ fn value_types_and_generators() {
     let g: serde_json::Value =
         serde_json::from_str(ok(&["generate", "laplace3d", "--n", "5", "-o", p(&m3), "--json"]).trim()).unwrap();
     assert_eq!(g["nnz"], 125 + 6 * 4 * 25);
+    // The 27-point stencil: (3n - 2)^3 nonzeros; 7 and 27 are the only stencils.
+    let m27 = tmp.path().join("l27");
+    let g: serde_json::Value = serde_json::from_str(
+        ok(&["generate", "laplace3d", "--n", "5", "--stencil", "27", "-o", p(&m27), "--json"]).trim(),
+    )
+    .unwrap();
+    assert_eq!((g["rows"].as_u64(), g["nnz"].as_u64()), (Some(125), Some(13 * 13 * 13)));
+    ok(&["verify", p(&m27)]);
+    let bad = tmp.path().join("l9");
+    assert_eq!(
+        sparsedisk(&["generate", "laplace3d", "--n", "5", "--stencil", "9", "-o", p(&bad)]).status.code(),
+        Some(2)
+    );
 }
 
 #[test]

@@ -265,6 +265,7 @@ fn laplacians_match_their_definition() {
     for (g, dense_check) in [
         (Generator::Laplace2d { n: 4 }, 4.0),
         (Generator::Laplace3d { n: 3 }, 6.0),
+        (Generator::Laplace3d27 { n: 3 }, 26.0),
         (Generator::Banded { n: 7, lower: 2, upper: 1 }, 16.0),
     ] {
         for layout in [Layout::Csr, Layout::Csc] {
@@ -295,4 +296,82 @@ fn laplacians_match_their_definition() {
             }
         }
     }
+}
+
+/// The 27-point Laplacian against its definition, built by brute force over each grid point's
+/// 3 x 3 x 3 box: exact nonzero count `(3n - 2)^3`, same entries in both layouts, ascending inner
+/// indices, symmetric, row sums 0 in the interior and positive on the boundary, and CG converges on it.
+#[test]
+fn laplacian_27_point_matches_a_brute_force_oracle() {
+    use sparsedisk::algo::{cg, CgOptions};
+    use sparsedisk::generators::{generate, Generator};
+    let tmp = tempfile::tempdir().unwrap();
+    for n in 1u64..=5 {
+        let g = Generator::Laplace3d27 { n };
+        assert_eq!(g.shape().unwrap(), (n * n * n, n * n * n));
+        let expected_nnz = (3 * n - 2).pow(3);
+        assert_eq!(g.nnz().unwrap(), expected_nnz, "n = {n}");
+        // The oracle: every pair of grid points at Chebyshev distance <= 1.
+        let index = |i: u64, j: u64, k: u64| (k * n + j) * n + i;
+        let mut oracle = Vec::new();
+        for (k, j, i) in (0..n).flat_map(|k| (0..n).flat_map(move |j| (0..n).map(move |i| (k, j, i)))) {
+            let r = index(i, j, k);
+            for dk in -1i64..=1 {
+                for dj in -1i64..=1 {
+                    for di in -1i64..=1 {
+                        let (ii, jj, kk) = (i as i64 + di, j as i64 + dj, k as i64 + dk);
+                        let inside = |c: i64| (0..n as i64).contains(&c);
+                        if inside(ii) && inside(jj) && inside(kk) {
+                            let c = index(ii as u64, jj as u64, kk as u64);
+                            oracle.push((r, c, if c == r { 26.0 } else { -1.0 }));
+                        }
+                    }
+                }
+            }
+        }
+        oracle.sort_by_key(|&(r, c, _)| (r, c));
+        assert_eq!(oracle.len() as u64, expected_nnz, "n = {n}");
+        // Each outer index's inner indices strictly ascend.
+        let (mut indices, mut values) = (Vec::new(), Vec::new());
+        for r in 0..n * n * n {
+            g.outer(Layout::Csr, r, &mut indices, &mut values);
+            assert!(indices.windows(2).all(|w| w[0] < w[1]), "n = {n}, row {r}: {indices:?}");
+        }
+        for layout in [Layout::Csr, Layout::Csc] {
+            let m = generate::<f64>(&g, &tmp.path().join(format!("{n}-{layout}")), layout, opts()).unwrap();
+            m.verify().unwrap();
+            assert_eq!(m.nnz(), expected_nnz, "n = {n}");
+            let e = entries_of(&m);
+            assert_eq!(e, oracle, "n = {n} {layout}");
+            let mut transposed: Vec<_> = e.iter().map(|&(r, c, v)| (c, r, v)).collect();
+            transposed.sort_by_key(|&(r, c, _)| (r, c));
+            assert_eq!(transposed, e, "n = {n}: not symmetric");
+            let mut sums = vec![0.0; (n * n * n) as usize];
+            for &(r, _, v) in &e {
+                sums[r as usize] += v;
+            }
+            for (k, j, i) in (0..n).flat_map(|k| (0..n).flat_map(move |j| (0..n).map(move |i| (k, j, i)))) {
+                let sum = sums[index(i, j, k) as usize];
+                let interior = [i, j, k].iter().all(|&c| c > 0 && c + 1 < n);
+                if interior {
+                    assert_eq!(sum, 0.0, "n = {n} ({i}, {j}, {k})");
+                } else {
+                    assert!(sum > 0.0, "n = {n} ({i}, {j}, {k}): {sum}");
+                }
+            }
+        }
+    }
+    // Positive definite: CG converges on n = 8 with b = ones.
+    let m = generate::<f64>(&Generator::Laplace3d27 { n: 8 }, &tmp.path().join("cg"), Layout::Csr, opts()).unwrap();
+    let b = vec![1.0; 512];
+    let options = CgOptions { tol: 1e-10, max_iter: Some(1000), ..CgOptions::default() };
+    let got = cg(&m, &b, &options, &mut |_| {}).unwrap();
+    assert!(got.converged && got.residual <= 1e-10, "{} iterations, residual {}", got.iterations, got.residual);
+    // A x = b, checked against the oracle's entries.
+    let mut ax = vec![0.0; 512];
+    for (r, c, v) in entries_of(&m) {
+        ax[r as usize] += v * got.x[c as usize];
+    }
+    let err = ax.iter().map(|y| (y - 1.0).powi(2)).sum::<f64>().sqrt() / (512f64).sqrt();
+    assert!(err < 1e-8, "{err}");
 }

@@ -182,6 +182,7 @@ fn formula(name: &str, g: Generator, kernels: &[Kernel], cg_tol: f64) -> Input {
     let kind = match g {
         Generator::Laplace2d { n } => format!("2-D Laplacian n={n}"),
         Generator::Laplace3d { n } => format!("3-D Laplacian n={n}"),
+        Generator::Laplace3d27 { n } => format!("3-D Laplacian n={n}, 27-point"),
         Generator::Banded { n, lower, upper } => format!("banded n={n} ({lower}, {upper})"),
         Generator::BlockDiag { n, block } => format!("block-diagonal n={n}, dense {block} x {block} blocks"),
         Generator::Arrow { n, border } => format!("arrow n={n}, {border} dense rows and columns"),

@@ -9,9 +9,10 @@
 //!    `verify`, SpMV (the first product cold, the next ones steady), transposed SpMV, PageRank to
 //!    1e-8, BFS from vertex 0, connected components, `transpose` and `convert --layout csc` (each
 //!    output removed right after it is measured), and the graph removed;
-//! 3. the smallest 7-point 3-D Laplacian with at least 10^9 nonzeros (n = 524: 7 n^3 - 6 n^2 =
-//!    1.005 10^9), then `verify`, SpMV, transposed SpMV and 100 CG iterations, and the Laplacian
-//!    removed;
+//! 3. the smallest 27-point 3-D Laplacian with at least 10^9 nonzeros (n = 334: (3 n - 2)^3 =
+//!    10^9 exactly, 37.3 M rows), then `verify`, SpMV, transposed SpMV and 100 CG iterations, and the
+//!    Laplacian removed (27-point because the 7-point one of 10^9 nonzeros has 143.9 M rows, and
+//!    CG's vectors alone would not fit in the 4 GiB cap);
 //! 4. an R-MAT graph of scale 25 exported to Matrix Market text (edge factor 18: with 16 the text
 //!    is about 18.4 GB, 34-35 bytes per entry as measured at scales 22-23, below the 20 GB asked
 //!    for), the matrix removed, the text imported (measured), a slice of the text's first entries
@@ -65,12 +66,12 @@ use std::time::{Duration, Instant};
 /// The sizes of the scale suite (`--scale-size`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ScaleSize {
-    /// Seconds: R-MAT 12, a 3-D Laplacian of about 100 K nonzeros, under a 256 MiB cap (tests).
+    /// Seconds: R-MAT 12, a 27-point 3-D Laplacian of about 100 K nonzeros, under a 256 MiB cap (tests).
     Tiny,
-    /// A few minutes: R-MAT 20, a 3-D Laplacian of about 30 M nonzeros, under a 512 MiB cap.
+    /// A few minutes: R-MAT 20, a 27-point 3-D Laplacian of about 30 M nonzeros, under a 512 MiB cap.
     Small,
     /// About half an hour to 40 minutes (estimated from the small size) and 53 GB of disk at the peak:
-    /// R-MAT 26, a 3-D Laplacian of 10^9 nonzeros, a 20 GB Matrix Market import, under a 4 GiB cap.
+    /// R-MAT 26, a 27-point 3-D Laplacian of 10^9 nonzeros, a 20 GB Matrix Market import, under a 4 GiB cap.
     Full,
 }
 
@@ -107,7 +108,7 @@ struct Profile {
     size: ScaleSize,
     /// The memory cap of every child, page cache included.
     cap: u64,
-    /// Grid points per side of the 3-D Laplacian.
+    /// Grid points per side of the 27-point 3-D Laplacian.
     lap_n: u64,
     /// Scale and edge factor of the R-MAT graph the graph steps run on.
     graph: (u32, u64),
@@ -121,15 +122,21 @@ struct Profile {
     probe_bytes: u64,
 }
 
-/// Nonzeros of the 7-point Laplacian on an `n x n x n` grid: 7 per point less one per missing
-/// neighbour on the faces, `7 n^3 - 6 n^2`.
+/// Nonzeros of the 27-point Laplacian on an `n x n x n` grid (`n >= 1`): the 3 x 3 x 3 box of each
+/// point, clipped at the faces, `(3 n - 2)^3` ([`Generator::Laplace3d27`]).
+///
+/// The suite uses the 27-point Laplacian rather than the 7-point one because at 10^9 nonzeros the
+/// 7-point one has 143.9 M rows (n = 524), and CG's vectors alone (the library counts 6 of them:
+/// 6.9 GB) exceed the full size's 4 GiB cap; the 27-point one has 37.3 M rows (n = 334, 1.8 GB).
+///
+/// [`Generator::Laplace3d27`]: sparsedisk::generators::Generator::Laplace3d27
 fn laplace3d_nnz(n: u64) -> u64 {
-    7 * n.pow(3) - 6 * n.pow(2)
+    (3 * n - 2).pow(3)
 }
 
-/// The smallest `n` whose 3-D Laplacian has at least `nnz` nonzeros.
+/// The smallest `n` whose 27-point 3-D Laplacian has at least `nnz` nonzeros.
 fn laplace3d_n(nnz: u64) -> u64 {
-    let mut n = ((nnz as f64 / 7.0).cbrt() as u64).max(1);
+    let mut n = ((nnz as f64).cbrt() as u64 / 3).max(1);
     while n > 1 && laplace3d_nnz(n - 1) >= nnz {
         n -= 1;
     }
@@ -249,7 +256,7 @@ impl Profile {
     fn name(&self, w: Which) -> String {
         match w {
             Which::Graph => Profile::rmat_name(self.graph.0, self.graph.1),
-            Which::Laplacian => format!("lap3d-{}", self.lap_n),
+            Which::Laplacian => format!("lap3d27-{}", self.lap_n),
             Which::Text => Profile::rmat_name(self.text.0, self.text.1),
             Which::Imported => format!("{}-imported", self.name(Which::Text)),
         }
@@ -258,7 +265,7 @@ impl Profile {
     fn kind(&self, w: Which) -> String {
         match w {
             Which::Graph => format!("R-MAT scale {}, edge factor {}", self.graph.0, self.graph.1),
-            Which::Laplacian => format!("3-D Laplacian n={} (7-point)", self.lap_n),
+            Which::Laplacian => format!("3-D Laplacian, 27-point, n={}", self.lap_n),
             Which::Text => format!("R-MAT scale {}, edge factor {}", self.text.0, self.text.1),
             Which::Imported => format!("{}.mtx imported", self.name(Which::Text)),
         }
@@ -1127,7 +1134,9 @@ impl Scale {
         let (scale, edge_factor) = if w == Which::Graph { p.graph } else { p.text };
         let (s, e, n) = (scale.to_string(), edge_factor.to_string(), p.lap_n.to_string());
         let args: Vec<&dyn Arg> = match w {
-            Which::Laplacian => vec![&"generate", &"laplace3d", &"--n", &n, &"-o", &dir, &"--json"],
+            Which::Laplacian => {
+                vec![&"generate", &"laplace3d", &"--n", &n, &"--stencil", &"27", &"-o", &dir, &"--json"]
+            }
             _ => vec![&"generate", &"rmat", &"--scale", &s, &"--edge-factor", &e, &"-o", &dir, &"--json"],
         };
         let name = p.name(w);
@@ -1969,4 +1978,28 @@ pub fn fragment(records: &[Record], command: &str, wall: f64) -> String {
         );
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn laplacian_sizes_are_the_smallest_27_point_grids_with_enough_nonzeros() {
+        for (size, n, nnz) in
+            [(ScaleSize::Tiny, 17, 117_649), (ScaleSize::Small, 105, 30_664_297), (ScaleSize::Full, 334, 1_000_000_000)]
+        {
+            let p = Profile::new(size, None, None);
+            assert_eq!((p.lap_n, laplace3d_nnz(p.lap_n)), (n, nnz), "{size:?}");
+            assert_eq!(
+                laplace3d_nnz(n),
+                sparsedisk::generators::Generator::Laplace3d27 { n }.nnz().unwrap(),
+                "{size:?}"
+            );
+        }
+        assert_eq!(laplace3d_n(1_000_000_001), 335);
+        assert_eq!(laplace3d_n(1), 1);
+        // At full size CG's vectors fit under the cap: no step warns.
+        assert!(Profile::new(ScaleSize::Full, None, None).memory_warnings().is_empty());
+    }
 }

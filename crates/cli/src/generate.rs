@@ -29,11 +29,16 @@ pub enum Kind {
         #[command(flatten)]
         out: OutputArgs,
     },
-    /// 7-point Laplacian on an N x N x N grid (N^3 rows, ~7 N^3 nonzeros).
+    /// 3-D Laplacian on an N x N x N grid: 7-point (N^3 rows, ~7 N^3 nonzeros) or, with --stencil 27,
+    /// 27-point (N^3 rows, (3N-2)^3 nonzeros).
     Laplace3d {
         /// Grid points per side.
         #[arg(long)]
         n: u64,
+        /// The stencil: 7 (6 on the diagonal, -1 for the 6 face neighbours) or 27 (26 on the
+        /// diagonal, -1 for every other point of the 3 x 3 x 3 box).
+        #[arg(long, value_enum, default_value = "7")]
+        stencil: Stencil,
         #[command(flatten)]
         out: OutputArgs,
     },
@@ -105,6 +110,17 @@ pub enum Kind {
     },
 }
 
+/// The stencil of `generate laplace3d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stencil {
+    /// The 7-point stencil: each point and its 6 face neighbours.
+    #[value(name = "7")]
+    Seven,
+    /// The 27-point stencil: each point's 3 x 3 x 3 box.
+    #[value(name = "27")]
+    TwentySeven,
+}
+
 /// What the random generators share: the seed and the budget of the builder's sort.
 #[derive(Debug, Args)]
 pub struct RandomArgs {
@@ -155,7 +171,8 @@ pub fn run(args: GenerateArgs, quiet: bool) -> Result<()> {
             random(RandomMatrix::Uniform { rows, cols, nnz_per_row, seed: r.seed }, r.memory, out, quiet)?
         }
         Kind::Laplace2d { n, out } => formula(Generator::Laplace2d { n }, out, quiet)?,
-        Kind::Laplace3d { n, out } => formula(Generator::Laplace3d { n }, out, quiet)?,
+        Kind::Laplace3d { n, stencil: Stencil::Seven, out } => formula(Generator::Laplace3d { n }, out, quiet)?,
+        Kind::Laplace3d { n, stencil: Stencil::TwentySeven, out } => formula(Generator::Laplace3d27 { n }, out, quiet)?,
         Kind::Banded { n, lower, upper, out } => formula(Generator::Banded { n, lower, upper }, out, quiet)?,
         Kind::Blockdiag { n, block, out } => {
             if block == 0 {
