@@ -312,6 +312,25 @@ impl<V: Element> MatrixWriter<V> {
         self.close_outer()
     }
 
+    /// Completes the outer index being written in parts (if any) and the open segment, waits until
+    /// every chunk written so far is on disk, and returns the segments written so far, for a producer
+    /// that reads them back instead of publishing them (the builder, when input it wrote straight
+    /// through turns out not to be sorted). Nothing is published; dropping the writer removes them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when a write failed.
+    pub(crate) fn segments_so_far(&mut self) -> Result<Vec<SegmentEntry>> {
+        if self.row_in_parts {
+            self.close_outer()?;
+        }
+        self.close_segment()?;
+        if let Some(io) = &self.chunk_io {
+            io.barrier()?;
+        }
+        Ok(self.segments.clone())
+    }
+
     /// Whether the current outer index has parts appended by
     /// [`extend_row_encoded`](Self::extend_row_encoded) (its next part must come row by row).
     pub(crate) fn row_in_parts(&self) -> bool {

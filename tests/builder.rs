@@ -125,9 +125,18 @@ proptest! {
                 prop_assert_eq!(entries_of(&m2), want);
                 prop_assert_eq!(stats.triplets, triplets.len() as u64);
                 prop_assert_eq!(stats.nnz + stats.duplicates_combined + stats.zeros_dropped, triplets.len() as u64);
-                // A run is spilled each time the chunk fills, and, once any run exists, for the rest.
+                // A run is spilled each time the chunk fills, and, once any run exists, for the rest;
+                // chunks that came sorted, each above the one before, go straight into the matrix
+                // (and become one run if a later chunk does not follow).
                 let n = triplets.len();
-                prop_assert_eq!(stats.runs, if n >= chunk { n.div_ceil(chunk) } else { 0 });
+                let chunks = if n >= chunk { n.div_ceil(chunk) } else { 0 };
+                if stats.direct_chunks == 0 {
+                    prop_assert_eq!(stats.runs, chunks);
+                } else {
+                    prop_assert!(shape.is_some());
+                    let counted = stats.runs + stats.direct_chunks;
+                    prop_assert!(counted == chunks || counted == chunks + 1, "{:?}, {} chunks", stats, chunks);
+                }
                 // No staging area survives.
                 for e in std::fs::read_dir(&dir).unwrap() {
                     let name = e.unwrap().file_name().into_string().unwrap();
@@ -276,7 +285,7 @@ fn spilled_equals_in_memory(triplets: &[(u64, u64, i64)], shape: Option<(u64, u6
             b.push(r, c, v as f64).unwrap();
         }
         let (m, stats) = b.finish().unwrap();
-        assert_eq!(stats.runs > 0, name == "spilled");
+        assert_eq!(stats.runs + stats.direct_chunks > 0, name == "spilled");
         m.verify().unwrap();
         assert_eq!(entries_of(&m), want, "{name}");
         built.push(m.info());
@@ -352,4 +361,25 @@ proptest! {
         m.verify().unwrap();
         prop_assert_eq!(entries_of(&m), expected(&triplets, Duplicates::Sum, drop_zeros).unwrap());
     }
+}
+
+/// Sorted input with a declared shape goes straight into the matrix, dense blocks included; an
+/// unsorted tail then turns what was written into a run (read back from the unpublished segments,
+/// dense blocks and all) and the merge takes over.
+#[test]
+fn sorted_input_written_straight_then_undone() {
+    let mut rng = common::SplitMix(5);
+    let mut triplets = Vec::new();
+    for r in 0..300u64 {
+        for c in 0..64u64 {
+            if r < 128 || rng.below(10) == 0 {
+                triplets.push((r, (c * 7 + r) % 64 + 1000 * (r % 3), 1 + (c % 3) as i64));
+            }
+        }
+    }
+    triplets.sort_by_key(|&(r, c, _)| (r, c));
+    spilled_equals_in_memory(&triplets, Some((300, 3000)), 2000);
+    let tail: Vec<(u64, u64, i64)> = (0..500).map(|_| (rng.below(300), rng.below(3000), 1)).collect();
+    triplets.extend(tail);
+    spilled_equals_in_memory(&triplets, Some((300, 3000)), 2000);
 }

@@ -8,17 +8,23 @@
 //!    outer index, then each outer index's entries by inner index; see `sort`), and duplicates inside it
 //!    are combined by the policy.
 //! 3. **Spill.** If more input follows, the sorted chunk is written as a *run* to a staging directory
-//!    inside the output directory (so it is on the same filesystem and is cleaned with it).
-//! 4. **Merge.** At [`finish`](TripletBuilder::finish) the last chunk is spilled too and the runs are
-//!    k-way merged straight into the [`MatrixWriter`], combining duplicates across runs; more than 64
-//!    runs (or more than the budget's buffers allow) are first merged in groups into fewer runs. When
-//!    everything fits in one chunk, nothing touches the staging area: sort, then write.
+//!    inside the output directory (so it is on the same filesystem and is cleaned with it): packed
+//!    records (16 bytes per `f64` entry when indices fit 32 bits), encoded in parallel by the sort and
+//!    written with direct I/O (see `run`).
+//! 4. **Merge.** At [`finish`](TripletBuilder::finish) the last chunk is spilled too, and the runs are
+//!    merged into the [`MatrixWriter`] a window of keys at a time: each window, a chunk's worth of
+//!    entries from every run, is read back and sorted again by the chunk sort, which combines
+//!    duplicates across runs; windows whose runs follow each other (presorted input) are copied
+//!    without a sort. More runs than one window can take a fence interval of (see `run`) are first
+//!    merged in groups into fewer runs. When everything fits in one chunk, nothing touches the staging
+//!    area: sort, then write.
 //!
 //! Memory is the budget whatever the input size: the chunk and its sort workspace take what the budget
 //! allows (each entry is charged its stored size, 16 bytes for `f64` below 2^32 x 2^32, plus 16 for
-//! the sort's scratch and output in flight) and are released before the merge, which reads each run through a buffer of at least
-//! 256 KiB (at most 8 MiB) within half the budget, and the writer streams. Disk use is the runs
-//! (`16 + value bytes` per entry, twice during a cascade pass) plus the output.
+//! the sort's scratch and output in flight) and are released before the merge, whose windows hold as
+//! many entries as a chunk; reading runs and writing the matrix take buffers of a few MiB from the
+//! reserve. Disk use is the runs (`8 + value bytes` per entry, `16 + value bytes` with 64-bit indices;
+//! twice during a cascade pass) plus the output.
 //!
 //! **Duplicates** are combined in input order (the sort is stable and runs merge in input order), so
 //! `sum` adds them in the order they were read, exactly like scipy's `sum_duplicates`, and `first` /
@@ -179,8 +185,12 @@ pub struct BuildProgress {
 pub struct BuildStats {
     /// Triplets accepted.
     pub triplets: u64,
-    /// Sorted runs spilled to disk (0: the build fit in memory).
+    /// Sorted runs spilled to disk (0: the build fit in memory, or its input came sorted).
     pub runs: usize,
+    /// Full chunks written straight into the matrix because each followed the one before (input
+    /// sorted in layout order, with a declared shape); if a later chunk did not, they were turned
+    /// into one run, counted in `runs`.
+    pub direct_chunks: usize,
     /// Bytes written to runs.
     pub spilled_bytes: u64,
     /// Entries in the matrix (after combining duplicates and dropping zeros).
@@ -233,6 +243,13 @@ pub struct TripletBuilder<V: Element> {
     runs: Vec<run::Run>,
     /// The I/O thread writing runs (started at the first spill).
     run_io: Option<ChunkIo>,
+    /// The matrix being written straight from full chunks while each follows the last (presorted
+    /// input with a declared shape), and the last key written to it.
+    direct: Option<MatrixWriter<V>>,
+    direct_last: Option<(u64, u64)>,
+    /// Chunks written straight into the matrix, and whether a chunk has overlapped (no more are).
+    direct_chunks: usize,
+    direct_off: bool,
     /// Runs spilled from chunks (a cascade merge later replaces groups of them).
     runs_spilled: usize,
     spilled_bytes: u64,
@@ -289,6 +306,10 @@ impl<V: Element> TripletBuilder<V> {
             chunk_bytes,
             runs: Vec::new(),
             run_io: None,
+            direct: None,
+            direct_last: None,
+            direct_chunks: 0,
+            direct_off: false,
             runs_spilled: 0,
             spilled_bytes: 0,
             triplets: 0,
@@ -432,10 +453,15 @@ impl<V: Element> TripletBuilder<V> {
         Combine { policy: self.options.duplicates, drop_zeros, layout: self.options.layout }
     }
 
-    /// Sorts the buffer and writes it as a run.
+    /// Sorts the buffer and writes it as a run, or straight into the matrix when it follows what was
+    /// written before.
     fn spill(&mut self) -> Result<()> {
         crate::interrupt::check()?;
         self.report(BuildPhase::Sort, 0);
+        if self.write_direct()? {
+            self.report(BuildPhase::Ingest, 0);
+            return Ok(());
+        }
         let staging = self.staging.dir()?;
         let path = staging.join(format!("run-{:06}", self.runs_spilled));
         // Narrow records unless an index seen so far needs 64 bits.
@@ -462,6 +488,106 @@ impl<V: Element> TripletBuilder<V> {
         // Sorting and writing the run are interleaved; attribute the time to both phases' sum.
         self.spill_seconds += t.elapsed().as_secs_f64();
         self.report(BuildPhase::Ingest, 0);
+        Ok(())
+    }
+
+    /// Writes the full chunk straight into the matrix if it came in sorted and every key in it lies
+    /// above the last key written so far (input sorted in layout order, as a file exported row by row:
+    /// no run, no merge), the shape being declared and nothing spilled as a run yet. A chunk that does not follow turns
+    /// what was written so far into a run (read back from the unpublished segments) and ends direct
+    /// writing for this build. Returns whether the chunk was written.
+    fn write_direct(&mut self) -> Result<bool> {
+        let Some(shape) = self.options.shape else { return Ok(false) };
+        if self.direct_off || !self.runs.is_empty() {
+            return Ok(false);
+        }
+        let Some((first, last)) = self.chunk.key_range() else { return Ok(false) };
+        // Unsorted input never starts writing straight through (which a later chunk would undo).
+        if self.direct_last.is_some_and(|written| first <= written) || !self.chunk.input_sorted() {
+            self.direct_off = true;
+            if let Some(writer) = self.direct.take() {
+                self.direct_into_run(writer)?;
+            }
+            return Ok(false);
+        }
+        let t = Instant::now();
+        let combine = self.combine(self.options.drop_zeros);
+        if self.direct.is_none() {
+            // The output directory is the staging area's (made now): the writer must not think it
+            // its own, or dropping it (when a later chunk does not follow) would remove the runs too.
+            self.staging.dir()?;
+            self.direct =
+                Some(MatrixWriter::<V>::create(&self.dir, shape, self.options.layout, self.options.writer.clone())?);
+        }
+        let writer = self.direct.as_mut().expect("created above");
+        let index_type = writer.index_type();
+        let (mut combined, mut zeros_dropped) = (0, 0);
+        let mut counts = Vec::new();
+        // The chunk's last row may go on in the next chunk: it stays open.
+        sort::sort_chunk(&mut self.chunk, combine, Encoding::Writer(index_type), &mut |bucket| {
+            combined += bucket.combined;
+            zeros_dropped += bucket.zeros_dropped;
+            write_rows(writer, bucket, 0, Some(last.0), &mut counts).map(|_| ())
+        })?;
+        self.combined += combined;
+        self.zeros_dropped += zeros_dropped;
+        self.direct_last = Some(last);
+        self.direct_chunks += 1;
+        self.spill_seconds += t.elapsed().as_secs_f64();
+        Ok(true)
+    }
+
+    /// Turns the matrix written so far by [`write_direct`](Self::write_direct) into the first run:
+    /// its segments, read back in order, become a run's records; the writer is then dropped, which
+    /// removes them.
+    fn direct_into_run(&mut self, mut writer: MatrixWriter<V>) -> Result<()> {
+        let t = Instant::now();
+        let segments = writer.segments_so_far()?;
+        let (shape, layout) = (self.options.shape.unwrap_or_default(), self.options.layout);
+        let (index_type, value_type) = (writer.index_type(), V::VALUE_TYPE);
+        let (outer_dim, inner_dim) = layout.outer_inner(shape);
+        let wide = outer_dim > 1 << 32 || inner_dim > 1 << 32;
+        let staging = self.staging.dir()?;
+        let path = staging.join(format!("run-{:06}", self.runs_spilled));
+        let every = self.fence_interval();
+        let io = self.run_io.get_or_insert_with(|| ChunkIo::new(false));
+        let mut run = run::RunWriter::create::<V>(io, &path, wide, every)?;
+        let mut records = Vec::new();
+        for entry in &segments {
+            let seg = crate::segment::MappedSegment::map(&self.dir, entry, layout, shape, index_type, value_type)?;
+            seg.check_row_pointers()?;
+            let (indptr, indices, values) = (seg.indptr(), seg.indices(), seg.values());
+            let value_bytes: &[u8] = match &values {
+                crate::element::Values::F64(v) => bytemuck::cast_slice(v),
+                crate::element::Values::F32(v) => bytemuck::cast_slice(v),
+                crate::element::Values::I64(v) => bytemuck::cast_slice(v),
+                crate::element::Values::Pattern => &[],
+            };
+            for (local, bounds) in indptr.windows(2).enumerate() {
+                let outer = seg.start() + local as u64;
+                for k in bounds[0] as usize..bounds[1] as usize {
+                    let inner = indices.get(k);
+                    if wide {
+                        records.extend_from_slice(&outer.to_le_bytes());
+                        records.extend_from_slice(&inner.to_le_bytes());
+                    } else {
+                        records.extend_from_slice(&(outer as u32).to_le_bytes());
+                        records.extend_from_slice(&(inner as u32).to_le_bytes());
+                    }
+                    records.extend_from_slice(&value_bytes[k * V::BYTES..(k + 1) * V::BYTES]);
+                }
+                if records.len() >= 4 << 20 {
+                    run.push_bytes(&records)?;
+                    records.clear();
+                }
+            }
+        }
+        run.push_bytes(&records)?;
+        self.spilled_bytes += run.bytes();
+        self.runs.push(run.finish()?);
+        self.runs_spilled += 1;
+        drop(writer);
+        self.spill_seconds += t.elapsed().as_secs_f64();
         Ok(())
     }
 
@@ -544,11 +670,15 @@ impl<V: Element> TripletBuilder<V> {
                 (rows, cols)
             }
         });
-        if !self.runs.is_empty() && self.chunk.len() > 0 {
-            // Out of core: the last chunk becomes a run too, so the merge holds no chunk in memory.
+        if (!self.runs.is_empty() || self.direct.is_some()) && self.chunk.len() > 0 {
+            // Out of core: the last chunk becomes a run too, so the merge holds no chunk in memory (or
+            // it goes straight into the matrix, like the chunks before it).
             self.spill()?;
         }
-        let mut writer = MatrixWriter::<V>::create(&self.dir, shape, self.options.layout, self.options.writer.clone())?;
+        let mut writer = match self.direct.take() {
+            Some(writer) => writer,
+            None => MatrixWriter::<V>::create(&self.dir, shape, self.options.layout, self.options.writer.clone())?,
+        };
         let t = Instant::now();
         let mut zeros_dropped = 0;
         let mut combined = 0;
@@ -585,59 +715,14 @@ impl<V: Element> TripletBuilder<V> {
             let (triplets, nruns) = (self.triplets, self.runs_spilled);
             let combine = self.combine(self.options.drop_zeros);
             let index_type = writer.index_type();
-            let (index_width, value_width) = (index_type.bytes() as usize, V::BYTES);
             let mut written = 0u64;
             let mut reported = 0u64;
             let encode = |_| Encoding::Writer(index_type);
-            // Row counts of a bucket's consecutive outer indices (empty ones included), for the
-            // writer's batched rows.
             let mut counts: Vec<u64> = Vec::new();
             run::merge::<V>(&self.runs, capacity, self.options.layout, combine, &encode, &mut |window, bucket| {
                 combined += bucket.combined;
                 zeros_dropped += bucket.zeros_dropped;
-                let off = window.outer_offset;
-                let rows = bucket.outers.len();
-                let (mut k, mut ki, mut kv) = (0, 0, 0);
-                while k < rows {
-                    let outer = bucket.outers[k] + off;
-                    // Row by row: a row delivered in parts, or a bucket of a few rows spread over
-                    // a wide range (whose counts, empty rows included, would outgrow the entries).
-                    let spread = bucket.outers[rows - 1] - bucket.outers[k] > 4 * (rows - k) as u64 + 1024;
-                    if window.split == Some(outer) || writer.row_in_parts() || spread {
-                        let count = bucket.counts[k];
-                        let (ni, nv) = (count * index_width, count * value_width);
-                        let (indices, values) = (&bucket.index_bytes[ki..ki + ni], &bucket.value_bytes[kv..kv + nv]);
-                        writer.advance_to(outer)?;
-                        if window.split == Some(outer) {
-                            writer.extend_row_encoded(count as u64, indices, values)?;
-                        } else {
-                            writer.push_row_encoded(count as u64, indices, values)?;
-                        }
-                        (k, ki, kv) = (k + 1, ki + ni, kv + nv);
-                        written += count as u64;
-                        continue;
-                    }
-                    // The rest of the bucket, but for a split row (always the window's last).
-                    let split_last = window.split.is_some_and(|s| bucket.outers[rows - 1] + off == s);
-                    let end = if split_last { rows - 1 } else { rows };
-                    let last = bucket.outers[end - 1] + off;
-                    counts.clear();
-                    counts.resize((last - outer + 1) as usize, 0);
-                    let mut entries = 0;
-                    for j in k..end {
-                        counts[(bucket.outers[j] + off - outer) as usize] = bucket.counts[j] as u64;
-                        entries += bucket.counts[j];
-                    }
-                    let (ni, nv) = (entries * index_width, entries * value_width);
-                    writer.advance_to(outer)?;
-                    writer.push_rows_encoded(
-                        &counts,
-                        &bucket.index_bytes[ki..ki + ni],
-                        &bucket.value_bytes[kv..kv + nv],
-                    )?;
-                    (k, ki, kv) = (end, ki + ni, kv + nv);
-                    written += entries as u64;
-                }
+                written += write_rows(&mut writer, bucket, window.outer_offset, window.split, &mut counts)?;
                 if written - reported >= 1 << 22 {
                     reported = written;
                     if let Some(f) = progress.as_mut() {
@@ -658,6 +743,7 @@ impl<V: Element> TripletBuilder<V> {
         let stats = BuildStats {
             triplets: self.triplets,
             runs: self.runs_spilled,
+            direct_chunks: self.direct_chunks,
             spilled_bytes: self.spilled_bytes,
             nnz: matrix.nnz(),
             duplicates_combined: self.combined,
@@ -699,4 +785,57 @@ impl Combine {
             }
         })
     }
+}
+
+/// Writes a sorted bucket (encoded for `writer`, outer indices relative to `offset`) as rows: in
+/// batches of consecutive rows, but row by row where a row comes in parts (`split`, a row that may
+/// continue after this bucket, and the writer's current row if it is in parts) or where the bucket's
+/// few rows are spread over a range whose counts would outgrow its entries. `counts` is scratch.
+/// Returns the entries written.
+fn write_rows<V: Element>(
+    writer: &mut MatrixWriter<V>,
+    bucket: &sort::SortedBucket<V>,
+    offset: u64,
+    split: Option<u64>,
+    counts: &mut Vec<u64>,
+) -> Result<u64> {
+    let (index_width, value_width) = (writer.index_type().bytes() as usize, V::BYTES);
+    let rows = bucket.outers.len();
+    let (mut k, mut ki, mut kv) = (0, 0, 0);
+    let mut written = 0u64;
+    while k < rows {
+        let outer = bucket.outers[k] + offset;
+        let spread = bucket.outers[rows - 1] - bucket.outers[k] > 4 * (rows - k) as u64 + 1024;
+        if split == Some(outer) || writer.row_in_parts() || spread {
+            let count = bucket.counts[k];
+            let (ni, nv) = (count * index_width, count * value_width);
+            let (indices, values) = (&bucket.index_bytes[ki..ki + ni], &bucket.value_bytes[kv..kv + nv]);
+            writer.advance_to(outer)?;
+            if split == Some(outer) {
+                writer.extend_row_encoded(count as u64, indices, values)?;
+            } else {
+                writer.push_row_encoded(count as u64, indices, values)?;
+            }
+            (k, ki, kv) = (k + 1, ki + ni, kv + nv);
+            written += count as u64;
+            continue;
+        }
+        // The rest of the bucket, but for a split row (always the last).
+        let split_last = split.is_some_and(|s| bucket.outers[rows - 1] + offset == s);
+        let end = if split_last { rows - 1 } else { rows };
+        let last = bucket.outers[end - 1] + offset;
+        counts.clear();
+        counts.resize((last - outer + 1) as usize, 0);
+        let mut entries = 0;
+        for j in k..end {
+            counts[(bucket.outers[j] + offset - outer) as usize] = bucket.counts[j] as u64;
+            entries += bucket.counts[j];
+        }
+        let (ni, nv) = (entries * index_width, entries * value_width);
+        writer.advance_to(outer)?;
+        writer.push_rows_encoded(counts, &bucket.index_bytes[ki..ki + ni], &bucket.value_bytes[kv..kv + nv])?;
+        (k, ki, kv) = (end, ki + ni, kv + nv);
+        written += entries as u64;
+    }
+    Ok(written)
 }

@@ -116,7 +116,11 @@ impl RunWriter {
 
     /// Appends a bucket sorted with [`Encoding::Run`] of this run's width (after everything before it).
     pub(crate) fn push<V: Element>(&mut self, bucket: &SortedBucket<V>) -> Result<()> {
-        let bytes = &bucket.index_bytes;
+        self.push_bytes(&bucket.index_bytes)
+    }
+
+    /// Appends whole records of this run's width, sorted, after everything before them.
+    pub(crate) fn push_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         let n = (bytes.len() / self.record) as u64;
         let mut fence = self.entries.next_multiple_of(self.fence_every);
         while fence < self.entries + n {

@@ -446,6 +446,44 @@ impl<V: Element> Chunk<V> {
         self.bytes = 0;
     }
 
+    /// The smallest and the largest `(outer, inner)` held, if any: read from the first and the last
+    /// non-empty buckets only.
+    pub(crate) fn key_range(&mut self) -> Option<((u64, u64), (u64, u64))> {
+        self.seal();
+        let shift = self.shift();
+        let nonempty = |b: &usize| self.bucket_slices(*b, shift).any(|s| s.len() > 0);
+        let first = (0..self.bucketer.nbuckets).find(nonempty)?;
+        let last = (0..self.bucketer.nbuckets).rev().find(nonempty)?;
+        let (mut lo, mut hi) = ((u64::MAX, u64::MAX), (0, 0));
+        for s in self.bucket_slices(first, shift) {
+            s.for_each(|e| lo = lo.min((e.outer, e.inner)));
+        }
+        for s in self.bucket_slices(last, shift) {
+            s.for_each(|e| hi = hi.max((e.outer, e.inner)));
+        }
+        Some((lo, hi))
+    }
+
+    /// Whether the entries came in sorted by `(outer, inner)` (equal keys allowed): every block, read
+    /// bucket by bucket (bucketing is stable, so a sorted block stays in order), is in order, and each
+    /// block starts no lower than the one before ended. One pass over the entries.
+    pub(crate) fn input_sorted(&mut self) -> bool {
+        self.seal();
+        let mut previous: Option<(u64, u64)> = None;
+        for block in &self.blocks {
+            let mut in_order = true;
+            block.slice(0, usize::MAX).for_each(|e| {
+                let key = (e.outer, e.inner);
+                in_order &= previous.map_or(true, |p| p <= key);
+                previous = Some(key);
+            });
+            if !in_order {
+                return false;
+            }
+        }
+        true
+    }
+
     /// The chunk's shift: the largest of its blocks'.
     fn shift(&self) -> u32 {
         self.blocks.iter().map(|b| b.shift).max().unwrap_or(self.bucketer.min_shift)
