@@ -218,12 +218,8 @@ impl Matrix {
     ///
     /// [`Error::ChecksumMismatch`] or [`Error::Corrupt`] naming the file and what is wrong.
     pub fn verify(&self) -> Result<VerifyReport> {
-        // A matrix larger than the memory this process may use is read once: each segment's pages are
-        // dropped behind its check, as the streaming kernels do, instead of being left for the kernel
-        // (or a cgroup's limit) to reclaim while the next ones are read.
-        let drop_behind = crate::budget::memory_limit().is_some_and(|limit| self.bytes_on_disk() > limit / 2);
         let per_segment: Vec<Result<(usize, u64)>> =
-            (0..self.manifest.segments.len()).into_par_iter().map(|i| self.verify_segment(i, drop_behind)).collect();
+            (0..self.manifest.segments.len()).into_par_iter().map(|i| self.verify_segment(i)).collect();
         let mut report = VerifyReport { segments: 0, files: 0, bytes: 0, nnz: self.nnz() };
         for r in per_segment {
             let (files, bytes) = r?;
@@ -234,15 +230,14 @@ impl Matrix {
         Ok(report)
     }
 
-    fn verify_segment(&self, index: usize, drop_behind: bool) -> Result<(usize, u64)> {
+    fn verify_segment(&self, index: usize) -> Result<(usize, u64)> {
         let entry = &self.manifest.segments[index];
         let mut files = 0;
         let mut bytes = 0;
         for file in entry.files() {
             let path = self.dir.join(&file.path);
             let mapped = MappedFile::open(&path, file.bytes)?;
-            // Read in the kernel's large requests up front, not a fault's readahead at a time.
-            mapped.populate();
+            mapped.advise(memmap2::Advice::Sequential);
             let actual = checksum_hex(mapped.bytes());
             if actual != file.xxh3 {
                 return Err(Error::ChecksumMismatch { path, expected: file.xxh3.clone(), actual });
@@ -251,11 +246,6 @@ impl Matrix {
             bytes += file.bytes;
         }
         self.map_segment(index)?.check_structure()?;
-        if drop_behind {
-            for file in entry.files() {
-                crate::storage::drop_clean_pages(&self.dir.join(&file.path));
-            }
-        }
         Ok((files, bytes))
     }
 

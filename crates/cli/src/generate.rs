@@ -282,6 +282,7 @@ fn report(
                 ("triplets", serde_json::json!(s.triplets)),
                 ("duplicates_combined", serde_json::json!(s.duplicates_combined)),
                 ("runs", serde_json::json!(s.runs)),
+                ("direct_chunks", serde_json::json!(s.direct_chunks)),
                 ("spilled_bytes", serde_json::json!(s.spilled_bytes)),
                 ("chunk_capacity", serde_json::json!(s.chunk_capacity)),
                 ("spill_seconds", serde_json::json!(s.spill_seconds)),

@@ -254,6 +254,7 @@ pub fn run(args: ImportArgs, quiet: bool) -> Result<()> {
             "duplicates_combined": summary.build.duplicates_combined,
             "zeros_dropped": summary.build.zeros_dropped,
             "runs": summary.build.runs,
+            "direct_chunks": summary.build.direct_chunks,
             "spilled_bytes": summary.build.spilled_bytes,
             "chunk_capacity": summary.build.chunk_capacity,
             "bytes_read": summary.bytes,
