@@ -501,15 +501,15 @@ impl<V: Element> TripletBuilder<V> {
         if self.direct_off || !self.runs.is_empty() {
             return Ok(false);
         }
-        let Some((first, last)) = self.chunk.key_range() else { return Ok(false) };
         // Unsorted input never starts writing straight through (which a later chunk would undo).
-        if self.direct_last.is_some_and(|written| first <= written) || !self.chunk.input_sorted() {
+        let follows = self.chunk.sorted_range().filter(|&(first, _)| self.direct_last.map_or(true, |w| first > w));
+        let Some((_, last)) = follows else {
             self.direct_off = true;
             if let Some(writer) = self.direct.take() {
                 self.direct_into_run(writer)?;
             }
             return Ok(false);
-        }
+        };
         let t = Instant::now();
         let combine = self.combine(self.options.drop_zeros);
         if self.direct.is_none() {
@@ -566,15 +566,8 @@ impl<V: Element> TripletBuilder<V> {
             for (local, bounds) in indptr.windows(2).enumerate() {
                 let outer = seg.start() + local as u64;
                 for k in bounds[0] as usize..bounds[1] as usize {
-                    let inner = indices.get(k);
-                    if wide {
-                        records.extend_from_slice(&outer.to_le_bytes());
-                        records.extend_from_slice(&inner.to_le_bytes());
-                    } else {
-                        records.extend_from_slice(&(outer as u32).to_le_bytes());
-                        records.extend_from_slice(&(inner as u32).to_le_bytes());
-                    }
-                    records.extend_from_slice(&value_bytes[k * V::BYTES..(k + 1) * V::BYTES]);
+                    let value = &value_bytes[k * V::BYTES..(k + 1) * V::BYTES];
+                    run::put_record(&mut records, wide, outer, indices.get(k), value);
                 }
                 if records.len() >= 4 << 20 {
                     run.push_bytes(&records)?;

@@ -56,6 +56,20 @@ pub(crate) fn record_bytes<V: Element>(wide: bool) -> usize {
     }
 }
 
+/// Appends one record: `outer` and `inner` in 8 bytes each when `wide`, else 4, then `value`, the
+/// value's little-endian bytes. [`key_of`] reads it back.
+#[inline]
+pub(crate) fn put_record(out: &mut Vec<u8>, wide: bool, outer: u64, inner: u64, value: &[u8]) {
+    if wide {
+        out.extend_from_slice(&outer.to_le_bytes());
+        out.extend_from_slice(&inner.to_le_bytes());
+    } else {
+        out.extend_from_slice(&(outer as u32).to_le_bytes());
+        out.extend_from_slice(&(inner as u32).to_le_bytes());
+    }
+    out.extend_from_slice(value);
+}
+
 /// The key of the record at the start of `bytes`.
 fn key_of(bytes: &[u8], wide: bool) -> Key {
     if wide {
@@ -467,27 +481,24 @@ fn concatenate<V: Element>(
                 }
                 *bucket.counts.last_mut().expect("a row was just opened") += 1;
                 held += 1;
+                let value_bytes = &rec[value_at..value_at + V::BYTES];
                 match encode {
                     Encoding::Writer(IndexType::Uint32) => {
-                        bucket.index_bytes.extend_from_slice(&(inner as u32).to_le_bytes())
-                    }
-                    Encoding::Writer(IndexType::Uint64) => bucket.index_bytes.extend_from_slice(&inner.to_le_bytes()),
-                    Encoding::Run { wide: false, outer_offset } => {
-                        bucket.index_bytes.extend_from_slice(&((relative + outer_offset) as u32).to_le_bytes());
                         bucket.index_bytes.extend_from_slice(&(inner as u32).to_le_bytes());
+                        bucket.value_bytes.extend_from_slice(value_bytes);
                     }
-                    Encoding::Run { wide: true, outer_offset } => {
-                        bucket.index_bytes.extend_from_slice(&(relative + outer_offset).to_le_bytes());
+                    Encoding::Writer(IndexType::Uint64) => {
                         bucket.index_bytes.extend_from_slice(&inner.to_le_bytes());
+                        bucket.value_bytes.extend_from_slice(value_bytes);
+                    }
+                    Encoding::Run { wide, outer_offset } => {
+                        put_record(&mut bucket.index_bytes, wide, relative + outer_offset, inner, value_bytes)
                     }
                     #[cfg(test)]
-                    Encoding::Entries => bucket.inners.push(inner),
-                }
-                match encode {
-                    Encoding::Writer(_) => bucket.value_bytes.extend_from_slice(&rec[value_at..value_at + V::BYTES]),
-                    Encoding::Run { .. } => bucket.index_bytes.extend_from_slice(&rec[value_at..value_at + V::BYTES]),
-                    #[cfg(test)]
-                    Encoding::Entries => bucket.values.push(value),
+                    Encoding::Entries => {
+                        bucket.inners.push(inner);
+                        bucket.values.push(value);
+                    }
                 }
             }
             at += n;

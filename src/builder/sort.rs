@@ -339,14 +339,24 @@ pub(crate) struct Chunk<V> {
     bytes: usize,
     /// Entry buffers of sorted blocks, kept for reuse when [`recycling`](Chunk::recycling): fresh
     /// memory costs more to fault in than the copy into it (a builder's merge decodes every entry).
-    spare: Vec<Store<V>>,
+    spare_packed: Vec<Vec<Packed<V>>>,
+    spare_wide: Vec<Vec<Entry<V>>>,
     recycle: bool,
 }
 
 impl<V: Element> Chunk<V> {
     /// An empty chunk bucketing by `bucketer`.
     pub(crate) fn new(bucketer: Bucketer) -> Chunk<V> {
-        Chunk { bucketer, blocks: Vec::new(), pending: Vec::new(), len: 0, bytes: 0, spare: Vec::new(), recycle: false }
+        Chunk {
+            bucketer,
+            blocks: Vec::new(),
+            pending: Vec::new(),
+            len: 0,
+            bytes: 0,
+            spare_packed: Vec::new(),
+            spare_wide: Vec::new(),
+            recycle: false,
+        }
     }
 
     /// An empty chunk that keeps its blocks' entry buffers when emptied, for
@@ -363,30 +373,12 @@ impl<V: Element> Chunk<V> {
 
     /// An empty buffer for a block of packed entries: a recycled one if any.
     pub(crate) fn packed_buffer(&mut self) -> Vec<Packed<V>> {
-        match self.spare.iter().position(|s| matches!(s, Store::Packed(_))) {
-            Some(k) => match self.spare.swap_remove(k) {
-                Store::Packed(mut v) => {
-                    v.clear();
-                    v
-                }
-                Store::Wide(_) => unreachable!("position found a packed store"),
-            },
-            None => Vec::new(),
-        }
+        self.spare_packed.pop().unwrap_or_default()
     }
 
     /// An empty buffer for a block of wide entries: a recycled one if any.
     pub(crate) fn wide_buffer(&mut self) -> Vec<Entry<V>> {
-        match self.spare.iter().position(|s| matches!(s, Store::Wide(_))) {
-            Some(k) => match self.spare.swap_remove(k) {
-                Store::Wide(mut v) => {
-                    v.clear();
-                    v
-                }
-                Store::Packed(_) => unreachable!("position found a wide store"),
-            },
-            None => Vec::new(),
-        }
+        self.spare_wide.pop().unwrap_or_default()
     }
 
     /// Entries held.
@@ -438,7 +430,18 @@ impl<V: Element> Chunk<V> {
     /// Empties the chunk.
     fn clear(&mut self) {
         if self.recycle {
-            self.spare.extend(self.blocks.drain(..).map(|b| b.store));
+            for block in self.blocks.drain(..) {
+                match block.store {
+                    Store::Packed(mut v) => {
+                        v.clear();
+                        self.spare_packed.push(v);
+                    }
+                    Store::Wide(mut v) => {
+                        v.clear();
+                        self.spare_wide.push(v);
+                    }
+                }
+            }
         }
         self.blocks.clear();
         self.pending.clear();
@@ -446,42 +449,27 @@ impl<V: Element> Chunk<V> {
         self.bytes = 0;
     }
 
-    /// The smallest and the largest `(outer, inner)` held, if any: read from the first and the last
-    /// non-empty buckets only.
-    pub(crate) fn key_range(&mut self) -> Option<((u64, u64), (u64, u64))> {
+    /// The first and the last `(outer, inner)` held, if the entries came in sorted by key (equal keys
+    /// allowed) and there are any: every block, read bucket by bucket (bucketing is stable, so a sorted
+    /// block stays in order), is in order, and each block starts no lower than the one before ended.
+    /// One pass over the entries.
+    pub(crate) fn sorted_range(&mut self) -> Option<((u64, u64), (u64, u64))> {
         self.seal();
-        let shift = self.shift();
-        let nonempty = |b: &usize| self.bucket_slices(*b, shift).any(|s| s.len() > 0);
-        let first = (0..self.bucketer.nbuckets).find(nonempty)?;
-        let last = (0..self.bucketer.nbuckets).rev().find(nonempty)?;
-        let (mut lo, mut hi) = ((u64::MAX, u64::MAX), (0, 0));
-        for s in self.bucket_slices(first, shift) {
-            s.for_each(|e| lo = lo.min((e.outer, e.inner)));
-        }
-        for s in self.bucket_slices(last, shift) {
-            s.for_each(|e| hi = hi.max((e.outer, e.inner)));
-        }
-        Some((lo, hi))
-    }
-
-    /// Whether the entries came in sorted by `(outer, inner)` (equal keys allowed): every block, read
-    /// bucket by bucket (bucketing is stable, so a sorted block stays in order), is in order, and each
-    /// block starts no lower than the one before ended. One pass over the entries.
-    pub(crate) fn input_sorted(&mut self) -> bool {
-        self.seal();
+        let mut first: Option<(u64, u64)> = None;
         let mut previous: Option<(u64, u64)> = None;
         for block in &self.blocks {
             let mut in_order = true;
             block.slice(0, usize::MAX).for_each(|e| {
                 let key = (e.outer, e.inner);
                 in_order &= previous.map_or(true, |p| p <= key);
+                first.get_or_insert(key);
                 previous = Some(key);
             });
             if !in_order {
-                return false;
+                return None;
             }
         }
-        true
+        first.zip(previous)
     }
 
     /// The chunk's shift: the largest of its blocks'.
@@ -814,20 +802,11 @@ fn combine_sorted<V: Element>(
                 out.values.push(v);
             })?
         }
-        Encoding::Run { wide: false, outer_offset } => {
-            out.index_bytes.reserve(sorted.len() * (8 + V::BYTES));
+        Encoding::Run { wide, outer_offset } => {
+            out.index_bytes.reserve(sorted.len() * super::run::record_bytes::<V>(wide));
             combine_into(sorted, combine, out, |out, e, v| {
-                out.index_bytes.extend_from_slice(&((e.outer + outer_offset) as u32).to_le_bytes());
-                out.index_bytes.extend_from_slice(&(e.inner as u32).to_le_bytes());
-                V::extend_le_bytes(std::slice::from_ref(&v), &mut out.index_bytes);
-            })?
-        }
-        Encoding::Run { wide: true, outer_offset } => {
-            out.index_bytes.reserve(sorted.len() * (16 + V::BYTES));
-            combine_into(sorted, combine, out, |out, e, v| {
-                out.index_bytes.extend_from_slice(&(e.outer + outer_offset).to_le_bytes());
-                out.index_bytes.extend_from_slice(&e.inner.to_le_bytes());
-                V::extend_le_bytes(std::slice::from_ref(&v), &mut out.index_bytes);
+                let value = V::le_bytes(std::slice::from_ref(&v));
+                super::run::put_record(&mut out.index_bytes, wide, e.outer + outer_offset, e.inner, value);
             })?
         }
     }

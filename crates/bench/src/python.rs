@@ -101,18 +101,13 @@ pub fn run_json(cmd: &mut Command, what: &str) -> Result<serde_json::Value> {
     run_json_within(cmd, what, None)
 }
 
-/// As [`run_json`], killing the command after `limit` (a process thrashing under a memory cap can
-/// take hours; the report says it timed out instead).
-///
-/// # Errors
-///
-/// As [`run_json`], and [`Error::InvalidInput`] when the time limit is reached.
-pub fn run_json_within(cmd: &mut Command, what: &str, limit: Option<Duration>) -> Result<serde_json::Value> {
+/// Reads a child's piped standard output and error to their ends on two threads, so that a chatty
+/// child never blocks on a full pipe while the caller waits for it; join the handles for the bytes.
+pub(crate) fn drain_pipes(
+    child: &mut std::process::Child,
+) -> (std::thread::JoinHandle<Vec<u8>>, std::thread::JoinHandle<Vec<u8>>) {
     use std::io::Read;
-    let cannot = |e: std::io::Error| Error::invalid(format!("{what}: cannot run: {e}"));
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(cannot)?;
-    // Drain both pipes on threads so a chatty child never blocks on a full pipe while we wait.
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
         std::thread::spawn(move || {
             let mut buf = Vec::new();
             if let Some(mut p) = pipe {
@@ -120,9 +115,20 @@ pub fn run_json_within(cmd: &mut Command, what: &str, limit: Option<Duration>) -
             }
             buf
         })
-    };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    }
+    (drain(child.stdout.take()), drain(child.stderr.take()))
+}
+
+/// As [`run_json`], killing the command after `limit` (a process thrashing under a memory cap can
+/// take hours; the report says it timed out instead).
+///
+/// # Errors
+///
+/// As [`run_json`], and [`Error::InvalidInput`] when the time limit is reached.
+pub fn run_json_within(cmd: &mut Command, what: &str, limit: Option<Duration>) -> Result<serde_json::Value> {
+    let cannot = |e: std::io::Error| Error::invalid(format!("{what}: cannot run: {e}"));
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(cannot)?;
+    let (stdout, stderr) = drain_pipes(&mut child);
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().map_err(cannot)? {

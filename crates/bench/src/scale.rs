@@ -743,18 +743,7 @@ impl Scale {
         let mut child = cmd
             .spawn()
             .map_err(|e| Error::invalid(format!("{}: cannot run {}: {e}", c.label, Path::new(&c.program).display())))?;
-        // Both pipes drained on threads, so that a chatty child never blocks on a full pipe.
-        let drain = |pipe: Option<Box<dyn Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                if let Some(mut p) = pipe {
-                    let _ = p.read_to_end(&mut buf);
-                }
-                buf
-            })
-        };
-        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+        let (stdout, stderr) = crate::python::drain_pipes(&mut child);
         let waited = |e: std::io::Error| Error::invalid(format!("{}: cannot wait for the child: {e}", c.label));
         let exit = loop {
             if let Some(status) = child.try_wait().map_err(waited)? {
